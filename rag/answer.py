@@ -1,0 +1,299 @@
+"""The question pipeline: retrieve → budget → generate → parse and check citations → Answer."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .config import Settings
+from .errors import InputError
+from .llm import LLM, Message
+from .prompts import Prompts
+from .retrieval import HybridRetriever, Retrieval
+from .schema import Answer, Chunk, Citation, Hit
+from .textspan import best_span, content_words, numbers, overlap, sentences
+
+_ECHO = re.compile(r"^\s*(source|passage)\s*\[?\d+\]?\s*:\s*$", re.IGNORECASE | re.MULTILINE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+MAX_SENTENCES = 3
+_MARKER = re.compile(r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*[,;]\s*(?:sources?\s*)?\d{1,3})*)\s*\]", re.IGNORECASE)
+_THINK = re.compile(r"<(think|thinking|reasoning)>.*?(</\1>|$)", re.IGNORECASE | re.DOTALL)
+_REFUSAL = re.compile(r"\b(documents?|sources?|context)\s+(do(es)?\s+not|don'?t)\s+(say|contain|mention|answer|provide)", re.IGNORECASE)
+SUPPORT_THRESHOLD = 0.75  # share of a sentence's content words that its passage must contain
+STOP = ["\nQuestion:", "\nSources:", "\nSource:", "<<<"]  # share of a sentence's content words found in the passage it cites
+
+
+@dataclass(frozen=True)
+class PackedPrompt:
+    messages: list[Message]
+    hits: list[Hit]  # the sources placed in the prompt, numbered from 1
+    dropped: int  # retrieved passages that did not fit
+    prompt_tokens: int
+
+
+class QuestionAnswerer:
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        llm: Callable[[], LLM],
+        prompts: Prompts,
+        settings: Settings,
+    ) -> None:
+        self.retriever = retriever
+        self._llm_factory = llm
+        self.prompts = prompts
+        self.settings = settings
+
+    def ask(self, question: str, **overrides: object) -> Answer:
+        answer = None
+        for event in self.stream(question, **overrides):
+            if isinstance(event, Answer):
+                answer = event
+        assert answer is not None
+        return answer
+
+    def stream(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield answer text as it is generated, then the finished ``Answer``."""
+        started = time.perf_counter()
+        question = check_question(question)
+        max_tokens = max_tokens or self.settings.max_tokens
+        temperature = self.settings.temperature if temperature is None else temperature
+        llm = self._llm_factory() if self.settings.answer_mode == "generate" else None
+        if llm is not None:
+            self.pack(llm, question, Retrieval(question, [], 0.0, 0), max_tokens)  # fails fast if it cannot fit
+        retrieval = self.retriever.retrieve(question, top_k=top_k)
+        if not retrieval.hits:
+            yield self._refusal(question, retrieval, started, "no passage in the index is relevant to the question")
+            return
+        if llm is None:
+            yield self._extractive(question, retrieval.hits, started, "(extractive)", len(retrieval.hits), 0, [])
+            return
+        packed = self.pack(llm, question, retrieval, max_tokens)
+        parts: list[str] = []
+        finish = None
+        for chunk in llm.generate(
+            packed.messages, max_tokens=max_tokens, temperature=temperature, seed=self.settings.seed, stop=STOP
+        ):
+            if chunk.text:
+                parts.append(chunk.text)
+                yield chunk.text
+            finish = chunk.finish_reason or finish
+        text, citations, removed = cite("".join(parts), packed.hits, question)
+        refused = bool(_REFUSAL.search(text)) and not citations
+        mode = "generated"
+        if refused:
+            text, citations, mode = self.prompts.render("refusal"), [], "refusal"
+        elif not citations:
+            # The model wrote nothing its sources back: show the best evidence instead.
+            answer = self._extractive(question, packed.hits, started, llm.name, len(packed.hits), packed.dropped, removed)
+            answer.truncated = finish == "length"
+            yield answer
+            return
+        yield Answer(
+            question=question,
+            text=text,
+            citations=citations,
+            refused=refused,
+            truncated=finish == "length",
+            model=llm.name,
+            embedder=self.retriever.index.embedder.name,
+            prompt_version=self.prompts.version,
+            latency_s=round(time.perf_counter() - started, 3),
+            sources_considered=len(packed.hits),
+            sources_dropped=packed.dropped,
+            refusal_reason="the model found no answer in the sources" if refused else "",
+            removed_sentences=removed,
+            mode=mode,
+        )
+
+    def _extractive(
+        self, question: str, hits: list[Hit], started: float, model: str, considered: int, dropped: int, removed: list[str]
+    ) -> Answer:
+        n, start, end = self.best_evidence(question, hits)
+        chunk = hits[n - 1].chunk
+        return Answer(
+            question=question,
+            text=self.prompts.render("extractive", quote=" ".join(chunk.text[start:end].split()), n=n),
+            citations=[_citation(n, chunk, start, end, supported=True)],
+            refused=False,
+            truncated=False,
+            model=model,
+            embedder=self.retriever.index.embedder.name,
+            prompt_version=self.prompts.version,
+            latency_s=round(time.perf_counter() - started, 3),
+            sources_considered=considered,
+            sources_dropped=dropped,
+            removed_sentences=removed,
+            mode="extractive",
+        )
+
+    def best_evidence(self, question: str, hits: list[Hit]) -> tuple[int, int, int]:
+        """(source number, start, end) of the retrieved sentence that best answers the question:
+        embedding similarity plus the share of the question's words it contains."""
+        candidates: list[tuple[int, int, int]] = []
+        for n, hit in enumerate(hits, start=1):
+            for start, end in sentences(hit.chunk.text):
+                candidates.append((n, start, end))
+        texts = [hits[n - 1].chunk.text[a:b] for n, a, b in candidates]
+        embedder = self.retriever.index.embedder
+        similarity = embedder.embed_documents(texts) @ embedder.embed_queries([question])[0]
+        wanted = content_words(question)
+        scores = [float(sim) + 0.5 * overlap(wanted, content_words(t)) for sim, t in zip(similarity, texts)]
+        return candidates[max(range(len(scores)), key=lambda i: (scores[i], -i))]
+
+    def pack(self, llm: LLM, question: str, retrieval: Retrieval, max_tokens: int) -> PackedPrompt:
+        """Number the sources and add them, best first, while the prompt fits the context window."""
+        budget = llm.n_ctx - max_tokens
+        chosen: list[Hit] = []
+        blocks: list[str] = []
+        messages = self._messages(question, blocks)
+        used = llm.count_tokens(messages)
+        if used > budget:
+            raise InputError(
+                f"the question is too long: with the instructions it needs {used} tokens, and the model's "
+                f"{llm.n_ctx}-token context keeps {max_tokens} for the answer",
+                "shorten the question, lower --max-tokens, or raise --n-ctx",
+            )
+        for hit in retrieval.hits:
+            block = self._source_block(len(chosen) + 1, hit)
+            trial = self._messages(question, blocks + [block])
+            needed = llm.count_tokens(trial)
+            if needed <= budget:
+                chosen.append(hit)
+                blocks.append(block)
+                messages, used = trial, needed
+        return PackedPrompt(messages, chosen, len(retrieval.hits) - len(chosen), used)
+
+    def _source_block(self, n: int, hit: Hit) -> str:
+        return self.prompts.render("source", n=n, text=hit.chunk.text)
+
+    def _messages(self, question: str, blocks: list[str]) -> list[Message]:
+        sources = "\n\n".join(blocks) if blocks else "(none)"
+        return [
+            {"role": "system", "content": self.prompts.render("system")},
+            {"role": "user", "content": self.prompts.render("qa", sources=sources, question=question)},
+        ]
+
+    def _refusal(self, question: str, retrieval: Retrieval, started: float, reason: str) -> Answer:
+        return Answer(
+            question=question,
+            text=self.prompts.render("refusal"),
+            citations=[],
+            refused=True,
+            truncated=False,
+            model="(not called)",
+            embedder=self.retriever.index.embedder.name,
+            prompt_version=self.prompts.version,
+            latency_s=round(time.perf_counter() - started, 3),
+            mode="refusal",
+            refusal_reason=f"{reason} (best similarity {retrieval.best_similarity:.2f} < {self.retriever.settings.min_similarity})",
+        )
+
+
+def check_question(question: str) -> str:
+    """The question with white space collapsed; an empty one is an error."""
+    question = " ".join(question.split())
+    if not question:
+        raise InputError("the question is empty", 'type a question, e.g. rag ask "What does the contract say about notice?"')
+    return question
+
+
+def cite(raw: str, hits: list[Hit], question: str) -> tuple[str, list[Citation], list[str]]:
+    """Parse ``[n]`` markers, keep only sentences a source supports, and quote the supporting span.
+
+    A sentence is supported when most of its content words appear in the passage it cites (or, when
+    it cites nothing, in the best-matching passage, which it is then cited to). Unsupported
+    sentences are removed from the text and returned separately, so they are never shown as sourced.
+    """
+    text = _ECHO.sub("", _THINK.sub("", raw)).strip()
+    text = re.sub(r"^\s*(answer|a)\s*:\s*", "", text, flags=re.IGNORECASE)
+    valid = set(range(1, len(hits) + 1))
+
+    def keep_valid(match: re.Match[str]) -> str:
+        numbers = [int(n) for n in re.findall(r"\d+", match.group(1))]
+        kept = [n for n in dict.fromkeys(numbers) if n in valid]
+        return "".join(f"[{n}]" for n in kept)
+
+    text = _MARKER.sub(keep_valid, text)
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+    passage_words = [content_words(h.chunk.text + " " + h.chunk.heading) for h in hits]
+    question_words = content_words(question)
+
+    claims: dict[int, set[str]] = {}  # source number → words of the supported sentences citing it
+    kept: list[str] = []
+    removed: list[str] = []
+    seen: set[str] = set()
+    for start, end in sentences(text):
+        sentence = " ".join(text[start:end].split())
+        numbers = list(dict.fromkeys(int(n) for n in re.findall(r"\[(\d+)\]", sentence)))
+        bare = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(_MARKER.sub("", sentence).split()))
+        words = content_words(bare)
+        if not words or bare.lower() in seen:  # nothing to check, or a repetition
+            continue
+        seen.add(bare.lower())
+        if _REFUSAL.search(bare):
+            kept.append(bare)
+            continue
+        supported = [n for n in numbers if _supports(bare, words, hits[n - 1], passage_words[n - 1])]
+        if not supported and passage_words:
+            scores = [overlap(words, p) if _supports(bare, words, h, p) else 0.0 for h, p in zip(hits, passage_words)]
+            best = max(range(len(scores)), key=lambda i: scores[i])
+            if scores[best] >= SUPPORT_THRESHOLD:
+                supported = [best + 1]
+        if not supported or not words & question_words:  # unsupported, or off the question's topic
+            removed.append(bare)
+            continue
+        if len(kept) >= MAX_SENTENCES:
+            continue
+        for n in supported:
+            claims.setdefault(n, words)  # quote the passage sentence closest to the first claim citing it
+        kept.append(_with_markers(bare, supported))
+    text = " ".join(kept)
+
+    citations = []
+    for n in sorted(claims):
+        chunk = hits[n - 1].chunk
+        start, end = best_span(chunk.text, claims[n] or question_words)
+        citations.append(_citation(n, chunk, start, end, supported=True))
+    return text, citations, removed
+
+
+def _supports(sentence: str, words: set[str], hit: Hit, passage: set[str]) -> bool:
+    """Most of the sentence's words, and every number in it (digits or words), appear in the passage."""
+    if overlap(words, passage) < SUPPORT_THRESHOLD:
+        return False
+    evidence = hit.chunk.text + " " + hit.chunk.heading
+    return set(_NUMBER.findall(sentence)) <= set(_NUMBER.findall(evidence)) and numbers(sentence) <= numbers(evidence)
+
+
+def _citation(n: int, chunk: Chunk, start: int, end: int, *, supported: bool) -> Citation:
+    """A citation of ``chunk.text[start:end]``; offsets are stored relative to the source document."""
+    return Citation(
+        n=n,
+        source=chunk.source,
+        display_name=chunk.display_name or chunk.source,
+        page=chunk.page,
+        chunk_id=chunk.id,
+        quote=chunk.text[start:end],
+        quote_start=chunk.char_start + start,
+        quote_end=chunk.char_start + end,
+        supported=supported,
+    )
+
+
+def _with_markers(sentence: str, numbers: list[int]) -> str:
+    """The sentence with its supporting source numbers before the final punctuation."""
+    markers = "".join(f"[{n}]" for n in numbers)
+    match = re.search(r"[.!?]+[\"')\]]*$", sentence)
+    if match:
+        return sentence[: match.start()].rstrip() + f" {markers}" + sentence[match.start() :]
+    return f"{sentence} {markers}"

@@ -1,0 +1,253 @@
+"""Thin click commands over the library. Errors become a message and an exit code here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import Settings, load_settings
+from .errors import RagError
+from .schema import Answer, IngestReport
+
+
+def _quiet_libraries() -> None:
+    """No telemetry, no hub calls for local models, no third-party progress noise."""
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags shared by every command; each overrides the RAG_* variable and config file."""
+    options = [
+        click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file (or RAG_CONFIG)."),
+        click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder (RAG_INDEX_DIR; default ./index)."),
+        click.option("--embedder", help="sentence-transformers model name or folder (RAG_EMBEDDER)."),
+        click.option("--model", help="GGUF path, Hugging Face owner/repo/file.gguf, or bundled:NAME (RAG_MODEL)."),
+        click.option("--n-ctx", type=int, help="LLM context window in tokens (RAG_N_CTX)."),
+        click.option("--offline/--online", default=None, help="Forbid or allow model downloads (RAG_OFFLINE)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(kwargs: dict[str, Any]) -> Settings:
+    config_file = kwargs.pop("config_file", None)
+    return load_settings(config_file, **kwargs)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RagError as err:
+            click.secho(f"error: {err.problem}", fg="red", err=True)
+            if err.hint:
+                click.echo(f"  fix: {err.hint}", err=True)
+            sys.exit(err.exit_code)
+        except click.exceptions.Exit:
+            raise
+        except Exception as err:  # a bug: say so briefly, show the traceback on request
+            if os.environ.get("RAG_DEBUG"):
+                raise
+            click.secho(f"internal error: {type(err).__name__}: {err}", fg="red", err=True)
+            click.echo("  fix: re-run with RAG_DEBUG=1 for the traceback and report it; your index is unchanged", err=True)
+            sys.exit(70)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted; the index is unchanged for files not yet finished", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="rag")
+def main() -> None:
+    """Ask questions of your own documents, privately and offline, with cited answers."""
+    _quiet_libraries()
+
+
+@main.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Drop the index and build it again from these paths.")
+@click.option("--max-file-mb", type=float, help="Skip files larger than this (RAG_MAX_FILE_MB).")
+@click.option("--json", "as_json", is_flag=True, help="Print the ingest report as JSON.")
+@settings_options
+@handle_errors
+def ingest_command(paths: tuple[Path, ...], rebuild: bool, as_json: bool, **kwargs: Any) -> None:
+    """Index files and folders (recursively): .txt .md .pdf .docx .html."""
+    from .service import Rag
+
+    settings = _settings(kwargs)
+    for path in paths:
+        if not path.exists():
+            raise RagError(f"path does not exist: {path}", "check the spelling, or pass an existing file or folder")
+    rag = Rag(settings)
+    report = _run_ingest(rag, list(paths), rebuild, show_progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_report(report)
+    if not (report.added or report.updated or report.unchanged or report.removed):
+        raise RagError(
+            "no supported files were found to index",
+            "pass files or folders with .txt, .md, .pdf, .docx or .html documents (see the skipped list above)",
+        )
+
+
+def _run_ingest(rag: Any, paths: list[Path], rebuild: bool, show_progress: bool) -> IngestReport:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .ingest import ProgressEvent
+
+    console = Console(stderr=True)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    with Progress(*columns, console=console, disable=not show_progress or not console.is_terminal, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+        labels = {"scan": "checking files", "parse": "reading files ", "embed": "embedding chunks"}
+
+        def on_progress(event: ProgressEvent) -> None:
+            if event.phase not in tasks:
+                tasks[event.phase] = bar.add_task(labels.get(event.phase, event.phase), total=event.total or 1)
+            bar.update(tasks[event.phase], completed=event.done if event.total else 1, total=event.total or 1)
+
+        with console.status("loading the embedder…") if show_progress and console.is_terminal else _nullcontext():
+            rag.embedder  # noqa: B018 - load before the bars start, so their ETA is honest
+        return rag.ingest(paths, rebuild=rebuild, progress=on_progress)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _print_report(report: IngestReport) -> None:
+    click.echo(
+        f"indexed {len(report.added)} new, {len(report.updated)} changed, {len(report.unchanged)} unchanged, "
+        f"{len(report.removed)} removed file(s): +{report.chunks_added} / -{report.chunks_removed} chunks "
+        f"in {report.seconds:.1f}s"
+    )
+    for error in report.skipped:
+        click.echo(f"  skipped {error.path}: [{error.reason}] {error.detail}", err=True)
+
+
+@main.command("ask")
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
+@click.option("--top-k", type=int, help="Passages given to the model (RAG_TOP_K).")
+@click.option("--max-tokens", type=int, help="Longest answer in tokens (RAG_MAX_TOKENS).")
+@click.option("--temperature", type=float, help="Sampling temperature; 0 is greedy (RAG_TEMPERATURE).")
+@settings_options
+@handle_errors
+def ask_command(question: str, as_json: bool, **kwargs: Any) -> None:
+    """Answer a question from the indexed documents, with cited sources."""
+    from .service import Rag
+
+    settings = _settings(kwargs)
+    rag = Rag(settings)
+    answer = None
+    for event in rag.ask_stream(question):
+        if isinstance(event, Answer):
+            answer = event
+        elif not as_json:
+            click.echo(event, nl=False)
+            sys.stdout.flush()
+    assert answer is not None
+    if as_json:
+        click.echo(json.dumps(answer.to_json(), ensure_ascii=False))
+        return
+    click.echo("\r\033[K" if sys.stdout.isatty() else "", nl=False)
+    _print_answer(answer)
+
+
+def _print_answer(answer: Answer) -> None:
+    click.echo("")
+    click.echo(answer.text)
+    if answer.truncated:
+        click.secho("[answer cut at --max-tokens; raise it for the rest]", fg="yellow")
+    if answer.refused:
+        click.secho(f"(no answer: {answer.refusal_reason})", fg="yellow", err=True)
+    if answer.citations:
+        click.echo("\nSources:")
+        for c in answer.citations:
+            page = f" (page {c.page})" if c.page is not None else ""
+            flag = "" if c.supported else "  [not supported by this passage]"
+            click.echo(f'[{c.n}] {c.display_name}{page}: "{c.quote}"{flag}')
+    if answer.sources_dropped:
+        click.echo(f"({answer.sources_dropped} retrieved passage(s) did not fit the context window)", err=True)
+
+
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@settings_options
+@handle_errors
+def status_command(as_json: bool, **kwargs: Any) -> None:
+    """What is indexed: files, chunks, embedder, index location, model."""
+    from .index import Index
+    from .llm import resolve_model
+    from .service import Rag
+
+    settings = _settings(kwargs)
+    info: dict[str, Any] = {"index": str(settings.index_dir.resolve()), "embedder": settings.embedder, "model": settings.model}
+    try:
+        info["model_path"] = str(resolve_model(settings.model, settings))
+    except RagError as err:
+        info["model_path"] = f"unavailable: {err.problem}"
+    if Index.exists(settings.index_dir):
+        status = Rag(settings).index.status()
+        info.update(
+            embedder=status.embedder, files=status.files, chunks=status.chunks, store_chunks=status.store_chunks,
+            written_by=status.written_by, file_names=status.file_names,
+        )
+    else:
+        info.update(files=0, chunks=0, note="nothing indexed yet: run `rag ingest PATH...`")
+    try:
+        import llama_cpp
+
+        info["gpu_offload_supported"] = bool(llama_cpp.llama_supports_gpu_offload())
+    except ImportError:
+        info["gpu_offload_supported"] = False
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key in ("index", "embedder", "model", "model_path", "files", "chunks", "gpu_offload_supported", "note"):
+        if key in info:
+            click.echo(f"{key:>22}: {info[key]}")
+    for name in info.get("file_names", [])[:50]:
+        click.echo(f"{'':>24}{name}")
+
+
+@main.command("demo")
+@click.option("--question", default="How long is the warranty on the water heater, and what voids it?", show_default=True)
+@settings_options
+@handle_errors
+def demo_command(question: str, **kwargs: Any) -> None:
+    """Index the bundled sample documents and answer a question about them."""
+    from .sample import sample_dir
+
+    click.echo(f"indexing the sample documents in {sample_dir()} …", err=True)
+    ctx = click.get_current_context()
+    ctx.invoke(ingest_command, paths=(sample_dir(),), rebuild=False, as_json=False, max_file_mb=None, **kwargs)
+    click.echo(f"\nQ: {question}\nA: ", nl=False)
+    ctx.invoke(ask_command, question=question, as_json=False, top_k=None, max_tokens=None, temperature=None, **kwargs)
+    click.echo("\nNext: ask your own question with  rag ask \"...\"  or index your folder with  rag ingest ~/Documents")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

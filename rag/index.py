@@ -1,0 +1,84 @@
+"""The on-disk index: Chroma collection + manifest + BM25, opened together and kept consistent."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .bm25 import BM25Index
+from .embeddings import Embedder
+from .errors import IndexMismatchError
+from .manifest import Manifest
+from .store import ChromaStore
+
+
+@dataclass
+class IndexStatus:
+    location: str
+    embedder: str
+    files: int
+    chunks: int
+    store_chunks: int
+    generation: int
+    written_by: dict[str, str]
+    file_names: list[str]
+
+
+class Index:
+    def __init__(self, index_dir: Path, embedder: Embedder, chroma_url: str | None = None) -> None:
+        self.dir = index_dir
+        self.embedder = embedder
+        self.manifest_path = index_dir / "manifest.json"
+        self.bm25_dir = index_dir / "bm25"
+        self.manifest = Manifest.load(self.manifest_path, embedder.name)
+        if self.manifest.embedder != embedder.name:
+            raise IndexMismatchError(
+                f"the index at {index_dir} was built with embedder '{self.manifest.embedder}'; "
+                f"this run uses '{embedder.name}'",
+                f"run with --embedder '{self.manifest.embedder}', or rebuild for the new embedder: rag ingest --rebuild PATH...",
+            )
+        self.store = ChromaStore(index_dir, embedder.name, embedder.dimension, url=chroma_url)
+        self._bm25: BM25Index | None = None
+
+    @staticmethod
+    def exists(index_dir: Path) -> bool:
+        return (index_dir / "manifest.json").exists()
+
+    def wipe(self) -> None:
+        """Start over (``--rebuild``): drop every chunk, the BM25 index and the manifest's files."""
+        self.store.drop_all()
+        shutil.rmtree(self.bm25_dir, ignore_errors=True)
+        self.manifest = Manifest(embedder=self.embedder.name, generation=self.manifest.generation + 1)
+        self.save_manifest()
+
+    def save_manifest(self) -> None:
+        import chromadb
+
+        self.manifest.written_by = {"rag": __version__, "chromadb": chromadb.__version__, "embedder": self.embedder.name}
+        self.manifest.save(self.manifest_path)
+
+    def bm25(self) -> BM25Index:
+        """The keyword index for the current generation, rebuilt (and saved) only if stale."""
+        generation = self.manifest.generation
+        if self._bm25 is not None and self._bm25.generation == generation:
+            return self._bm25
+        loaded = BM25Index.load(self.bm25_dir, generation)
+        if loaded is None:
+            loaded = BM25Index.build(((c.id, c.embedding_text()) for c in self.store.iter_all()), generation)
+            loaded.save(self.bm25_dir)
+        self._bm25 = loaded
+        return loaded
+
+    def status(self) -> IndexStatus:
+        return IndexStatus(
+            location=str(self.dir.resolve()) if self.store.location.startswith(str(self.dir)) else self.store.location,
+            embedder=self.embedder.name,
+            files=len(self.manifest.files),
+            chunks=self.manifest.chunk_count,
+            store_chunks=self.store.count(),
+            generation=self.manifest.generation,
+            written_by=self.manifest.written_by,
+            file_names=sorted(e.display_name for e in self.manifest.files.values()),
+        )

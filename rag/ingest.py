@@ -1,0 +1,170 @@
+"""Incremental ingestion: discover → hash → load → chunk → embed → store, one writer at a time.
+
+Order of writes per file (crash-safe): delete the file's old chunks, add the new ones, then
+record them in the manifest. A crash in between leaves the file "changed" in the manifest, so the
+next run deletes whatever is stored for it and adds it again: the index converges.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .chunking import chunk_document
+from .config import Settings
+from .index import Index
+from .loaders import FoundFile, LoadError, discover, load
+from .manifest import FileEntry, WriterLock, file_sha256
+from .schema import Chunk, FileError, IngestReport
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    phase: str  # "scan", "parse" or "embed"
+    done: int
+    total: int
+    detail: str = ""
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def _noop(_: ProgressEvent) -> None:
+    return None
+
+
+@dataclass
+class _Pending:
+    found: FoundFile
+    sha256: str
+    size: int
+    mtime_ns: int
+    chunks: list[Chunk]
+    is_new: bool
+
+
+def ingest(
+    index: Index,
+    paths: list[Path],
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    progress: ProgressCallback = _noop,
+) -> IngestReport:
+    started = time.perf_counter()
+    report = IngestReport()
+    with WriterLock(index.dir):
+        found, errors = discover(paths, int(settings.max_file_mb * 1_000_000))
+        report.skipped.extend(errors)
+        if rebuild:
+            index.wipe()
+        manifest = index.manifest
+        progress(ProgressEvent("scan", 0, len(found)))
+
+        # 1. what changed
+        to_parse: list[tuple[FoundFile, str, int, int]] = []
+        for n, item in enumerate(found, start=1):
+            stat = item.path.stat()
+            key = str(item.path)
+            entry = manifest.files.get(key)
+            if entry and entry.size == stat.st_size and entry.mtime_ns == stat.st_mtime_ns:
+                report.unchanged.append(item.display_name)
+                continue
+            digest = file_sha256(item.path)
+            if entry and entry.sha256 == digest:
+                entry.mtime_ns = stat.st_mtime_ns
+                report.unchanged.append(item.display_name)
+                continue
+            to_parse.append((item, digest, stat.st_size, stat.st_mtime_ns))
+            progress(ProgressEvent("scan", n, len(found)))
+
+        # 2. files under the given roots that the manifest has but the disk no longer does
+        present = {str(f.path) for f in found}
+        roots = [p.resolve() for p in paths]
+        for source in sorted(manifest.files):
+            if source in present or not any(_under(Path(source), root) for root in roots):
+                continue
+            if Path(source).exists():
+                continue  # still on disk but skipped this time (see report): keep its indexed version
+            entry = manifest.files.pop(source)
+            report.chunks_removed += index.store.delete_source(source)
+            report.removed.append(entry.display_name)
+            manifest.generation += 1
+        if report.removed:
+            index.save_manifest()
+
+        # 3. parse and chunk
+        budget = min(settings.chunk_tokens, index.embedder.max_tokens)
+        pending: list[_Pending] = []
+        for n, (item, digest, size, mtime_ns) in enumerate(to_parse, start=1):
+            progress(ProgressEvent("parse", n - 1, len(to_parse), item.display_name))
+            try:
+                document = load(item.path, item.display_name)
+            except LoadError as err:
+                kept = " (its previously indexed version is kept)" if str(item.path) in manifest.files else ""
+                report.skipped.append(FileError(item.display_name, err.reason, err.detail + kept))
+                continue
+            chunks = chunk_document(document, index.embedder.count_tokens, budget, settings.chunk_overlap)
+            if not chunks:
+                report.skipped.append(FileError(item.display_name, "no-text", "no text to index"))
+                continue
+            pending.append(_Pending(item, digest, size, mtime_ns, chunks, str(item.path) not in manifest.files))
+        progress(ProgressEvent("parse", len(to_parse), len(to_parse)))
+
+        # 4. embed a window of chunks at a time, shortest first (little padding), and write each file
+        #    once all its chunks have vectors; several finished files go to the store in one batch
+        total = sum(len(p.chunks) for p in pending)
+        done = 0
+        progress(ProgressEvent("embed", 0, total))
+        queue = [(p, c) for p in pending for c in p.chunks]
+        window = max(512, settings.embed_batch_size * 16)
+        vectors_by_file: dict[str, list] = {}
+        for start in range(0, len(queue), window):
+            part = queue[start : start + window]
+            order = sorted(range(len(part)), key=lambda i: part[i][1].n_tokens)
+            vectors: list = [None] * len(part)
+            for b in range(0, len(order), settings.embed_batch_size):
+                batch = order[b : b + settings.embed_batch_size]
+                for i, vector in zip(batch, index.embedder.embed_documents([part[i][1].embedding_text() for i in batch])):
+                    vectors[i] = vector
+                done += len(batch)
+                progress(ProgressEvent("embed", done, total))
+            finished: list[_Pending] = []
+            for (item, _), vector in zip(part, vectors):
+                got = vectors_by_file.setdefault(str(item.found.path), [])
+                got.append(vector)
+                if len(got) == len(item.chunks):
+                    finished.append(item)
+            if finished:
+                _write_files(index, finished, [vectors_by_file.pop(str(i.found.path)) for i in finished], report)
+                index.save_manifest()
+        if report.changed or rebuild:
+            index.bm25()  # rebuild the keyword index now, not on the next question
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write_files(index: Index, items: list[_Pending], vectors: list[list], report: IngestReport) -> None:
+    """Replace the chunks of finished files: delete old, add new (batched), then record in the manifest."""
+    import numpy as np
+
+    for item in items:
+        report.chunks_removed += index.store.delete_source(str(item.found.path))
+    index.store.add([c for item in items for c in item.chunks], np.stack([v for vs in vectors for v in vs]))
+    for item in items:
+        index.manifest.files[str(item.found.path)] = FileEntry(
+            sha256=item.sha256,
+            size=item.size,
+            mtime_ns=item.mtime_ns,
+            display_name=item.found.display_name,
+            chunk_ids=[c.id for c in item.chunks],
+        )
+        report.chunks_added += len(item.chunks)
+        (report.added if item.is_new else report.updated).append(item.found.display_name)
+    index.manifest.generation += 1
+
+
+def _under(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)

@@ -1,0 +1,230 @@
+"""File discovery and parsing. Per-file problems are values (``LoadError``), never crashes."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .schema import Document, FileError, PageSpan
+
+SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm"}
+
+
+class LoadError(Exception):
+    """A file that cannot be indexed; ``reason`` is a short machine-readable tag."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    path: Path  # resolved absolute path
+    display_name: str  # path relative to the root it was found under
+
+
+def discover(paths: list[Path], max_bytes: int) -> tuple[list[FoundFile], list[FileError]]:
+    """Walk files and folders (recursively), never leaving the given roots through symlinks.
+
+    Returns the supported files and a per-file error for everything skipped.
+    """
+    found: dict[Path, FoundFile] = {}
+    errors: list[FileError] = []
+    for given in paths:
+        if not given.exists() and not given.is_symlink():
+            from .errors import InputError
+
+            raise InputError(f"path does not exist: {given}", "check the spelling, or pass an existing file or folder")
+        root = given.resolve()
+        if given.is_file():
+            candidates: Iterator[tuple[Path, str]] = iter([(given, given.name)])
+        else:
+            candidates = _walk(given, root)
+        for path, display in candidates:
+            error = _check_file(path, root, max_bytes, display)
+            if error is not None:
+                errors.append(error)
+                continue
+            resolved = path.resolve()
+            found.setdefault(resolved, FoundFile(resolved, display))
+    return sorted(found.values(), key=lambda f: str(f.path)), errors
+
+
+def _walk(folder: Path, root: Path) -> Iterator[tuple[Path, str]]:
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            yield path, str(path.relative_to(folder))
+
+
+def _check_file(path: Path, root: Path, max_bytes: int, display: str) -> FileError | None:
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError) as err:  # broken link or symlink loop
+        return FileError(display, "bad-symlink", f"cannot resolve: {err}")
+    if path.is_symlink() and root.is_dir() and not resolved.is_relative_to(root):
+        return FileError(display, "outside-root", f"symlink points outside {root}; not followed")
+    if not resolved.is_file():
+        return FileError(display, "not-a-file", "not a regular file")
+    if resolved.suffix.lower() not in SUPPORTED_SUFFIXES:
+        return FileError(
+            display,
+            "unsupported-type",
+            f"'{resolved.suffix or '(none)'}' files are not supported; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}",
+        )
+    size = resolved.stat().st_size
+    if size == 0:
+        return FileError(display, "empty-file", "the file is empty")
+    if size > max_bytes:
+        return FileError(
+            display, "too-large", f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB cap (raise --max-file-mb)"
+        )
+    return None
+
+
+def load(path: Path, display_name: str = "") -> Document:
+    """Parse one supported file into a Document. Raises ``LoadError`` with a reason."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".txt", ".md", ".markdown"):
+            doc = Document(source=str(path), text=_read_text(path))
+        elif suffix == ".pdf":
+            doc = _load_pdf(path)
+        elif suffix == ".docx":
+            doc = _load_docx(path)
+        elif suffix in (".html", ".htm"):
+            doc = _load_html(path)
+        else:
+            raise LoadError("unsupported-type", f"'{suffix}' files are not supported")
+    except LoadError:
+        raise
+    except MemoryError:
+        raise LoadError("too-large", "ran out of memory while parsing") from None
+    except Exception as err:  # a parser bug or a malformed file must not stop the run
+        raise LoadError("parse-error", f"{type(err).__name__}: {err}") from None
+    doc.display_name = display_name or path.name
+    if not doc.text.strip():
+        raise LoadError("no-text", "no extractable text (a scanned PDF needs OCR first)")
+    if not doc.pages:
+        doc.pages = [PageSpan(1, 0, len(doc.text))] if suffix == ".pdf" else []
+    return doc
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LoadError("binary-file", "looks like a binary file, not text")
+    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            return _normalise(data.decode(encoding))
+    try:
+        return _normalise(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise LoadError(
+            "not-utf8",
+            f"not valid UTF-8 (byte {err.start}); convert it first, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
+        ) from None
+
+
+def _normalise(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _load_pdf(path: Path) -> Document:
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted:
+            try:
+                if not reader.decrypt(""):
+                    raise LoadError("encrypted-pdf", "the PDF is password-protected; save an unprotected copy")
+            except (FileNotDecryptedError, NotImplementedError) as err:
+                raise LoadError("encrypted-pdf", f"the PDF is encrypted ({err}); save an unprotected copy") from None
+        parts: list[str] = []
+        pages: list[PageSpan] = []
+        offset = 0
+        for number, page in enumerate(reader.pages, start=1):
+            text = _normalise(page.extract_text() or "").strip()
+            if parts:
+                parts.append("\n\n")
+                offset += 2
+            parts.append(text)
+            pages.append(PageSpan(number, offset, offset + len(text)))
+            offset += len(text)
+    except LoadError:
+        raise
+    except FileNotDecryptedError:
+        raise LoadError("encrypted-pdf", "the PDF is encrypted; save an unprotected copy") from None
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as err:
+        raise LoadError("corrupt-pdf", f"cannot read the PDF ({type(err).__name__}: {err}); it may be truncated or damaged") from None
+    title = ""
+    try:
+        title = str((reader.metadata or {}).get("/Title") or "")
+    except Exception:
+        pass
+    return Document(source=str(path), text="".join(parts), pages=pages, title=title)
+
+
+def _load_docx(path: Path) -> Document:
+    import zipfile
+
+    import docx
+    from docx.opc.exceptions import OpcError
+
+    try:
+        document = docx.Document(str(path))
+    except (zipfile.BadZipFile, OpcError, KeyError, ValueError) as err:
+        raise LoadError("corrupt-docx", f"not a readable .docx ({type(err).__name__}: {err})") from None
+    blocks: list[str] = []
+    for para in document.paragraphs:
+        text = para.text.strip()
+        if not text:
+            continue
+        style = (para.style.name if para.style is not None else "") or ""
+        level = re.match(r"Heading (\d)", style)
+        if level:
+            blocks.append("#" * int(level.group(1)) + " " + text)
+        elif style == "Title":
+            blocks.append("# " + text)
+        else:
+            blocks.append(text)
+    for table in document.tables:
+        for row in table.rows:
+            cells = [c.text.strip() for c in row.cells]
+            if any(cells):
+                blocks.append(" | ".join(cells))
+    title = document.core_properties.title or ""
+    return Document(source=str(path), text="\n\n".join(blocks), title=title)
+
+
+_BLOCK_TAGS = {"p", "div", "li", "tr", "br", "pre", "blockquote", "section", "article", "table", "ul", "ol", "dd", "dt"}
+
+
+def _load_html(path: Path) -> Document:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(_read_text(path), "html.parser")
+    title = soup.title.get_text(strip=True) if soup.title else ""
+    for tag in soup(["head", "script", "style", "noscript", "template", "iframe", "object", "embed", "svg"]):
+        tag.decompose()
+    for level in range(1, 7):
+        for heading in soup.find_all(f"h{level}"):
+            heading.replace_with(soup.new_string(f"\n\n{'#' * level} {heading.get_text(' ', strip=True)}\n\n"))
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before(soup.new_string("\n\n"))
+        tag.insert_after(soup.new_string("\n\n"))
+    text = soup.get_text()
+    text = re.sub(r"[ \t\f\v]+", " ", text)
+    text = re.sub(r" *\n *", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    return Document(source=str(path), text=text, title=title)

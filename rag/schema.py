@@ -1,0 +1,142 @@
+"""Plain dataclasses passed between pipeline stages.
+
+Library types (Chroma results, llama.cpp dicts) never travel past their adapter; these do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PageSpan:
+    """A page of a document: ``text[start:end]`` is page ``number`` (1-based)."""
+
+    number: int
+    start: int
+    end: int
+
+
+@dataclass
+class Document:
+    """A loaded file: its whole text, where each page lies in it, and light metadata."""
+
+    source: str  # stable key: the resolved absolute path, or an id given by the caller
+    text: str
+    pages: list[PageSpan] = field(default_factory=list)
+    title: str = ""
+    display_name: str = ""  # what citations show: a path relative to the ingested root
+
+    def page_at(self, offset: int) -> int | None:
+        for page in self.pages:
+            if page.start <= offset < page.end:
+                return page.number
+        return self.pages[-1].number if self.pages and offset >= self.pages[-1].end else None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document: ``document.text[char_start:char_end] == text``."""
+
+    id: str
+    text: str
+    source: str
+    display_name: str
+    page: int | None
+    heading: str
+    char_start: int
+    char_end: int
+    n_tokens: int
+
+    def embedding_text(self) -> str:
+        """The text the embedder sees: the heading path gives the passage its context."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the per-retriever evidence."""
+
+    chunk: Chunk
+    score: float
+    dense_similarity: float | None = None  # cosine similarity, when the dense retriever saw it
+    bm25_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    source: str
+    display_name: str
+    page: int | None
+    chunk_id: str
+    quote: str
+    quote_start: int  # offsets of the quote inside the source document
+    quote_end: int
+    supported: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "source": self.display_name or self.source,
+            "path": self.source,
+            "page": self.page,
+            "chunk_id": self.chunk_id,
+            "quote": self.quote,
+            "quote_start": self.quote_start,
+            "quote_end": self.quote_end,
+            "supported": self.supported,
+        }
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[Citation]
+    refused: bool
+    truncated: bool
+    model: str
+    embedder: str
+    prompt_version: str
+    latency_s: float
+    sources_considered: int = 0  # retrieved passages placed in the prompt
+    sources_dropped: int = 0  # retrieved passages left out because the context was full
+    refusal_reason: str = ""
+    removed_sentences: list[str] = field(default_factory=list)  # model sentences no source supports
+    mode: str = "generated"  # "generated", "extractive" (the model's text was unsupported) or "refusal"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data = {"question": data.pop("question"), "answer": data.pop("text"), **data}
+        data["citations"] = [c.to_json() for c in self.citations]
+        return data
+
+
+@dataclass(frozen=True)
+class FileError:
+    path: str
+    reason: str  # a short typed reason, e.g. "encrypted-pdf", "unsupported-type"
+    detail: str
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[FileError] = field(default_factory=list)
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["skipped"] = [asdict(e) for e in self.skipped]
+        return data

@@ -1,0 +1,83 @@
+"""Wires the pipeline together for one settings object. Heavy parts load on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .answer import QuestionAnswerer, check_question
+from .config import Settings
+from .embeddings import Embedder, SentenceTransformerEmbedder
+from .errors import NotIndexedError
+from .index import Index
+from .ingest import ProgressCallback, ingest
+from .llm import LLM, LlamaCppLLM, resolve_model
+from .prompts import Prompts
+from .retrieval import HybridRetriever
+from .schema import Answer, IngestReport
+
+
+class Rag:
+    """The assistant over one index. Create one per process (it owns the model and the store)."""
+
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, llm: LLM | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._llm = llm
+
+    @cached_property
+    def prompts(self) -> Prompts:
+        return Prompts.load(self.settings.prompts_dir)
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = SentenceTransformerEmbedder(
+                self.settings.embedder,
+                batch_size=self.settings.embed_batch_size,
+                downloads_allowed=self.settings.downloads_allowed,
+            )
+        return self._embedder
+
+    def llm(self) -> LLM:
+        if self._llm is None:
+            self._llm = LlamaCppLLM(resolve_model(self.settings.model, self.settings), self.settings)
+        return self._llm
+
+    @cached_property
+    def index(self) -> Index:
+        return Index(self.settings.index_dir, self.embedder)
+
+    def ingest(self, paths: list[Path], *, rebuild: bool = False, progress: ProgressCallback | None = None) -> IngestReport:
+        kwargs: dict[str, Any] = {"rebuild": rebuild}
+        if progress is not None:
+            kwargs["progress"] = progress
+        return ingest(self.index, paths, self.settings, **kwargs)
+
+    def require_index(self) -> Index:
+        if not Index.exists(self.settings.index_dir):
+            raise NotIndexedError(
+                f"nothing is indexed yet at {self.settings.index_dir.resolve()}",
+                "run `rag ingest PATH...` first (or `rag demo` for the bundled sample), or pass --index DIR",
+            )
+        index = self.index
+        if index.store.count() == 0:
+            raise NotIndexedError(
+                f"the index at {self.settings.index_dir.resolve()} holds no passages",
+                "run `rag ingest PATH...` with files that contain text",
+            )
+        return index
+
+    @cached_property
+    def answerer(self) -> QuestionAnswerer:
+        return QuestionAnswerer(HybridRetriever(self.require_index(), self.settings), self.llm, self.prompts, self.settings)
+
+    def ask(self, question: str, **overrides: Any) -> Answer:
+        check_question(question)
+        return self.answerer.ask(question, **overrides)
+
+    def ask_stream(self, question: str, **overrides: Any) -> Iterator[str | Answer]:
+        check_question(question)
+        return self.answerer.stream(question, **overrides)

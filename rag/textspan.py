@@ -1,0 +1,78 @@
+"""Small text helpers shared by citation mapping: sentences with offsets and word overlap."""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n[ \t]*\n")
+
+STOPWORDS = frozenset(
+    """a about only above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have having
+    he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
+    nor not now of off on once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too under until up very
+    was we were what when where which while who whom why will with would you your yours yourself yourselves
+    also may might must shall one two many much said says say according source sources document documents""".split()
+)
+
+
+NUMBER_WORDS = frozenset(
+    """zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+    seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million
+    billion first second third fourth fifth sixth seventh eighth ninth tenth half quarter twice""".split()
+)
+
+
+def _stem(word: str) -> str:
+    """A very light stemmer, enough to match plurals and simple verb forms."""
+    for suffix in ("ies", "es", "s", "ed", "ing"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    return {
+        _stem(w)
+        for w in (m.group(0).lower() for m in _WORD.finditer(text))
+        if (w not in STOPWORDS and len(w) > 2) or w.isdigit() or w in NUMBER_WORDS
+    }
+
+
+def numbers(text: str) -> set[str]:
+    """Digits and number words: a claim must not change any of them."""
+    words = {m.group(0).lower() for m in _WORD.finditer(text)}
+    return {w for w in words if w.isdigit() or w in NUMBER_WORDS}
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans (start, end), trimmed of surrounding white space."""
+    spans = []
+    cuts = [0] + [m.end() for m in _BOUNDARY.finditer(text)] + [len(text)]
+    for start, end in zip(cuts, cuts[1:]):
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
+def overlap(claim: set[str], evidence: set[str]) -> float:
+    """Share of the claim's content words found in the evidence (0 when the claim has none)."""
+    return len(claim & evidence) / len(claim) if claim else 0.0
+
+
+def best_span(text: str, wanted: set[str]) -> tuple[int, int]:
+    """The sentence of ``text`` sharing most words with ``wanted`` (ties: the earliest)."""
+    spans = sentences(text) or [(0, len(text))]
+    best, best_score = spans[0], -1.0
+    for start, end in spans:
+        words = content_words(text[start:end])
+        score = len(words & wanted) + (0.001 * len(words & wanted) / (len(words) or 1))
+        if score > best_score:
+            best, best_score = (start, end), score
+    return best

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up (or update) the project in ./.venv.  Usage: bash scripts/install.sh [test]
+#   RAG_TORCH_SPEC  the torch requirement installed when torch is missing (default: torch==2.13.0;
+#                   on Linux without a GPU you may prefer the CPU build from download.pytorch.org)
+#   RAG_VENV        where the virtual environment goes (default: .venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${RAG_VENV:-.venv}"
+python="${PYTHON:-python3}"
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip)
+"${pip[@]}" install -q --upgrade pip
+if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  echo "installing ${RAG_TORCH_SPEC:-torch==2.13.0} ..." >&2
+  "${pip[@]}" install -q "${RAG_TORCH_SPEC:-torch==2.13.0}"
+fi
+extras=""
+[ "${1:-}" = "test" ] && extras="[test]"
+echo "installing rag$extras (llama-cpp-python compiles on first install: ~5 minutes on 2 cores) ..." >&2
+"${pip[@]}" install -q ".$extras"
+echo "ready: $venv/bin/rag --help" >&2

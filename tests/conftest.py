@@ -1,0 +1,132 @@
+"""Shared fixtures: real bundled models loaded once per session, every index in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))  # docgen: writes the PDF/DOCX fixtures
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No RAG_* setting leaks in from the developer's shell; caches go to the test's tmp dir."""
+    for name in list(os.environ):
+        if name.startswith("RAG_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from rag.embeddings import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", downloads_allowed=False)
+
+
+@pytest.fixture(scope="session")
+def llm():
+    from rag.config import Settings
+    from rag.llm import LlamaCppLLM, resolve_model
+
+    settings = Settings()
+    return LlamaCppLLM(resolve_model("bundled:smollm2", settings), settings)
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    from rag.config import Settings
+
+    return Settings(index_dir=tmp_path / "index")
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A small corpus in every supported format, with facts found in exactly one file each."""
+    from docgen import make_docx, make_pdf
+
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "pets.md").write_text(
+        "# Pet policy\n\nThe Zanzibar office allows dogs on Fridays only. Cats are not allowed in the office.\n\n"
+        "## Fish\n\nAquariums must be smaller than forty litres.\n",
+        encoding="utf-8",
+    )
+    (folder / "sub" / "travel.txt").write_text(
+        "Travel expenses are reimbursed within 21 days of submitting the receipts.\n"
+        "Train travel in first class is allowed for journeys longer than four hours.\n",
+        encoding="utf-8",
+    )
+    make_pdf(
+        folder / "manual.pdf",
+        [
+            "Chapter 1. The Quokka 3000 blender has a 1.5 litre glass jar.",
+            "Chapter 2. To clean the Quokka 3000, fill the jar with warm water and run it on speed 2 for thirty seconds.",
+        ],
+    )
+    make_docx(
+        folder / "contract.docx",
+        [("h1", "Service contract"), ("p", "The supplier must respond to outages within 4 hours, every day of the year.")],
+    )
+    (folder / "faq.html").write_text(
+        "<html><head><title>FAQ</title><script>var secret='do-not-index';</script></head>"
+        "<body><h1>Library FAQ</h1><p>The library lends up to twelve books per member at a time.</p></body></html>",
+        encoding="utf-8",
+    )
+    return folder
+
+
+class EgressGuard:
+    """Records (and refuses) every attempt to reach a non-loopback address."""
+
+    def __init__(self) -> None:
+        self.attempts: list[str] = []
+
+
+def _is_loopback(host: object) -> bool:
+    text = str(host)
+    return text in ("localhost", "::1", "") or text.startswith("127.") or text.startswith("::ffff:127.")
+
+
+@pytest.fixture
+def no_egress(monkeypatch: pytest.MonkeyPatch) -> Iterator[EgressGuard]:
+    guard = EgressGuard()
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def check(address: object) -> None:
+        if isinstance(address, tuple) and address and not _is_loopback(address[0]):
+            guard.attempts.append(repr(address))
+            raise OSError(f"test blocked a connection to {address!r}")
+
+    def connect(self: socket.socket, address: object) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            check(address)
+        return real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: object) -> int:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            check(address)
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object):  # noqa: ANN202
+        if host is not None and not _is_loopback(host):
+            guard.attempts.append(f"dns:{host}")
+            raise socket.gaierror(f"test blocked a DNS lookup of {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield guard

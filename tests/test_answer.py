@@ -1,0 +1,186 @@
+"""Unit tests of the question pipeline with a fake LLM where that makes the behaviour clearer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from rag.answer import QuestionAnswerer, cite
+from rag.config import Settings
+from rag.errors import InputError
+from rag.llm import GenerationChunk, Message
+from rag.prompts import Prompts
+from rag.retrieval import Retrieval, rrf
+from rag.schema import Chunk, Hit
+
+
+def hit(n: int, text: str, source: str = "doc.txt", page: int | None = None) -> Hit:
+    chunk = Chunk(f"id{n}", text, f"/d/{source}", source, page, "", 100 * n, 100 * n + len(text), len(text.split()))
+    return Hit(chunk, 1.0 / n, 0.5, None)
+
+
+HITS = [
+    hit(1, "The blender jar holds 1.5 litres. It is made of glass.", "manual.pdf", page=2),
+    hit(2, "Dogs are allowed in the office on Fridays only.", "pets.md"),
+]
+
+
+def test_markers_map_to_sources_and_quote_the_supporting_sentence() -> None:
+    question = "How big is the jar, and when are dogs allowed?"
+    text, citations, removed = cite("The jar holds 1.5 litres [1]. Dogs are allowed on Fridays [2].", HITS, question)
+    assert text == "The jar holds 1.5 litres [1]. Dogs are allowed on Fridays [2]."
+    assert [(c.n, c.display_name, c.page) for c in citations] == [(1, "manual.pdf", 2), (2, "pets.md", None)]
+    assert citations[0].quote == "The blender jar holds 1.5 litres."
+    assert citations[0].quote_start == 100 and citations[0].quote_end == 100 + len(citations[0].quote)
+    assert removed == []
+
+
+def test_markers_to_unknown_sources_are_dropped_and_uncited_support_is_attached() -> None:
+    text, citations, _ = cite("The blender jar holds 1.5 litres [7].", HITS, "jar size?")
+    assert text == "The blender jar holds 1.5 litres [1]."
+    assert [c.n for c in citations] == [1]
+
+
+def test_unsupported_sentences_are_removed_not_shown_as_sourced() -> None:
+    raw = (
+        "The jar holds 3 litres [1]. The jar holds three litres. The moon is made of cheese [2]. "
+        "Dogs are allowed on Fridays [2]. The jar is made of glass [1]."
+    )
+    text, citations, removed = cite(raw, HITS, "When are dogs allowed?")
+    assert text == "Dogs are allowed on Fridays [2]."
+    assert removed == [
+        "The jar holds 3 litres.",  # a changed number
+        "The jar holds three litres.",  # a changed number, in words
+        "The moon is made of cheese.",  # in no source
+        "The jar is made of glass.",  # supported, but not about the question
+    ]
+    assert [c.n for c in citations] == [2]
+
+
+def test_think_sections_and_repetitions_are_dropped() -> None:
+    raw = "<think>the user wants the jar</think>Dogs are allowed on Fridays [2]. Dogs are allowed on Fridays [2]."
+    text, _, _ = cite(raw, HITS, "Are dogs allowed?")
+    assert text == "Dogs are allowed on Fridays [2]."
+
+
+def test_rrf_rewards_agreement() -> None:
+    scores = rrf([["a", "b", "c"], ["c", "a"]], k=60)
+    assert max(scores, key=scores.__getitem__) == "a"
+    assert scores["c"] > scores["b"]
+
+
+class FakeLLM:
+    """Counts one token per word; records what it was asked."""
+
+    name = "fake.gguf"
+
+    def __init__(self, n_ctx: int, reply: str = "Dogs are allowed on Fridays [2].") -> None:
+        self.n_ctx = n_ctx
+        self.reply = reply
+        self.calls: list[list[Message]] = []
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        return sum(len(m["content"].split()) + 4 for m in messages)
+
+    def generate(self, messages: list[Message], **kwargs: object) -> Iterator[GenerationChunk]:
+        assert self.count_tokens(messages) + int(kwargs["max_tokens"]) <= self.n_ctx
+        self.calls.append(messages)
+        words = self.reply.split(" ")
+        for i, word in enumerate(words):
+            yield GenerationChunk(word + (" " if i < len(words) - 1 else ""), None)
+        yield GenerationChunk("", "stop")
+
+    def describe(self) -> dict:
+        return {}
+
+
+class BagOfWordsEmbedder:
+    """Hashes words into a small unit vector: enough to rank sentences by shared words."""
+
+    name = "fake-embedder"
+    dimension = 64
+    max_tokens = 256
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, hash(word.strip(".,?!")) % self.dimension] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    embed_documents = embed_queries = _vectors
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+
+class FakeRetriever:
+    def __init__(self, hits: list[Hit], best: float = 0.6) -> None:
+        self.hits = hits
+        self.best = best
+        self.settings = Settings()
+
+        class _Index:
+            embedder = BagOfWordsEmbedder()
+
+        self.index = _Index()
+
+    def retrieve(self, query: str, top_k: int | None = None) -> Retrieval:
+        return Retrieval(query, list(self.hits), self.best, 0)
+
+
+def answerer(llm: FakeLLM, hits: list[Hit], **settings: object) -> QuestionAnswerer:
+    return QuestionAnswerer(FakeRetriever(hits), lambda: llm, Prompts.load(), Settings(**settings))  # type: ignore[arg-type]
+
+
+def test_sources_are_packed_within_the_context_window() -> None:
+    many = [hit(i, f"Passage {i} " + "filler words " * 60) for i in range(1, 11)]
+    llm = FakeLLM(n_ctx=700)
+    qa = answerer(llm, many, max_tokens=100)
+    packed = qa.pack(llm, "what?", Retrieval("what?", many, 0.6, 0), 100)
+    assert packed.prompt_tokens + 100 <= 700
+    assert 0 < len(packed.hits) < 10
+    assert packed.dropped == 10 - len(packed.hits)
+    answer = qa.ask("what?")
+    assert answer.sources_dropped == packed.dropped
+
+
+def test_question_too_long_for_the_context_is_an_input_error() -> None:
+    llm = FakeLLM(n_ctx=600)
+    with pytest.raises(InputError, match="too long"):
+        answerer(llm, HITS, max_tokens=100).ask("why " * 600)
+
+
+def test_empty_question_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="empty"):
+        answerer(FakeLLM(4096), HITS).ask("   \n ")
+
+
+def test_refuses_without_calling_the_model_when_nothing_is_relevant() -> None:
+    llm = FakeLLM(4096)
+    answer = answerer(llm, []).ask("What is the airspeed of a swallow?")
+    assert answer.refused and answer.mode == "refusal"
+    assert answer.citations == [] and llm.calls == []
+    assert "do not say" in answer.text
+
+
+def test_unsupported_model_output_falls_back_to_quoted_evidence() -> None:
+    llm = FakeLLM(4096, reply="Bananas grow on the moon [1].")
+    answer = answerer(llm, HITS).ask("Which day may dogs come to the office?")
+    assert answer.mode == "extractive" and not answer.refused
+    assert answer.removed_sentences == ["Bananas grow on the moon."]
+    assert [c.n for c in answer.citations] == [2]
+    assert answer.citations[0].quote == "Dogs are allowed in the office on Fridays only."
+    assert answer.citations[0].quote in answer.text
+
+
+def test_truncated_answer_is_flagged() -> None:
+    class Truncating(FakeLLM):
+        def generate(self, messages: list[Message], **kwargs: object) -> Iterator[GenerationChunk]:
+            yield GenerationChunk("Dogs are allowed on Fridays [2] and", None)
+            yield GenerationChunk("", "length")
+
+    answer = answerer(Truncating(4096), HITS).ask("When may dogs come?")
+    assert answer.truncated

@@ -1,0 +1,105 @@
+"""The CLI end to end, as a user runs it: real models, real Chroma in a temp dir, no egress."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def rag(tmp_path: Path):
+    """Run `rag ARGS` in a subprocess whose non-loopback sockets are blocked; assert none was tried."""
+    attempts = tmp_path / "egress.log"
+
+    def run(*args: str, index: Path | None = None, check: int | None = 0) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, str(HERE / "guarded_cli.py"), str(attempts), *args]
+        if index is not None:
+            argv += ["--index", str(index)]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        if check is not None:
+            assert result.returncode == check, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        assert not attempts.exists(), f"network attempts: {attempts.read_text()}"
+        return result
+
+    return run
+
+
+def test_ingest_ask_status_offline(rag, corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "idx"
+    ask_first = rag("ask", "What is the refund policy?", index=index, check=3)
+    assert "rag ingest" in ask_first.stderr
+    assert not (index / "manifest.json").exists()
+
+    ingested = rag("ingest", str(corpus), index=index)
+    assert "indexed 5 new" in ingested.stdout
+
+    result = rag("ask", "How do I clean the Quokka 3000 blender?", "--json", index=index)
+    answer = json.loads(result.stdout)
+    for key in ("question", "answer", "citations", "refused", "model", "embedder", "prompt_version", "latency_s"):
+        assert key in answer, key
+    assert not answer["refused"]
+    assert answer["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert answer["citations"], answer
+    assert all(set(c) >= {"n", "source", "page", "chunk_id", "quote", "supported"} for c in answer["citations"])
+    top = next(c for c in answer["citations"] if "warm water" in c["quote"])
+    assert top["source"] == "manual.pdf" and top["page"] == 2
+    text = (corpus / "manual.pdf").exists() and top["quote_end"] > top["quote_start"]
+    assert text
+    assert f"[{top['n']}]" in answer["answer"]
+
+    streamed = rag("ask", "How many books can a library member borrow?", index=index)
+    assert "Sources:" in streamed.stdout
+    assert '[1] faq.html: "The library lends up to twelve books per member at a time."' in streamed.stdout or (
+        'faq.html: "The library lends up to twelve books' in streamed.stdout
+    )
+
+    status = json.loads(rag("status", "--json", index=index).stdout)
+    assert status["files"] == 5 and status["chunks"] > 0
+    assert status["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert status["model_path"].endswith(".gguf")
+
+
+def test_bad_input_gets_clear_errors_and_leaves_the_index_alone(rag, corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "idx"
+    rag("ingest", str(corpus / "pets.md"), index=index)
+    manifest = (index / "manifest.json").read_bytes()
+
+    empty = rag("ask", "   ", index=index, check=2)
+    assert "question is empty" in empty.stderr
+
+    missing = rag("ingest", str(tmp_path / "no-such-folder"), index=index, check=1)
+    assert "does not exist" in missing.stderr
+
+    (tmp_path / "pictures").mkdir()
+    (tmp_path / "pictures" / "cat.png").write_bytes(b"\x89PNG")
+    nothing = rag("ingest", str(tmp_path / "pictures"), index=index, check=1)
+    assert "no supported files" in nothing.stderr and "unsupported-type" in nothing.stderr
+
+    no_model = rag("ask", "Are dogs allowed?", "--model", str(tmp_path / "missing.gguf"), index=index, check=5)
+    assert "model file not found" in no_model.stderr and "--model" in no_model.stderr
+
+    not_gguf = tmp_path / "model.gguf"
+    not_gguf.write_text("not a model")
+    wrong = rag("ask", "Are dogs allowed?", "--model", str(not_gguf), index=index, check=5)
+    assert "not a GGUF" in wrong.stderr
+
+    offline = rag("ask", "Are dogs allowed?", "--offline", "--model", "someone/some-repo/model.Q4_K_M.gguf", index=index, check=5)
+    assert "downloads are off" in offline.stderr and "--model /path/to/file.gguf" in offline.stderr
+
+    too_long = rag("ask", "dogs " * 6000, "--n-ctx", "2048", index=index, check=2)
+    assert "too long" in too_long.stderr
+
+    assert (index / "manifest.json").read_bytes() == manifest
+
+
+def test_demo_runs_on_the_bundled_sample(rag, tmp_path: Path) -> None:
+    result = rag("demo", index=tmp_path / "demo-index")
+    assert "indexed 5 new" in result.stdout
+    assert "water-heater-manual.pdf (page 3)" in result.stdout

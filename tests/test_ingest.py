@@ -1,0 +1,127 @@
+"""Ingestion against a real Chroma in a temp dir and the real bundled embedder."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.errors import IndexLockedError, IndexMismatchError
+from rag.index import Index
+from rag.ingest import ProgressEvent, ingest
+from rag.manifest import WriterLock
+
+
+def open_index(settings: Settings, embedder) -> Index:
+    return Index(settings.index_dir, embedder)
+
+
+def stored_sources(index: Index) -> dict[str, set[str]]:
+    return {Path(k).name: v for k, v in index.store.ids_by_source().items()}
+
+
+def assert_consistent(index: Index) -> None:
+    """The manifest and the store hold exactly the same chunk ids, per file."""
+    by_source = index.store.ids_by_source()
+    assert set(by_source) == set(index.manifest.files)
+    for source, entry in index.manifest.files.items():
+        assert set(entry.chunk_ids) == by_source[source]
+    assert index.store.count() == index.manifest.chunk_count
+
+
+def test_ingest_then_incremental_changes(corpus: Path, settings: Settings, embedder) -> None:
+    index = open_index(settings, embedder)
+    events: list[ProgressEvent] = []
+    report = ingest(index, [corpus], settings, progress=events.append)
+    assert sorted(report.added) == sorted(["contract.docx", "faq.html", "manual.pdf", "pets.md", os.path.join("sub", "travel.txt")])
+    assert report.skipped == []
+    assert report.chunks_added == index.store.count() > 0
+    assert {e.phase for e in events} == {"scan", "parse", "embed"}
+    assert events[-1].done == events[-1].total
+    assert_consistent(index)
+    first_ids = set(index.store.ids_by_source()[str((corpus / "pets.md").resolve())])
+
+    # unchanged: nothing is re-embedded, nothing duplicated
+    again = ingest(index, [corpus], settings)
+    assert again.added == again.updated == again.removed == []
+    assert len(again.unchanged) == 5 and again.chunks_added == 0
+    assert_consistent(index)
+
+    # modify one file, delete another
+    time.sleep(0.01)
+    (corpus / "pets.md").write_text("# Pet policy\n\nParrots are welcome on Mondays.\n", encoding="utf-8")
+    (corpus / "sub" / "travel.txt").unlink()
+    changed = ingest(index, [corpus], settings)
+    assert changed.updated == ["pets.md"]
+    assert changed.removed == [os.path.join("sub", "travel.txt")]
+    assert len(changed.unchanged) == 3
+    assert_consistent(index)
+    texts = {c.text for c in index.store.iter_all()}
+    assert any("Parrots" in t for t in texts)
+    assert not any("Zanzibar" in t or "reimbursed" in t for t in texts)
+    assert not first_ids & set(index.store.ids_by_source()[str((corpus / "pets.md").resolve())])
+
+    # a reopened index sees the same thing, and BM25 follows the changes
+    reopened = open_index(settings, embedder)
+    assert reopened.store.count() == index.store.count()
+    assert [i for i, _ in reopened.bm25().search("parrots", 5)]
+    assert reopened.bm25().search("reimbursed", 5) == []
+
+
+def test_same_content_gives_the_same_index(corpus: Path, tmp_path: Path, embedder) -> None:
+    a = Settings(index_dir=tmp_path / "a")
+    b = Settings(index_dir=tmp_path / "b")
+    ingest(open_index(a, embedder), [corpus], a)
+    index_b = open_index(b, embedder)
+    ingest(index_b, [corpus / "pets.md"], b)
+    ingest(index_b, [corpus], b)
+    assert set(c.id for c in open_index(a, embedder).store.iter_all()) == set(c.id for c in index_b.store.iter_all())
+
+
+def test_rebuild_starts_over(corpus: Path, settings: Settings, embedder) -> None:
+    index = open_index(settings, embedder)
+    ingest(index, [corpus], settings)
+    report = ingest(index, [corpus / "pets.md"], settings, rebuild=True)
+    assert report.added == ["pets.md"]
+    assert list(stored_sources(index)) == ["pets.md"]
+    assert_consistent(index)
+
+
+def test_bad_file_is_reported_and_never_aborts_or_damages(corpus: Path, settings: Settings, embedder) -> None:
+    index = open_index(settings, embedder)
+    ingest(index, [corpus], settings)
+    before = {c.id for c in index.store.iter_all()}
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 truncated nonsense")
+    (corpus / "latin.txt").write_bytes(b"caf\xe9")
+    (corpus / "new.md").write_text("Brand new fact about penguins.")
+    report = ingest(index, [corpus], settings)
+    assert {e.path: e.reason for e in report.skipped} == {"broken.pdf": "corrupt-pdf", "latin.txt": "not-utf8"}
+    assert report.added == ["new.md"]
+    assert before < {c.id for c in index.store.iter_all()}
+    assert_consistent(index)
+
+
+def test_changed_embedder_is_refused_with_rebuild_instructions(corpus: Path, settings: Settings, embedder) -> None:
+    ingest(open_index(settings, embedder), [corpus / "pets.md"], settings)
+
+    class OtherEmbedder:
+        name = "some/other-model"
+        dimension = embedder.dimension
+        max_tokens = embedder.max_tokens
+
+    with pytest.raises(IndexMismatchError) as info:
+        Index(settings.index_dir, OtherEmbedder())  # type: ignore[arg-type]
+    assert "--rebuild" in str(info.value) and "all-MiniLM-L6-v2" in str(info.value)
+
+
+def test_a_second_writer_is_refused(settings: Settings) -> None:
+    settings.index_dir.mkdir(parents=True)
+    with WriterLock(settings.index_dir):
+        with pytest.raises(IndexLockedError, match=f"pid {os.getpid()}"):
+            with WriterLock(settings.index_dir):
+                pass
+    with WriterLock(settings.index_dir):  # released: a new writer gets it
+        pass

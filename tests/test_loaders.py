@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from docgen import make_pdf
+
+from rag.errors import InputError
+from rag.loaders import LoadError, discover, load
+
+MB = 1_000_000
+
+
+def test_loads_every_supported_format(corpus: Path) -> None:
+    found, errors = discover([corpus], 10 * MB)
+    assert errors == []
+    names = sorted(f.display_name for f in found)
+    assert names == ["contract.docx", "faq.html", "manual.pdf", "pets.md", os.path.join("sub", "travel.txt")]
+    texts = {f.display_name: load(f.path, f.display_name) for f in found}
+    assert "twelve books" in texts["faq.html"].text
+    assert "do-not-index" not in texts["faq.html"].text  # scripts are dropped
+    assert texts["faq.html"].title == "FAQ"
+    assert "# Library FAQ" in texts["faq.html"].text  # headings survive as structure
+    assert "# Service contract" in texts["contract.docx"].text
+    assert "4 hours" in texts["contract.docx"].text
+
+
+def test_pdf_keeps_page_numbers(corpus: Path) -> None:
+    doc = load(corpus / "manual.pdf")
+    assert [p.number for p in doc.pages] == [1, 2]
+    offset = doc.text.index("warm water")
+    assert doc.page_at(offset) == 2
+    assert doc.page_at(doc.text.index("glass jar")) == 1
+
+
+def test_encrypted_pdf_is_reported(tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "secret.pdf", ["top secret"], password="hunter2")
+    with pytest.raises(LoadError) as info:
+        load(path)
+    assert info.value.reason == "encrypted-pdf"
+    assert "password" in info.value.detail or "encrypted" in info.value.detail
+
+
+def test_truncated_pdf_is_reported(tmp_path: Path) -> None:
+    good = make_pdf(tmp_path / "good.pdf", ["some text " * 50])
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 3])
+    with pytest.raises(LoadError) as info:
+        load(broken)
+    assert info.value.reason in {"corrupt-pdf", "no-text"}
+
+
+def test_non_utf8_text_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "latin.txt"
+    path.write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    with pytest.raises(LoadError) as info:
+        load(path)
+    assert info.value.reason == "not-utf8"
+    assert "iconv" in info.value.detail
+
+
+def test_corrupt_docx_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "fake.docx"
+    path.write_bytes(b"this is not a zip file")
+    with pytest.raises(LoadError) as info:
+        load(path)
+    assert info.value.reason == "corrupt-docx"
+
+
+def test_discover_skips_with_reasons(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "empty.txt").write_bytes(b"")
+    (root / "image.png").write_bytes(b"\x89PNG")
+    (root / "big.txt").write_text("x" * 2000)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("private data outside the root")
+    (root / "link.txt").symlink_to(outside)
+    (root / "loop.txt").symlink_to(root / "loop.txt")
+    (root / "ok.md").write_text("fine")
+    found, errors = discover([root], max_bytes=1000)
+    assert [f.display_name for f in found] == ["ok.md"]
+    reasons = {e.path: e.reason for e in errors}
+    assert reasons == {
+        "big.txt": "too-large",
+        "empty.txt": "empty-file",
+        "image.png": "unsupported-type",
+        "link.txt": "outside-root",
+        "loop.txt": "bad-symlink",
+    }
+
+
+def test_missing_path_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        discover([tmp_path / "nope"], MB)
