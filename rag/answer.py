@@ -13,12 +13,15 @@ from .llm import LLM, Message
 from .prompts import Prompts
 from .retrieval import HybridRetriever, Retrieval
 from .schema import Answer, Chunk, Citation, Hit
-from .textspan import best_span, content_words, numbers, overlap, sentences
+from .textspan import best_span, complete_prefix, content_words, numbers, overlap, sentences
 
 _ECHO = re.compile(r"^\s*(source|passage)\s*\[?\d+\]?\s*:\s*$", re.IGNORECASE | re.MULTILINE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 MAX_SENTENCES = 3
+TOPIC_SIMILARITY = 0.35  # a sentence sharing one word with the question must also be this close to it
 _MARKER = re.compile(r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*[,;]\s*(?:sources?\s*)?\d{1,3})*)\s*\]", re.IGNORECASE)
+_THINK_DONE = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.IGNORECASE | re.DOTALL)
+_THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
 _THINK = re.compile(r"<(think|thinking|reasoning)>.*?(</\1>|$)", re.IGNORECASE | re.DOTALL)
 _REFUSAL = re.compile(r"\b(documents?|sources?|context)\s+(do(es)?\s+not|don'?t)\s+(say|contain|mention|answer|provide)", re.IGNORECASE)
 SUPPORT_THRESHOLD = 0.75  # share of a sentence's content words that its passage must contain
@@ -72,31 +75,45 @@ class QuestionAnswerer:
             self.pack(llm, question, Retrieval(question, [], 0.0, 0), max_tokens)  # fails fast if it cannot fit
         retrieval = self.retriever.retrieve(question, top_k=top_k)
         if not retrieval.hits:
-            yield self._refusal(question, retrieval, started, "no passage in the index is relevant to the question")
+            yield from _with_text(self._refusal(question, retrieval, started, "no passage in the index is relevant to the question"))
             return
         if llm is None:
-            yield self._extractive(question, retrieval.hits, started, "(extractive)", len(retrieval.hits), 0, [])
+            yield from _with_text(self._extractive(question, retrieval.hits, started, "(extractive)", len(retrieval.hits), 0, []))
             return
-        packed = self.pack(llm, question, retrieval, max_tokens)
-        parts: list[str] = []
+        packed = self.pack(llm, question, focus(retrieval, self.settings.relative_cutoff), max_tokens)
+        embedder = self.retriever.index.embedder
+        question_vector = embedder.embed_queries([question])[0]
+        checker = CitationChecker(
+            packed.hits, question, lambda sentence: float(embedder.embed_documents([sentence])[0] @ question_vector)
+        )
         finish = None
+        shown = 0
         for chunk in llm.generate(
             packed.messages, max_tokens=max_tokens, temperature=temperature, seed=self.settings.seed, stop=STOP
         ):
-            if chunk.text:
-                parts.append(chunk.text)
-                yield chunk.text
             finish = chunk.finish_reason or finish
-        text, citations, removed = cite("".join(parts), packed.hits, question)
+            for sentence in checker.feed(chunk.text):  # only checked sentences reach the user
+                yield (" " if shown else "") + sentence
+                shown += 1
+            if checker.full:  # enough supported sentences: stop generating
+                finish = "stop"
+                break
+        for sentence in checker.close():
+            yield (" " if shown else "") + sentence
+            shown += 1
+        text, citations, removed = checker.result()
         refused = bool(_REFUSAL.search(text)) and not citations
         mode = "generated"
         if refused:
-            text, citations, mode = self.prompts.render("refusal"), [], "refusal"
+            citations, mode = [], "refusal"
+            if not shown:
+                text = self.prompts.render("refusal")
+                yield text
         elif not citations:
             # The model wrote nothing its sources back: show the best evidence instead.
             answer = self._extractive(question, packed.hits, started, llm.name, len(packed.hits), packed.dropped, removed)
             answer.truncated = finish == "length"
-            yield answer
+            yield from _with_text(answer)
             return
         yield Answer(
             question=question,
@@ -199,6 +216,29 @@ class QuestionAnswerer:
         )
 
 
+def _with_text(answer: Answer) -> Iterator[str | Answer]:
+    """Stream an answer that was not generated piece by piece: its text, then the answer."""
+    yield answer.text
+    yield answer
+
+
+def focus(retrieval: Retrieval, cutoff: float) -> Retrieval:
+    """Keep the passages close to the best one: weak matches only distract a small model.
+
+    A passage stays when its dense similarity, or else its BM25 score, is at least ``cutoff`` times
+    the best of that kind among the hits.
+    """
+    best_dense = max((h.dense_similarity for h in retrieval.hits if h.dense_similarity is not None), default=0.0)
+    best_bm25 = max((h.bm25_score for h in retrieval.hits if h.bm25_score is not None), default=0.0)
+    kept = [
+        h
+        for h in retrieval.hits
+        if (h.dense_similarity is not None and h.dense_similarity >= cutoff * best_dense)
+        or (h.bm25_score is not None and h.bm25_score >= cutoff * best_bm25 and best_bm25 > 0)
+    ]
+    return Retrieval(retrieval.query, kept or retrieval.hits[:1], retrieval.best_similarity, retrieval.keyword_hits)
+
+
 def check_question(question: str) -> str:
     """The question with white space collapsed; an empty one is an error."""
     question = " ".join(question.split())
@@ -207,64 +247,109 @@ def check_question(question: str) -> str:
     return question
 
 
-def cite(raw: str, hits: list[Hit], question: str) -> tuple[str, list[Citation], list[str]]:
-    """Parse ``[n]`` markers, keep only sentences a source supports, and quote the supporting span.
+class CitationChecker:
+    """Checks an answer sentence by sentence, as it streams in.
 
-    A sentence is supported when most of its content words appear in the passage it cites (or, when
-    it cites nothing, in the best-matching passage, which it is then cited to). Unsupported
-    sentences are removed from the text and returned separately, so they are never shown as sourced.
+    ``feed`` takes raw model text and returns the sentences accepted so far, each ending with the
+    numbers of the sources that support it. A sentence is supported when most of its content words,
+    and every number in it, appear in the passage it cites (or, when it cites nothing or the wrong
+    source, in the best-matching passage); it must also be about the question. Everything else is
+    kept aside in ``removed`` and never shown as sourced.
     """
-    text = _ECHO.sub("", _THINK.sub("", raw)).strip()
-    text = re.sub(r"^\s*(answer|a)\s*:\s*", "", text, flags=re.IGNORECASE)
-    valid = set(range(1, len(hits) + 1))
 
-    def keep_valid(match: re.Match[str]) -> str:
-        numbers = [int(n) for n in re.findall(r"\d+", match.group(1))]
-        kept = [n for n in dict.fromkeys(numbers) if n in valid]
-        return "".join(f"[{n}]" for n in kept)
+    def __init__(self, hits: list[Hit], question: str, similarity: Callable[[str], float] | None = None) -> None:
+        self.hits = hits
+        self._similarity = similarity  # sentence → similarity to the question, when an embedder is at hand
+        self.passage_words = [content_words(h.chunk.text + " " + h.chunk.heading) for h in hits]
+        self.question_words = content_words(question)
+        self.kept: list[str] = []
+        self.removed: list[str] = []
+        self.claims: dict[int, set[str]] = {}  # source number → words of the first sentence citing it
+        self._seen: set[str] = set()
+        self._buffer = ""
+        self._first = True
 
-    text = _MARKER.sub(keep_valid, text)
-    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
-    passage_words = [content_words(h.chunk.text + " " + h.chunk.heading) for h in hits]
-    question_words = content_words(question)
+    def feed(self, text: str) -> list[str]:
+        self._buffer = _THINK_DONE.sub("", self._buffer + text)  # finished reasoning is never shown
+        opened = _THINK_OPEN.search(self._buffer)
+        visible = self._buffer[: opened.start()] if opened else self._buffer  # hold back unfinished reasoning
+        cut = complete_prefix(visible)
+        if not cut:
+            return []
+        done, self._buffer = visible[:cut], self._buffer[cut:]
+        return self._check(done)
 
-    claims: dict[int, set[str]] = {}  # source number → words of the supported sentences citing it
-    kept: list[str] = []
-    removed: list[str] = []
-    seen: set[str] = set()
-    for start, end in sentences(text):
-        sentence = " ".join(text[start:end].split())
-        numbers = list(dict.fromkeys(int(n) for n in re.findall(r"\[(\d+)\]", sentence)))
+    @property
+    def full(self) -> bool:
+        return len(self.kept) >= MAX_SENTENCES
+
+    def close(self) -> list[str]:
+        text = _THINK.sub("", self._buffer)
+        self._buffer = ""
+        return self._check(text)
+
+    def _check(self, text: str) -> list[str]:
+        text = _ECHO.sub("", text)
+        accepted = []
+        for start, end in sentences(text):
+            sentence = " ".join(text[start:end].split())
+            if self._first:
+                sentence = re.sub(r"^(answer|a)\s*:+\s*", "", sentence, flags=re.IGNORECASE)
+                self._first = not sentence
+            sentence = re.sub(r"^(sources?|passages?)\s*(\[?\d+\]?)?\s*:+\s*", "", sentence, flags=re.IGNORECASE)
+            sentence = sentence.lstrip(":;,.-–— ")
+            result = self._check_sentence(sentence)
+            if result:
+                accepted.append(result)
+        return accepted
+
+    def _check_sentence(self, sentence: str) -> str | None:
+        numbers_cited = [n for n in dict.fromkeys(int(x) for m in _MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1)))]
+        cited = [n for n in numbers_cited if 1 <= n <= len(self.hits)]
         bare = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(_MARKER.sub("", sentence).split()))
         words = content_words(bare)
-        if not words or bare.lower() in seen:  # nothing to check, or a repetition
-            continue
-        seen.add(bare.lower())
+        if not words or bare.lower() in self._seen:  # nothing to check, or a repetition
+            return None
+        self._seen.add(bare.lower())
         if _REFUSAL.search(bare):
-            kept.append(bare)
-            continue
-        supported = [n for n in numbers if _supports(bare, words, hits[n - 1], passage_words[n - 1])]
-        if not supported and passage_words:
-            scores = [overlap(words, p) if _supports(bare, words, h, p) else 0.0 for h, p in zip(hits, passage_words)]
+            self.kept.append(bare)
+            return bare
+        supported = [n for n in cited if _supports(bare, words, self.hits[n - 1], self.passage_words[n - 1])]
+        if not supported and self.hits:
+            scores = [
+                overlap(words, p) if _supports(bare, words, h, p) else 0.0 for h, p in zip(self.hits, self.passage_words)
+            ]
             best = max(range(len(scores)), key=lambda i: scores[i])
             if scores[best] >= SUPPORT_THRESHOLD:
                 supported = [best + 1]
-        if not supported or not words & question_words:  # unsupported, or off the question's topic
-            removed.append(bare)
-            continue
-        if len(kept) >= MAX_SENTENCES:
-            continue
+        shared = len(words & self.question_words)
+        on_topic = shared >= 2 or shared == 1 and (self._similarity is None or self._similarity(bare) >= TOPIC_SIMILARITY)
+        if not supported or not on_topic:  # unsupported, or not about the question
+            self.removed.append(bare)
+            return None
+        if len(self.kept) >= MAX_SENTENCES:
+            return None
         for n in supported:
-            claims.setdefault(n, words)  # quote the passage sentence closest to the first claim citing it
-        kept.append(_with_markers(bare, supported))
-    text = " ".join(kept)
+            self.claims.setdefault(n, words)
+        sentence = _with_markers(bare, supported)
+        self.kept.append(sentence)
+        return sentence
 
-    citations = []
-    for n in sorted(claims):
-        chunk = hits[n - 1].chunk
-        start, end = best_span(chunk.text, claims[n] or question_words)
-        citations.append(_citation(n, chunk, start, end, supported=True))
-    return text, citations, removed
+    def result(self) -> tuple[str, list[Citation], list[str]]:
+        citations = []
+        for n in sorted(self.claims):
+            chunk = self.hits[n - 1].chunk
+            start, end = best_span(chunk.text, self.claims[n] or self.question_words)
+            citations.append(_citation(n, chunk, start, end, supported=True))
+        return " ".join(self.kept), citations, self.removed
+
+
+def cite(raw: str, hits: list[Hit], question: str) -> tuple[str, list[Citation], list[str]]:
+    """Check a whole answer at once (see ``CitationChecker``)."""
+    checker = CitationChecker(hits, question)
+    checker.feed(raw)
+    checker.close()
+    return checker.result()
 
 
 def _supports(sentence: str, words: set[str], hit: Hit, passage: set[str]) -> bool:

@@ -162,23 +162,24 @@ def ask_command(question: str, as_json: bool, **kwargs: Any) -> None:
     settings = _settings(kwargs)
     rag = Rag(settings)
     answer = None
+    streamed = False
     for event in rag.ask_stream(question):
         if isinstance(event, Answer):
             answer = event
-        elif not as_json:
+        elif not as_json:  # checked sentences, as they are accepted
             click.echo(event, nl=False)
             sys.stdout.flush()
+            streamed = True
     assert answer is not None
     if as_json:
         click.echo(json.dumps(answer.to_json(), ensure_ascii=False))
         return
-    click.echo("\r\033[K" if sys.stdout.isatty() else "", nl=False)
+    click.echo("" if streamed else answer.text)
     _print_answer(answer)
 
 
 def _print_answer(answer: Answer) -> None:
-    click.echo("")
-    click.echo(answer.text)
+    """Everything after the answer text: flags, then the sources."""
     if answer.truncated:
         click.secho("[answer cut at --max-tokens; raise it for the rest]", fg="yellow")
     if answer.refused:
@@ -189,6 +190,10 @@ def _print_answer(answer: Answer) -> None:
             page = f" (page {c.page})" if c.page is not None else ""
             flag = "" if c.supported else "  [not supported by this passage]"
             click.echo(f'[{c.n}] {c.display_name}{page}: "{c.quote}"{flag}')
+    if answer.removed_sentences:
+        click.echo(f"({len(answer.removed_sentences)} sentence(s) of the model's draft were not supported by the sources and were left out; see --json)", err=True)
+    if answer.mode == "extractive":
+        click.echo("(the model's draft was not supported by the sources, so the closest passage is quoted)", err=True)
     if answer.sources_dropped:
         click.echo(f"({answer.sources_dropped} retrieved passage(s) did not fit the context window)", err=True)
 

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         "(cosine) to the question.",
     )
     prompts_dir: Path | None = Field(None, description="Folder of prompt templates overriding the bundled ones.")
+    relative_cutoff: float = Field(
+        0.5, ge=0.0, le=1.0, description="Passages scoring below this share of the best hit are not shown to the model."
+    )
     # ingestion
     chunk_tokens: int = Field(200, ge=32, description="Chunk size in embedder tokens (capped by its max sequence length).")
     chunk_overlap: int = Field(40, ge=0, description="Tokens of overlap between neighbouring chunks.")

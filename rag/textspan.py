@@ -5,7 +5,19 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n[ \t]*\n")
+# A sentence ends at . ! or ? (after any closing quotes or a citation marker like ". [2]") followed by
+# white space that does not open a citation marker, or at a blank line.
+_BOUNDARY = re.compile(
+    r"(?:(?<=[.!?])[\"')\]]*|(?<=[.!?] \[\d\])|(?<=[.!?]\[\d\]))\s+(?!\[\d)|\n[ \t]*\n"
+)
+
+
+def complete_prefix(text: str) -> int:
+    """Length of the part of ``text`` made of finished sentences (for streaming)."""
+    last = 0
+    for match in _BOUNDARY.finditer(text):
+        last = match.end()
+    return last
 
 STOPWORDS = frozenset(
     """a about only above after again against all am an and any are as at be because been before being below

@@ -184,3 +184,16 @@ def test_truncated_answer_is_flagged() -> None:
 
     answer = answerer(Truncating(4096), HITS).ask("When may dogs come?")
     assert answer.truncated
+
+
+def test_streaming_checker_releases_only_finished_supported_sentences() -> None:
+    from rag.answer import CitationChecker
+
+    checker = CitationChecker(HITS, "When are dogs allowed, and how big is the jar?")
+    pieces = ["<think>dogs? jar?", "</think>Dogs are all", "owed on Fridays. [2] The jar holds 1.5 li", "tres [1]. Cats rule"]
+    out = [checker.feed(p) for p in pieces] + [checker.close()]
+    assert out == [[], [], ["Dogs are allowed on Fridays [2]."], ["The jar holds 1.5 litres [1]."], []]
+    text, citations, removed = checker.result()
+    assert text == "Dogs are allowed on Fridays [2]. The jar holds 1.5 litres [1]."
+    assert removed == ["Cats rule"]
+    assert [c.n for c in citations] == [1, 2]
