@@ -167,6 +167,30 @@ class QuestionAnswerer:
         scores = [float(sim) + 0.5 * overlap(wanted, content_words(t)) for sim, t in zip(similarity, texts)]
         return candidates[max(range(len(scores)), key=lambda i: (scores[i], -i))]
 
+    def condense(self, question: str, history: list[tuple[str, str]]) -> str:
+        """Rewrite a follow-up into a standalone question using the chat history (prompts/condense.txt).
+
+        A small model may rewrite badly: a rewrite that drops every content word of the question, or
+        balloons, is replaced by the previous question joined with this one.
+        """
+        question = check_question(question)
+        if not history:
+            return question
+        recent = history[-3:]
+        fallback = f"{recent[-1][0]} {question}"
+        if self.settings.answer_mode != "generate":
+            return fallback
+        lines = "\n".join(f"User: {q}\nAssistant: {' '.join(a.split())[:300]}" for q, a in recent)
+        messages = [{"role": "user", "content": self.prompts.render("condense", history=lines, question=question)}]
+        llm = self._llm_factory()
+        if llm.count_tokens(messages) + 64 > llm.n_ctx:
+            return fallback
+        text = "".join(c.text for c in llm.generate(messages, max_tokens=64, temperature=0.0, seed=self.settings.seed, stop=["\n"]))
+        rewritten = " ".join(text.split()).strip('"')
+        if not rewritten or len(rewritten) > 3 * len(fallback) or not content_words(rewritten) & content_words(question):
+            return fallback
+        return rewritten
+
     def pack(self, llm: LLM, question: str, retrieval: Retrieval, max_tokens: int) -> PackedPrompt:
         """Number the sources and add them, best first, while the prompt fits the context window."""
         budget = llm.n_ctx - max_tokens

@@ -238,6 +238,24 @@ def status_command(as_json: bool, **kwargs: Any) -> None:
         click.echo(f"{'':>24}{name}")
 
 
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --auth.")
+@click.option("--port", default=7860, show_default=True, type=int)
+@click.option("--auth", envvar="RAG_AUTH", help="user:password required to open the page (or RAG_AUTH).")
+@click.option("--max-upload-mb", default=50.0, show_default=True, type=float, help="Largest file the page accepts.")
+@settings_options
+@handle_errors
+def serve_command(host: str, port: int, auth: str | None, max_upload_mb: float, **kwargs: Any) -> None:
+    """Open the chat page over the index (http://127.0.0.1:7860)."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    from .serve import check_bind, launch
+    from .service import Rag
+
+    credentials = check_bind(host, auth)
+    settings = _settings(kwargs)
+    launch(Rag(settings), host=host, port=port, auth=credentials, max_upload_mb=max_upload_mb)
+
+
 @main.command("demo")
 @click.option("--question", default="How long is the warranty on the water heater, and what voids it?", show_default=True)
 @settings_options

@@ -146,6 +146,20 @@ def ingest(
     return report
 
 
+def remove(index: Index, sources: list[str]) -> int:
+    """Remove files from the index (their chunks and manifest entries); returns chunks removed."""
+    removed = 0
+    with WriterLock(index.dir):
+        for source in sources:
+            if source in index.manifest.files:
+                index.manifest.files.pop(source)
+                removed += index.store.delete_source(source)
+                index.manifest.generation += 1
+        index.save_manifest()
+        index.bm25()
+    return removed
+
+
 def _write_files(index: Index, items: list[_Pending], vectors: list[list], report: IngestReport) -> None:
     """Replace the chunks of finished files: delete old, add new (batched), then record in the manifest."""
     import numpy as np

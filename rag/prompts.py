@@ -15,6 +15,7 @@ REQUIRED: dict[str, set[str]] = {
     "source": {"n", "text"},
     "refusal": set(),
     "extractive": {"quote", "n"},
+    "condense": {"history", "question"},
 }
 
 

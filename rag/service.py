@@ -74,6 +74,14 @@ class Rag:
     def answerer(self) -> QuestionAnswerer:
         return QuestionAnswerer(HybridRetriever(self.require_index(), self.settings), self.llm, self.prompts, self.settings)
 
+    def remove(self, sources: list[str]) -> int:
+        from .ingest import remove
+
+        return remove(self.index, sources)
+
+    def condense(self, question: str, history: list[tuple[str, str]]) -> str:
+        return self.answerer.condense(question, history)
+
     def ask(self, question: str, **overrides: Any) -> Answer:
         check_question(question)
         return self.answerer.ask(question, **overrides)

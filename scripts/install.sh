@@ -18,4 +18,13 @@ extras=""
 [ "${1:-}" = "test" ] && extras="[test]"
 echo "installing rag$extras (llama-cpp-python compiles on first install: ~5 minutes on 2 cores) ..." >&2
 "${pip[@]}" install -q ".$extras"
+if [ "${1:-}" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
+  # the browser tests drive Debian's Chromium (never a downloaded browser)
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's chromium for the browser tests ..." >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: chromium is not installed; the browser tests will be skipped (apt-get install chromium)" >&2
+  fi
+fi
 echo "ready: $venv/bin/rag --help" >&2

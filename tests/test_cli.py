@@ -103,3 +103,10 @@ def test_demo_runs_on_the_bundled_sample(rag, tmp_path: Path) -> None:
     result = rag("demo", index=tmp_path / "demo-index")
     assert "indexed 5 new" in result.stdout
     assert "water-heater-manual.pdf (page 3)" in result.stdout
+
+
+def test_serve_refuses_a_network_bind_without_auth(rag, tmp_path: Path) -> None:
+    result = rag("serve", "--host", "0.0.0.0", index=tmp_path / "idx", check=2)
+    assert "without authentication" in result.stderr and "--auth" in result.stderr
+    bad = rag("serve", "--host", "0.0.0.0", "--auth", "nopassword", index=tmp_path / "idx", check=2)
+    assert "user:password" in bad.stderr

@@ -1,0 +1,228 @@
+"""The chat page: a Gradio Blocks app over the rag library. No pipeline logic lives here.
+
+Everything that comes from a document or a model is shown as inert text: the chat renders plain
+text (no Markdown, no HTML), and the sources panel is HTML built here with every value escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from rag.errors import RagError
+from rag.loaders import SUPPORTED_SUFFIXES
+from rag.schema import Answer
+from rag.service import Rag
+
+CSS = """
+#sources .source { border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 10px; margin-bottom: 8px; }
+#sources .source mark { background: #fff3a3; padding: 0 2px; }
+#sources .refusal { border-left: 4px solid #d4a72c; background: #fff8e5; padding: 8px 10px; }
+#sources .unsupported { color: #9a6700; font-size: 0.9em; }
+#sources .passage { white-space: pre-wrap; font-size: 0.92em; }
+"""
+
+
+class WaitingRoom:
+    """Serialises answers (one model per process) and turns away requests beyond a bounded wait."""
+
+    def __init__(self, max_waiting: int) -> None:
+        self.max_waiting = max_waiting
+        self._work = threading.Lock()
+        self._count = threading.Lock()
+        self.waiting = 0
+
+    def enter(self) -> bool:
+        with self._count:
+            if self.waiting >= self.max_waiting + 1:
+                return False
+            self.waiting += 1
+        self._work.acquire()
+        return True
+
+    def leave(self) -> None:
+        self._work.release()
+        with self._count:
+            self.waiting -= 1
+
+
+def render_sources(rag: Rag, answer: Answer) -> str:
+    """The cited passages, each with the quoted span highlighted; all text escaped."""
+    parts: list[str] = []
+    if answer.refused:
+        parts.append(
+            '<div class="refusal"><b>Not answered.</b> The documents do not answer this question'
+            f"{': ' + html.escape(answer.refusal_reason) if answer.refusal_reason else '.'}</div>"
+        )
+    if answer.mode == "extractive":
+        parts.append('<p class="unsupported">The model\'s draft was not supported by the sources; the closest passage is quoted instead.</p>')
+    chunks = {c.id: c for c in rag.index.store.get([c.chunk_id for c in answer.citations])}
+    for citation in answer.citations:
+        chunk = chunks.get(citation.chunk_id)
+        page = f", page {citation.page}" if citation.page is not None else ""
+        if chunk is not None:
+            a = max(0, citation.quote_start - chunk.char_start)
+            b = max(a, citation.quote_end - chunk.char_start)
+            passage = (
+                html.escape(chunk.text[:a]) + "<mark>" + html.escape(chunk.text[a:b]) + "</mark>" + html.escape(chunk.text[b:])
+            )
+        else:
+            passage = "<mark>" + html.escape(citation.quote) + "</mark>"
+        parts.append(
+            f'<div class="source" data-n="{citation.n}"><b>[{citation.n}] {html.escape(citation.display_name)}</b>'
+            f'{html.escape(page)}<div class="passage">{passage}</div></div>'
+        )
+    if answer.removed_sentences:
+        parts.append(
+            f'<p class="unsupported">{len(answer.removed_sentences)} sentence(s) of the draft had no support in the '
+            "sources and were left out.</p>"
+        )
+    if not parts:
+        parts.append("<p>No sources.</p>")
+    return "\n".join(parts)
+
+
+def _status_markdown(rag: Rag) -> str:
+    from rag.index import Index
+
+    if not Index.exists(rag.settings.index_dir):
+        return "Nothing indexed yet: add documents above."
+    status = rag.index.status()
+    return (
+        f"**{status.files}** files, **{status.chunks}** chunks · embedder `{status.embedder}` · "
+        f"model `{rag.settings.model}` · index `{status.location}`"
+    )
+
+
+def _file_choices(rag: Rag) -> list[tuple[str, str]]:
+    from rag.index import Index
+
+    if not Index.exists(rag.settings.index_dir):
+        return []
+    return sorted((entry.display_name, source) for source, entry in rag.index.manifest.files.items())
+
+
+def create_app(rag: Rag, *, max_waiting: int = 8) -> gr.Blocks:
+    """Build the page. Nothing heavy happens here: models load on the first question."""
+    settings = rag.settings
+    room = WaitingRoom(max_waiting)
+    upload_dir = settings.index_dir / "uploads"
+
+    def respond(message: str, history: list[dict[str, Any]], pairs: list[list[str]], k: float, temperature: float, max_tokens: float) -> Iterator[tuple[Any, ...]]:
+        message = (message or "").strip()
+        if not message:
+            yield history, gr.skip(), gr.skip(), pairs, ""
+            return
+        history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        yield history, "<p>Searching your documents…</p>", "", pairs, ""
+        if not room.enter():
+            history[-1]["content"] = "The assistant is busy answering other questions. Please try again in a moment."
+            yield history, "<p>Busy.</p>", "", pairs, ""
+            return
+        try:
+            standalone = rag.condense(message, [(q, a) for q, a in pairs])
+            answer = None
+            for event in rag.ask_stream(standalone, top_k=int(k), temperature=float(temperature), max_tokens=int(max_tokens)):
+                if isinstance(event, Answer):
+                    answer = event
+                else:
+                    history[-1]["content"] += event
+                    yield history, gr.skip(), standalone, pairs, ""
+            assert answer is not None
+            text = answer.text
+            if answer.refused:
+                text = "⚠ Not answered: " + text
+            if answer.truncated:
+                text += " [answer cut at the length limit]"
+            history[-1]["content"] = text
+            yield history, render_sources(rag, answer), standalone, [*pairs, [message, answer.text]], ""
+        except RagError as err:
+            history[-1]["content"] = f"Error: {err.problem}" + (f"\nFix: {err.hint}" if err.hint else "")
+            yield history, "<p>No sources.</p>", "", pairs, ""
+        except Exception as err:  # keep the page usable whatever happens
+            history[-1]["content"] = f"Error: {type(err).__name__}: {err}. The page is still usable; try again."
+            yield history, "<p>No sources.</p>", "", pairs, ""
+        finally:
+            room.leave()
+
+    def add_documents(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[str, str, Any]:
+        if not paths:
+            return "No files given.", _status_markdown(rag), gr.update(choices=_file_choices(rag))
+        upload_dir.mkdir(parents=True, exist_ok=True)
+        copies = []
+        for path in paths:
+            target = upload_dir / Path(path).name
+            shutil.copyfile(path, target)
+            copies.append(target)
+
+        def on_progress(event: Any) -> None:
+            if event.total:
+                progress((event.done, event.total), desc=f"{event.phase}")
+
+        try:
+            report = rag.ingest(copies, progress=on_progress)
+        except RagError as err:
+            return f"**Error:** {html.escape(err.problem)}  \n{html.escape(err.hint)}", _status_markdown(rag), gr.update()
+        lines = [f"Indexed {len(report.added)} new and {len(report.updated)} changed file(s), {report.chunks_added} chunks."]
+        for error in report.skipped:
+            lines.append(f"- skipped `{html.escape(error.path)}`: {html.escape(error.reason)} — {html.escape(error.detail)}")
+        return "\n".join(lines), _status_markdown(rag), gr.update(choices=_file_choices(rag), value=[])
+
+    def remove_documents(sources: list[str] | None) -> tuple[str, str, Any]:
+        if not sources:
+            return "Choose files to remove.", _status_markdown(rag), gr.update()
+        try:
+            removed = rag.remove(list(sources))
+        except RagError as err:
+            return f"**Error:** {html.escape(err.problem)}", _status_markdown(rag), gr.update()
+        return f"Removed {len(sources)} file(s), {removed} chunks.", _status_markdown(rag), gr.update(choices=_file_choices(rag), value=[])
+
+    with gr.Blocks(title="rag — ask your documents", analytics_enabled=False) as app:
+        gr.Markdown("## Ask your documents\nAnswers come only from your indexed files, with the passage behind each claim.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(
+                    label="Conversation", height=460, render_markdown=False, sanitize_html=True, allow_tags=False,
+                    elem_id="chat", feedback_options=None, buttons=["copy"],
+                )
+                question = gr.Textbox(label="Question", placeholder="Ask a question about your documents", elem_id="question")
+                with gr.Row():
+                    ask = gr.Button("Ask", variant="primary", elem_id="ask")
+                    stop = gr.Button("Stop", elem_id="stop")
+                    clear = gr.Button("Clear conversation", elem_id="clear")
+                with gr.Accordion("Rewritten query", open=False):
+                    rewritten = gr.Textbox(label="Standalone query used for retrieval", interactive=False, elem_id="rewritten")
+            with gr.Column(scale=2):
+                gr.Markdown("### Sources")
+                sources = gr.HTML("<p>Sources of the last answer appear here.</p>", elem_id="sources")
+        with gr.Accordion("Documents", open=False, elem_id="documents"):
+            upload = gr.File(file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", label="Add documents", elem_id="upload")
+            report = gr.Markdown(elem_id="ingest-report")
+            status = gr.Markdown(_status_markdown(rag), elem_id="index-status")
+            with gr.Row():
+                files = gr.Dropdown(choices=_file_choices(rag), multiselect=True, label="Indexed files", elem_id="files")
+                remove = gr.Button("Remove from index", elem_id="remove")
+        with gr.Accordion("Settings", open=False):
+            top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Sources per answer")
+            temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature")
+            max_tokens = gr.Slider(32, 2048, value=settings.max_tokens, step=16, label="Max answer length (tokens)")
+        pairs = gr.State([])
+
+        inputs = [question, chat, pairs, top_k, temperature, max_tokens]
+        outputs = [chat, sources, rewritten, pairs, question]
+        limit = max_waiting + 1
+        submitted = question.submit(respond, inputs, outputs, concurrency_limit=limit, api_name="ask")
+        clicked = ask.click(respond, inputs, outputs, concurrency_limit=limit, api_name=False)
+        stop.click(None, None, None, cancels=[submitted, clicked])
+        clear.click(lambda: ([], "<p>Sources of the last answer appear here.</p>", "", []), None, [chat, sources, rewritten, pairs], api_name=False)
+        upload.upload(add_documents, [upload], [report, status, files], api_name="upload")
+        remove.click(remove_documents, [files], [report, status, files], api_name="remove")
+        app.load(lambda: (_status_markdown(rag), gr.update(choices=_file_choices(rag))), None, [status, files], api_name=False)
+    app.queue(max_size=4 * limit)
+    return app
