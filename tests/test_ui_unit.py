@@ -36,3 +36,27 @@ def test_bind_rules() -> None:
     assert check_bind("0.0.0.0", "ann:s3cret") == ("ann", "s3cret")
     with pytest.raises(InputError, match="authentication"):
         check_bind("0.0.0.0", None)
+
+
+def test_model_failure_is_shown_and_the_page_keeps_working(tmp_path, embedder) -> None:
+    from gradio_client import Client
+
+    from rag.config import Settings
+    from rag.service import Rag
+    from ui.app import create_app
+
+    (tmp_path / "note.txt").write_text("The kiln at Harrow Lane is fired every Thursday.\n", encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", model=str(tmp_path / "missing.gguf"))
+    rag = Rag(settings, embedder=embedder)
+    rag.ingest([tmp_path / "note.txt"])
+    app = create_app(rag)
+    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    try:
+        client = Client(app.local_url, verbose=False)
+        for _ in range(2):  # the same failure twice: the page is still answering
+            chat, sources, _, _ = client.predict("When is the kiln fired?", [], 5, 0.0, 100, api_name="/ask")
+            text = chat[-1]["content"][0]["text"] if isinstance(chat[-1]["content"], list) else chat[-1]["content"]
+            assert text.startswith("Error: model file not found")
+            assert "Fix:" in text
+    finally:
+        app.close()
