@@ -12,7 +12,7 @@ from .errors import InputError
 from .llm import LLM, Message
 from .prompts import Prompts
 from .retrieval import HybridRetriever, Retrieval
-from .schema import Answer, Chunk, Citation, Hit
+from .schema import Answer, Chunk, Citation, Draft, Hit
 from .textspan import best_span, complete_prefix, content_words, numbers, overlap, sentences
 
 _ECHO = re.compile(r"^\s*(source|passage)\s*\[?\d+\]?\s*:\s*$", re.IGNORECASE | re.MULTILINE)
@@ -64,8 +64,9 @@ class QuestionAnswerer:
         top_k: int | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
-    ) -> Iterator[str | Answer]:
-        """Yield answer text as it is generated, then the finished ``Answer``."""
+    ) -> Iterator[str | Draft | Answer]:
+        """Yield checked answer text (``str``) as each sentence passes, ``Draft`` updates of the
+        sentence being written, then the finished ``Answer``."""
         started = time.perf_counter()
         question = check_question(question)
         max_tokens = max_tokens or self.settings.max_tokens
@@ -92,9 +93,10 @@ class QuestionAnswerer:
             packed.messages, max_tokens=max_tokens, temperature=temperature, seed=self.settings.seed, stop=STOP
         ):
             finish = chunk.finish_reason or finish
-            for sentence in checker.feed(chunk.text):  # only checked sentences reach the user
+            for sentence in checker.feed(chunk.text):  # only checked sentences become answer text
                 yield (" " if shown else "") + sentence
                 shown += 1
+            yield Draft(checker.pending)
             if checker.full:  # enough supported sentences: stop generating
                 finish = "stop"
                 break
@@ -302,6 +304,13 @@ class CitationChecker:
             return []
         done, self._buffer = visible[:cut], self._buffer[cut:]
         return self._check(done)
+
+    @property
+    def pending(self) -> str:
+        """The unfinished sentence, as written so far (reasoning sections hidden)."""
+        text = _THINK_DONE.sub("", self._buffer)
+        opened = _THINK_OPEN.search(text)
+        return " ".join((text[: opened.start()] if opened else text).split())
 
     @property
     def full(self) -> bool:

@@ -166,7 +166,7 @@ def ask_command(question: str, as_json: bool, **kwargs: Any) -> None:
     for event in rag.ask_stream(question):
         if isinstance(event, Answer):
             answer = event
-        elif not as_json:  # checked sentences, as they are accepted
+        elif isinstance(event, str) and not as_json:  # checked sentences, as they are accepted
             click.echo(event, nl=False)
             sys.stdout.flush()
             streamed = True

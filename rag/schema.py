@@ -90,6 +90,13 @@ class Citation:
         }
 
 
+@dataclass(frozen=True)
+class Draft:
+    """The sentence the model is writing now, not yet checked: show it as a draft, if at all."""
+
+    text: str
+
+
 @dataclass
 class Answer:
     question: str

@@ -16,7 +16,7 @@ from .ingest import ProgressCallback, ingest
 from .llm import LLM, LlamaCppLLM, resolve_model
 from .prompts import Prompts
 from .retrieval import HybridRetriever
-from .schema import Answer, IngestReport
+from .schema import Answer, Draft, IngestReport
 
 
 class Rag:
@@ -86,6 +86,6 @@ class Rag:
         check_question(question)
         return self.answerer.ask(question, **overrides)
 
-    def ask_stream(self, question: str, **overrides: Any) -> Iterator[str | Answer]:
+    def ask_stream(self, question: str, **overrides: Any) -> Iterator[str | Draft | Answer]:
         check_question(question)
         return self.answerer.stream(question, **overrides)

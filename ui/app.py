@@ -17,7 +17,7 @@ import gradio as gr
 
 from rag.errors import RagError
 from rag.loaders import SUPPORTED_SUFFIXES
-from rag.schema import Answer
+from rag.schema import Answer, Draft
 from rag.service import Rag
 
 CSS = """
@@ -128,12 +128,17 @@ def create_app(rag: Rag, *, max_waiting: int = 8) -> gr.Blocks:
         try:
             standalone = rag.condense(message, [(q, a) for q, a in pairs])
             answer = None
+            checked = ""
             for event in rag.ask_stream(standalone, top_k=int(k), temperature=float(temperature), max_tokens=int(max_tokens)):
                 if isinstance(event, Answer):
                     answer = event
+                    continue
+                if isinstance(event, Draft):  # token by token, marked as a draft until its sentence is checked
+                    history[-1]["content"] = checked + (f"{' ' if checked else ''}✎ {event.text}" if event.text else "")
                 else:
-                    history[-1]["content"] += event
-                    yield history, gr.skip(), standalone, pairs, ""
+                    checked += event
+                    history[-1]["content"] = checked
+                yield history, gr.skip(), standalone, pairs, ""
             assert answer is not None
             text = answer.text
             if answer.refused:
