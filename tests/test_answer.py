@@ -197,3 +197,26 @@ def test_streaming_checker_releases_only_finished_supported_sentences() -> None:
     assert text == "Dogs are allowed on Fridays [2]. The jar holds 1.5 litres [1]."
     assert removed == ["Cats rule"]
     assert [c.n for c in citations] == [1, 2]
+
+
+def test_follow_up_is_rewritten_with_the_history() -> None:
+    class Rewriter(FakeLLM):
+        def generate(self, messages: list[Message], **kwargs: object) -> Iterator[GenerationChunk]:
+            self.calls.append(messages)
+            yield GenerationChunk(self.reply, "stop")
+
+    llm = Rewriter(4096, reply="When are dogs allowed in the office?")
+    qa = answerer(llm, HITS)
+    history = [("Are pets allowed in the office?", "Dogs are allowed on Fridays [2].")]
+    assert qa.condense("and dogs, when?", history) == "When are dogs allowed in the office?"
+    prompt = llm.calls[0][-1]["content"]
+    assert "Are pets allowed in the office?" in prompt and "and dogs, when?" in prompt
+    assert qa.condense("How big is the jar?", []) == "How big is the jar?"  # nothing to rewrite: no model call
+    assert len(llm.calls) == 1
+
+
+def test_a_rewrite_that_loses_the_question_falls_back_to_the_history() -> None:
+    llm = FakeLLM(4096, reply="Banana banana banana.")
+    qa = answerer(llm, HITS)
+    history = [("Are pets allowed in the office?", "Dogs are allowed on Fridays [2].")]
+    assert qa.condense("and dogs, when?", history) == "Are pets allowed in the office? and dogs, when?"

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,3 +166,21 @@ def test_api_streams_answers_and_reports_upload_errors(server: Server, tmp_path:
 
     empty_chat, *_ = client.predict("", [], 5, 0.0, 200, api_name="/ask")
     assert empty_chat == []
+
+    # the index folder is never served as files
+    index = Path(server.log).parent / "index"
+    for path in (index / "manifest.json", index / "uploads" / "tides.txt"):
+        assert path.exists()
+        for prefix in ("gradio_api/file=", "file="):
+            try:
+                with urllib.request.urlopen(f"{server.url}{prefix}{path}", timeout=10) as response:
+                    assert response.status >= 400 or b"Port Evander" not in response.read()
+            except urllib.error.HTTPError as err:
+                assert err.code in (403, 404)
+
+    # remove a document: it is gone from the index and from answers
+    sources = [str((index / "uploads" / "tides.txt").resolve())]
+    report, status, _ = client.predict(sources, api_name="/remove")
+    assert "Removed 1 file" in report
+    chat, sources_html, _, _ = client.predict("When is high tide at Port Evander on Sundays?", [], 5, 0.0, 200, api_name="/ask")
+    assert "tides.txt" not in sources_html
