@@ -143,7 +143,7 @@ def _split_long_units(text: str, units: list[_Unit], budget: int, count_tokens: 
             continue
         words = [m.span() for m in re.finditer(r"\S+", text[unit.start : unit.end])]
         counts = count_tokens([text[unit.start + a : unit.start + b] for a, b in words])
-        piece_start, piece_tokens = None, 0
+        piece_start, piece_tokens, last_end = None, 0, unit.start
         for (a, b), n in zip(words, counts):
             n = min(n, budget)  # a single absurd "word" still becomes its own (cut) piece below
             if piece_start is not None and piece_tokens + n > budget:

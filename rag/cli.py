@@ -109,7 +109,14 @@ def ingest_command(paths: tuple[Path, ...], rebuild: bool, as_json: bool, **kwar
 
 def _run_ingest(rag: Any, paths: list[Path], rebuild: bool, show_progress: bool) -> IngestReport:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from .ingest import ProgressEvent
 

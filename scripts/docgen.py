@@ -13,7 +13,12 @@ def _escape(line: str) -> str:
 def make_pdf(path: Path, pages: list[str], *, password: str | None = None, title: str = "") -> Path:
     """One PDF page per string, Helvetica 11pt, wrapped at 90 characters."""
     from pypdf import PdfWriter
-    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject, TextStringObject
+    from pypdf.generic import (
+        DecodedStreamObject,
+        DictionaryObject,
+        NameObject,
+        TextStringObject,
+    )
 
     writer = PdfWriter()
     font = writer._add_object(

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from rag.answer import QuestionAnswerer, cite
+from rag.answer import QuestionAnswerer
+from rag.citations import cite
 from rag.config import Settings
 from rag.errors import InputError
 from rag.llm import GenerationChunk, Message
@@ -187,7 +188,7 @@ def test_truncated_answer_is_flagged() -> None:
 
 
 def test_streaming_checker_releases_only_finished_supported_sentences() -> None:
-    from rag.answer import CitationChecker
+    from rag.citations import CitationChecker
 
     checker = CitationChecker(HITS, "When are dogs allowed, and how big is the jar?")
     pieces = ["<think>dogs? jar?", "</think>Dogs are all", "owed on Fridays. [2] The jar holds 1.5 li", "tres [1]. Cats rule"]
