@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from .citations import REFUSAL, CitationChecker, make_citation
 from .config import Settings
 from .errors import InputError
@@ -54,6 +56,7 @@ class QuestionAnswerer:
         top_k: int | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        query_vector: np.ndarray | None = None,
     ) -> Iterator[str | Draft | Answer]:
         """Yield checked answer text (``str``) as each sentence passes, ``Draft`` updates of the
         sentence being written, then the finished ``Answer``."""
@@ -64,7 +67,7 @@ class QuestionAnswerer:
         llm = self._llm_factory() if self.settings.answer_mode == "generate" else None
         if llm is not None:
             self.pack(llm, question, Retrieval(question, [], 0.0, 0), max_tokens)  # fails fast if it cannot fit
-        retrieval = self.retriever.retrieve(question, top_k=top_k)
+        retrieval = self.retriever.retrieve(question, top_k=top_k, vector=query_vector)
         if not retrieval.hits:
             yield from _with_text(self._refusal(question, retrieval, started, "no passage in the index is relevant to the question"))
             return

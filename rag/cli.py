@@ -245,6 +245,46 @@ def status_command(as_json: bool, **kwargs: Any) -> None:
         click.echo(f"{'':>24}{name}")
 
 
+@main.command("batch")
+@click.argument("questions", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="answers.jsonl (appended; re-runs resume).")
+@click.option("--top-k", type=int, help="Passages given to the model (RAG_TOP_K).")
+@click.option("--max-tokens", type=int, help="Longest answer in tokens (RAG_MAX_TOKENS).")
+@click.option("--temperature", type=float, help="Sampling temperature; 0 is greedy (RAG_TEMPERATURE).")
+@click.option("--seed", type=int, help="Sampling seed (RAG_SEED).")
+@settings_options
+@handle_errors
+def batch_command(questions: Path, output: Path, **kwargs: Any) -> None:
+    """Answer a file of questions (.jsonl, .csv, .txt): one JSON answer per line in OUTPUT."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from .batch import read_questions, run_batch
+    from .service import Rag
+
+    settings = _settings(kwargs)
+    read_questions(questions)  # fail fast on a missing or unreadable file, before loading models
+    rag = Rag(settings)
+    console = Console(stderr=True)
+    columns = [TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("answering", total=None)
+        report = run_batch(rag, questions, output, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    for bad in report.bad_rows:
+        click.echo(f"  skipped line {bad.line}: {bad.reason}", err=True)
+    click.echo(
+        f"answered {report.answered} question(s), {report.skipped_done} already in {output}, "
+        f"{len(report.bad_rows)} bad row(s), in {report.seconds:.1f}s"
+    )
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --auth.")
 @click.option("--port", default=7860, show_default=True, type=int)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .config import Settings
 from .index import Index
 from .schema import Chunk, Hit
@@ -35,13 +37,17 @@ class HybridRetriever:
         self.index = index
         self.settings = settings
 
-    def retrieve(self, query: str, top_k: int | None = None, mode: str = "hybrid") -> Retrieval:
+    def retrieve(
+        self, query: str, top_k: int | None = None, mode: str = "hybrid", vector: np.ndarray | None = None
+    ) -> Retrieval:
+        """Fused hits for ``query``; pass ``vector`` when the query was embedded already (batches)."""
         top_k = top_k or self.settings.top_k
         n = max(self.settings.candidates, top_k)
         dense: list[tuple[Chunk, float]] = []
         keyword: list[tuple[str, float]] = []
         if mode in ("hybrid", "dense"):
-            vector = self.index.embedder.embed_queries([query])[0]
+            if vector is None:
+                vector = self.index.embedder.embed_queries([query])[0]
             dense = self.index.store.query(vector, n)
         if mode in ("hybrid", "bm25"):
             keyword = self.index.bm25().search(query, n)

@@ -128,7 +128,7 @@ class FakeRetriever:
 
         self.index = _Index()
 
-    def retrieve(self, query: str, top_k: int | None = None) -> Retrieval:
+    def retrieve(self, query: str, top_k: int | None = None, vector: object = None) -> Retrieval:
         return Retrieval(query, list(self.hits), self.best, 0)
 
 

@@ -1,0 +1,226 @@
+"""Batch question answering: files of questions in, one cited JSON answer per line out.
+
+Resumable (questions already in the output are skipped, by id or by text), crash-safe (each record
+is one whole line, appended and fsync'd; a torn last line is cut off before resuming), and faster
+than asking one by one (one loaded model, queries embedded in batches, the shared prompt prefix
+reused from llama.cpp's cache).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .service import Rag
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    line: int
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    reason: str
+
+
+@dataclass
+class BatchReport:
+    answered: int = 0
+    skipped_done: int = 0
+    bad_rows: list[BadRow] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "answered": self.answered,
+            "skipped_already_answered": self.skipped_done,
+            "bad_rows": [{"line": b.line, "reason": b.reason} for b in self.bad_rows],
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def read_questions(path: Path) -> tuple[list[Question], list[BadRow]]:
+    """Questions from .jsonl ({"question"|"text", "id"?}), .csv (a "question" column, "id" optional)
+    or .txt (one per line). Bad rows come back with their line number instead of stopping the run."""
+    if not path.is_file():
+        raise InputError(f"questions file not found: {path}", "pass a .jsonl, .csv or .txt file of questions")
+    suffix = path.suffix.lower()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text", f"convert it first, e.g. iconv -f latin1 -t utf-8 {path.name}") from None
+    if suffix == ".jsonl":
+        return _from_jsonl(text)
+    if suffix == ".csv":
+        return _from_csv(text, path)
+    if suffix == ".txt":
+        questions = [Question(str(n), " ".join(line.split()), n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        return questions, []
+    raise InputError(f"unsupported questions file type '{suffix}'", "use .jsonl, .csv or .txt")
+
+
+def _from_jsonl(text: str) -> tuple[list[Question], list[BadRow]]:
+    questions, bad = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            bad.append(BadRow(n, f"malformed JSON: {err.msg}"))
+            continue
+        if not isinstance(row, dict):
+            bad.append(BadRow(n, "not a JSON object"))
+            continue
+        question = row.get("question", row.get("text"))
+        if not isinstance(question, str) or not question.strip():
+            bad.append(BadRow(n, "empty or missing 'question'"))
+            continue
+        questions.append(Question(str(row.get("id", n)), " ".join(question.split()), n))
+    return questions, bad
+
+
+def _from_csv(text: str, path: Path) -> tuple[list[Question], list[BadRow]]:
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    if "question" not in fields:
+        raise InputError(
+            f"{path} has no 'question' column (header: {', '.join(reader.fieldnames or []) or 'empty'})",
+            "add a header row with a 'question' column (and optionally 'id')",
+        )
+    questions, bad = [], []
+    for row in reader:
+        n = reader.line_num
+        row = {(k or "").strip().lower(): (v or "") for k, v in row.items()}
+        question = " ".join(row.get("question", "").split())
+        if not question:
+            bad.append(BadRow(n, "empty question"))
+            continue
+        questions.append(Question(row.get("id") or str(n), question, n))
+    return questions, bad
+
+
+def already_answered(output: Path) -> tuple[set[str], set[str]]:
+    """Ids and question texts in an existing output; a torn last line is cut off first."""
+    if not output.exists():
+        return set(), set()
+    data = output.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):  # an interrupted write: drop the partial record
+        with output.open("r+b") as handle:
+            handle.truncate(end)
+        data = data[:end]
+    ids, texts = set(), set()
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        ids.add(str(record.get("id")))
+        texts.add(str(record.get("question")))
+    return ids, texts
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def provenance(rag: Rag) -> dict[str, Any]:
+    """What produced the answers: enough to reproduce or audit them."""
+    from .llm import resolve_model
+
+    settings = rag.settings
+    model_path = resolve_model(settings.model, settings)
+    index = rag.require_index()
+    return {
+        "model_file": model_path.name,
+        "model_sha256": file_sha256(model_path),
+        "embedder": rag.embedder.name,
+        "index_fingerprint": hashlib.sha256(index.manifest_path.read_bytes()).hexdigest()[:16],
+        "prompt_version": rag.prompts.version,
+        "retrieval": {
+            "top_k": settings.top_k,
+            "candidates": settings.candidates,
+            "rrf_k": settings.rrf_k,
+            "min_similarity": settings.min_similarity,
+            "relative_cutoff": settings.relative_cutoff,
+            "chunk_tokens": settings.chunk_tokens,
+            "chunk_overlap": settings.chunk_overlap,
+        },
+        "generation": {
+            "answer_mode": settings.answer_mode,
+            "n_ctx": settings.n_ctx,
+            "max_tokens": settings.max_tokens,
+            "temperature": settings.temperature,
+            "seed": settings.seed,
+        },
+    }
+
+
+def run_batch(
+    rag: Rag,
+    questions_file: Path,
+    output: Path,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    embed_batch: int = 64,
+) -> BatchReport:
+    started = time.perf_counter()
+    questions, bad = read_questions(questions_file)
+    report = BatchReport(bad_rows=bad)
+    done_ids, done_texts = already_answered(output)
+    todo = [q for q in questions if q.id not in done_ids and q.text not in done_texts]
+    report.skipped_done = len(questions) - len(todo)
+    meta = provenance(rag) if todo else {}
+    total = len(todo)
+    if on_progress:
+        on_progress(0, total)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("a", encoding="utf-8") as sink:
+        for start in range(0, total, embed_batch):
+            group = todo[start : start + embed_batch]
+            vectors = rag.embedder.embed_queries([q.text for q in group])
+            for question, vector in zip(group, vectors):
+                record = _answer_record(rag, question, vector, meta)
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                sink.flush()
+                os.fsync(sink.fileno())
+                report.answered += 1
+                if on_progress:
+                    on_progress(report.answered, total)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _answer_record(rag: Rag, question: Question, vector: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    from .errors import RagError
+
+    try:
+        answer = rag.ask(question.text, query_vector=vector)
+    except RagError as err:  # e.g. a question too long for the context: recorded, the run goes on
+        return {"id": question.id, "question": question.text, "error": err.problem, "fix": err.hint, **meta}
+    return {"id": question.id, **answer.to_json(), **meta}
+
+
+def iter_records(output: Path) -> Iterator[dict[str, Any]]:
+    with output.open(encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
