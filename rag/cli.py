@@ -285,6 +285,65 @@ def batch_command(questions: Path, output: Path, **kwargs: Any) -> None:
     )
 
 
+@main.group("eval")
+def eval_group() -> None:
+    """Measure retrieval and answer quality on a benchmark folder (BEIR / SQuAD layouts)."""
+
+
+def _emit_report(report: dict[str, Any], as_json: bool, report_file: Path | None, rows: list[tuple[str, dict[str, Any]]]) -> None:
+    if report_file is not None:
+        report_file.parent.mkdir(parents=True, exist_ok=True)
+        report_file.write_text(json.dumps(report, indent=2))
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    keys = [k for k in rows[0][1] if isinstance(rows[0][1][k], (int, float)) or rows[0][1][k] is None]
+    click.echo(f"{'':12}" + "".join(f"{k:>16}" for k in keys))
+    for name, row in rows:
+        click.echo(f"{name:12}" + "".join(f"{row[k]:>16}" if row[k] is not None else f"{'-':>16}" for k in keys))
+    if report_file is not None:
+        click.echo(f"report: {report_file}")
+
+
+@eval_group.command("retrieval")
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--compare", default="hybrid", show_default=True, help="Comma-separated variants: dense, bm25, hybrid.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--report", "report_file", type=click.Path(path_type=Path), help="Also write the JSON report here.")
+@settings_options
+@handle_errors
+def eval_retrieval_command(folder: Path, compare: str, as_json: bool, report_file: Path | None, **kwargs: Any) -> None:
+    """nDCG@10, recall@10, recall@100 and MRR@10 on a BEIR folder (corpus, queries, qrels/test.tsv)."""
+    from .evaluation import evaluate_retrieval
+    from .service import Rag
+
+    rag = Rag(_settings(kwargs))
+    report = evaluate_retrieval(folder, rag, [m.strip() for m in compare.split(",") if m.strip()])
+    _emit_report(report, as_json, report_file, list(report["variants"].items()))
+
+
+@eval_group.command("qa")
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--limit", type=int, help="Answer a random sample of this many questions.")
+@click.option("--seed", "sample_seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--report", "report_file", type=click.Path(path_type=Path), help="Also write the JSON report here.")
+@click.option("--chart", type=click.Path(path_type=Path), help="Write a PNG chart of the metrics here.")
+@click.option("--top-k", type=int, help="Passages given to the model (RAG_TOP_K).")
+@click.option("--max-tokens", type=int, help="Longest answer in tokens (RAG_MAX_TOKENS).")
+@settings_options
+@handle_errors
+def eval_qa_command(folder: Path, limit: int | None, sample_seed: int, as_json: bool, report_file: Path | None, chart: Path | None, **kwargs: Any) -> None:
+    """Exact match, F1, containment, citation precision, retrieval recall, refusals, latency."""
+    from .evaluation import evaluate_qa
+    from .service import Rag
+
+    rag = Rag(_settings(kwargs))
+    report = evaluate_qa(folder, rag, limit=limit, seed=sample_seed, chart=chart)
+    row = {k: v for k, v in report.items() if k not in ("dataset", "settings", "chart")}
+    _emit_report(report, as_json, report_file, [("qa", row)])
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --auth.")
 @click.option("--port", default=7860, show_default=True, type=int)

@@ -1,0 +1,210 @@
+"""Evaluation on public benchmark layouts: retrieval (BEIR) and question answering (SQuAD-style).
+
+Each corpus document is ingested as one file named by its ``_id`` into an index of its own (kept
+under the main index folder and reused while the corpus is unchanged); chunk hits collapse to their
+document, best first, before scoring.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import random
+import re
+import statistics
+import string
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .errors import InputError
+from .ingest import ingest
+from .retrieval import HybridRetriever
+from .service import Rag
+
+MODES = ("dense", "bm25", "hybrid")
+
+
+def _open(folder: Path, name: str) -> Iterator[str]:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.exists():
+            opener = gzip.open if candidate.suffix == ".gz" else open
+            with opener(candidate, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
+                yield from handle
+            return
+    raise InputError(f"{folder} has no {name} (or {name}.gz)", "pass a BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")
+
+
+def read_jsonl(folder: Path, name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in _open(folder, name) if line.strip()]
+
+
+def read_qrels(folder: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    for n, line in enumerate(_open(folder, "qrels/test.tsv")):
+        parts = line.rstrip("\n").split("\t")
+        if n == 0 and not parts[-1].strip().lstrip("-").isdigit():
+            continue  # header
+        if len(parts) >= 3:
+            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return qrels
+
+
+def corpus_index(folder: Path, settings: Settings, rag: Rag) -> tuple[Rag, dict[str, str]]:
+    """An assistant over the corpus in a dedicated index; returns it and source path → doc id."""
+    corpus = read_jsonl(folder, "corpus.jsonl")
+    digest = hashlib.sha256(json.dumps([d.get("_id") for d in corpus]).encode()).hexdigest()[:12]
+    root = settings.index_dir / "eval" / f"{folder.resolve().name}-{digest}"
+    docs = root / "docs"
+    docs.mkdir(parents=True, exist_ok=True)
+    sources: dict[str, str] = {}
+    for doc in corpus:
+        doc_id = str(doc["_id"])
+        safe = re.sub(r"[^\w.-]", "_", doc_id)[:120] + "-" + hashlib.sha1(doc_id.encode()).hexdigest()[:6]
+        path = docs / f"{safe}.md"
+        body = (f"# {doc['title']}\n\n" if doc.get("title") else "") + str(doc.get("text", ""))
+        if not path.exists() or path.read_text(encoding="utf-8") != body:
+            path.write_text(body, encoding="utf-8")
+        sources[str(path.resolve())] = doc_id
+    eval_settings = settings.model_copy(update={"index_dir": root / "index"})
+    eval_rag = Rag(eval_settings, embedder=rag.embedder)
+    ingest(eval_rag.index, [docs], eval_settings)
+    return eval_rag, sources
+
+
+def ranked_docs(retriever: HybridRetriever, query: str, mode: str, sources: dict[str, str], depth: int = 100) -> list[str]:
+    out: list[str] = []
+    for hit in retriever.retrieve(query, top_k=depth, mode=mode).hits:
+        doc = sources.get(hit.chunk.source)
+        if doc is not None and doc not in out:
+            out.append(doc)
+    return out
+
+
+def retrieval_metrics(ranked: list[str], relevant: dict[str, int]) -> dict[str, float]:
+    gains = [relevant.get(d, 0) for d in ranked[:10]]
+    dcg = sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(gains))
+    ideal = sorted(relevant.values(), reverse=True)[:10]
+    idcg = sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
+    positives = {d for d, g in relevant.items() if g > 0}
+    first = next((i for i, d in enumerate(ranked[:10]) if d in positives), None)
+    return {
+        "ndcg@10": dcg / idcg if idcg else 0.0,
+        "recall@10": len(positives & set(ranked[:10])) / len(positives) if positives else 0.0,
+        "recall@100": len(positives & set(ranked[:100])) / len(positives) if positives else 0.0,
+        "mrr@10": 1.0 / (first + 1) if first is not None else 0.0,
+    }
+
+
+def evaluate_retrieval(folder: Path, rag: Rag, modes: list[str]) -> dict[str, Any]:
+    for mode in modes:
+        if mode not in MODES:
+            raise InputError(f"unknown retrieval variant '{mode}'", f"choose from {', '.join(MODES)}")
+    eval_rag, sources = corpus_index(folder, rag.settings, rag)
+    settings = eval_rag.settings.model_copy(update={"min_similarity": -1.0, "candidates": max(100, eval_rag.settings.candidates)})
+    retriever = HybridRetriever(eval_rag.index, settings)
+    queries = {str(q["_id"]): q["text"] for q in read_jsonl(folder, "queries.jsonl")}
+    qrels = {q: r for q, r in read_qrels(folder).items() if q in queries}
+    results: dict[str, Any] = {}
+    for mode in modes:
+        started = time.perf_counter()
+        totals: Counter[str] = Counter()
+        for qid, relevant in qrels.items():
+            totals.update(retrieval_metrics(ranked_docs(retriever, queries[qid], mode, sources), relevant))
+        n = len(qrels) or 1
+        results[mode] = {k: round(v / n, 4) for k, v in totals.items()} | {"seconds": round(time.perf_counter() - started, 2)}
+    return {"dataset": str(folder), "queries": len(qrels), "documents": len(sources), "variants": results, "settings": _settings_used(settings)}
+
+
+def normalise_answer(text: str) -> str:
+    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    p, g = normalise_answer(prediction).split(), normalise_answer(gold).split()
+    common = Counter(p) & Counter(g)
+    same = sum(common.values())
+    if not same:
+        return 0.0
+    precision, recall = same / len(p), same / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def evaluate_qa(folder: Path, rag: Rag, *, limit: int | None, seed: int, chart: Path | None = None) -> dict[str, Any]:
+    eval_rag, sources = corpus_index(folder, rag.settings, rag)
+    items = read_jsonl(folder, "qa.jsonl")
+    if limit is not None and limit < len(items):
+        items = random.Random(seed).sample(items, limit)
+    doc_of = sources
+    em = f1 = contained = refused = 0.0
+    cited = cited_gold = recall_hits = recall_total = 0
+    latencies: list[float] = []
+    for item in items:
+        answer = eval_rag.ask(item["question"])
+        latencies.append(answer.latency_s)
+        golds = [str(a) for a in item.get("answers", [])] or [""]
+        text = answer.text
+        em += max(float(normalise_answer(text) == normalise_answer(g)) for g in golds)
+        f1 += max(f1_score(text, g) for g in golds)
+        contained += any(normalise_answer(g) and normalise_answer(g) in normalise_answer(text) for g in golds)
+        refused += answer.refused
+        gold_docs = {str(d) for d in item.get("doc_ids", [])}
+        if gold_docs:
+            for citation in answer.citations:
+                cited += 1
+                cited_gold += doc_of.get(citation.source) in gold_docs
+            retrieved = {doc_of.get(h.chunk.source) for h in eval_rag.answerer.retriever.retrieve(item["question"]).hits}
+            recall_total += 1
+            recall_hits += bool(retrieved & gold_docs)
+    n = len(items) or 1
+    report = {
+        "dataset": str(folder),
+        "questions": len(items),
+        "exact_match": round(em / n, 4),
+        "f1": round(f1 / n, 4),
+        "containment": round(contained / n, 4),
+        "citation_precision": round(cited_gold / cited, 4) if cited else None,
+        f"retrieval_recall@{eval_rag.settings.top_k}": round(recall_hits / recall_total, 4) if recall_total else None,
+        "refusal_rate": round(refused / n, 4),
+        "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+        "latency_p95_s": round(sorted(latencies)[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3) if latencies else None,
+        "settings": _settings_used(eval_rag.settings) | {"limit": limit, "sample_seed": seed},
+    }
+    if chart is not None:
+        report["chart"] = str(_chart(report, chart))
+    return report
+
+
+def _chart(report: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("exact_match", "f1", "containment", "citation_precision", "refusal_rate") if report.get(k) is not None]
+    keys += [k for k in report if k.startswith("retrieval_recall@") and report[k] is not None]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar(keys, [report[k] for k in keys], color="#4c72b0")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"rag eval qa: {Path(report['dataset']).name}, {report['questions']} questions")
+    ax.tick_params(axis="x", labelrotation=20)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _settings_used(settings: Settings) -> dict[str, Any]:
+    keys = ("embedder", "model", "answer_mode", "top_k", "candidates", "rrf_k", "min_similarity", "relative_cutoff",
+            "chunk_tokens", "chunk_overlap", "n_ctx", "max_tokens", "temperature", "seed")
+    return {k: getattr(settings, k) for k in keys}

@@ -1,0 +1,89 @@
+"""The evaluation harness on a tiny BEIR/QA folder made by the test (plain and gzip)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.evaluation import (
+    evaluate_qa,
+    evaluate_retrieval,
+    f1_score,
+    normalise_answer,
+    retrieval_metrics,
+)
+from rag.service import Rag
+
+DOCS = [
+    {"_id": "d1", "title": "Volcanoes", "text": "Mount Erebus is the southernmost active volcano on Earth, in Antarctica."},
+    {"_id": "d2", "title": "Rivers", "text": "The Danube flows through ten countries before reaching the Black Sea."},
+    {"_id": "d3", "title": "Birds", "text": "The Arctic tern migrates from the Arctic to the Antarctic every year."},
+]
+QUERIES = [
+    {"_id": "q1", "text": "Which is the southernmost active volcano?"},
+    {"_id": "q2", "text": "How many countries does the Danube flow through?"},
+    {"_id": "q3", "text": "Which bird migrates from the Arctic to the Antarctic?"},
+]
+
+
+def write_dataset(folder: Path, gz: bool) -> Path:
+    (folder / "qrels").mkdir(parents=True)
+
+    def write(name: str, text: str) -> None:
+        path = folder / name
+        if gz:
+            with gzip.open(f"{path}.gz", "wt", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+
+    write("corpus.jsonl", "".join(json.dumps(d) + "\n" for d in DOCS))
+    write("queries.jsonl", "".join(json.dumps(q) + "\n" for q in QUERIES))
+    write("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td3\t1\n")
+    qa = [
+        {"id": "a1", "question": "Which is the southernmost active volcano on Earth?", "answers": ["Mount Erebus"], "doc_ids": ["d1"]},
+        {"id": "a2", "question": "Through how many countries does the Danube flow?", "answers": ["ten"], "doc_ids": ["d2"]},
+    ]
+    write("qa.jsonl", "".join(json.dumps(q) + "\n" for q in qa))
+    return folder
+
+
+def test_metric_definitions() -> None:
+    perfect = retrieval_metrics(["a", "b"], {"a": 1})
+    assert perfect == {"ndcg@10": 1.0, "recall@10": 1.0, "recall@100": 1.0, "mrr@10": 1.0}
+    second = retrieval_metrics(["b", "a"], {"a": 1})
+    assert second["mrr@10"] == 0.5 and 0.6 < second["ndcg@10"] < 0.64
+    assert retrieval_metrics(["b"], {"a": 1})["recall@100"] == 0.0
+    assert normalise_answer("The  Nobel Prize!") == "nobel prize"
+    assert f1_score("the Nobel prize in physics", "Nobel Prize") == pytest.approx(2 * (2 / 4) * 1 / (2 / 4 + 1))
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_retrieval_report_compares_variants(tmp_path: Path, embedder, gz: bool) -> None:
+    folder = write_dataset(tmp_path / "beir", gz)
+    rag = Rag(Settings(index_dir=tmp_path / "index"), embedder=embedder)
+    report = evaluate_retrieval(folder, rag, ["dense", "bm25", "hybrid"])
+    assert report["queries"] == 3 and report["documents"] == 3
+    for variant in ("dense", "bm25", "hybrid"):
+        metrics = report["variants"][variant]
+        assert set(metrics) >= {"ndcg@10", "recall@10", "recall@100", "mrr@10"}
+        assert metrics["recall@10"] == 1.0 and metrics["mrr@10"] == 1.0
+    # the eval corpus lives in its own index, not in the user's
+    assert not (tmp_path / "index" / "manifest.json").exists()
+
+
+def test_qa_report_has_every_metric_and_a_chart(tmp_path: Path, embedder) -> None:
+    folder = write_dataset(tmp_path / "qa", gz=False)
+    rag = Rag(Settings(index_dir=tmp_path / "index", answer_mode="extract"), embedder=embedder)
+    report = evaluate_qa(folder, rag, limit=None, seed=0, chart=tmp_path / "chart.png")
+    for key in ("exact_match", "f1", "containment", "citation_precision", "retrieval_recall@5", "refusal_rate",
+                "latency_p50_s", "latency_p95_s", "settings"):
+        assert key in report, key
+    assert report["questions"] == 2
+    assert report["containment"] == 1.0  # the extractive answer quotes the gold sentence
+    assert report["citation_precision"] == 1.0
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
