@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .manifest import file_sha256
 from .service import Rag
 
 
@@ -133,14 +134,6 @@ def already_answered(output: Path) -> tuple[set[str], set[str]]:
         ids.add(str(record.get("id")))
         texts.add(str(record.get("question")))
     return ids, texts
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def provenance(rag: Rag) -> dict[str, Any]:

@@ -42,6 +42,18 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def answer_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Per-question flags shared by ask and batch."""
+    options = [
+        click.option("--top-k", type=int, help="Passages given to the model (RAG_TOP_K)."),
+        click.option("--max-tokens", type=int, help="Longest answer in tokens (RAG_MAX_TOKENS)."),
+        click.option("--temperature", type=float, help="Sampling temperature; 0 is greedy (RAG_TEMPERATURE)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def _settings(kwargs: dict[str, Any]) -> Settings:
     config_file = kwargs.pop("config_file", None)
     return load_settings(config_file, **kwargs)
@@ -108,21 +120,10 @@ def ingest_command(paths: tuple[Path, ...], rebuild: bool, as_json: bool, **kwar
 
 
 def _run_ingest(rag: Any, paths: list[Path], rebuild: bool, show_progress: bool) -> IngestReport:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from .ingest import ProgressEvent
 
-    console = Console(stderr=True)
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, disable=not show_progress or not console.is_terminal, transient=False) as bar:
+    console, bar = _progress_bar(enabled=show_progress)
+    with bar:
         tasks: dict[str, Any] = {}
         labels = {"scan": "checking files", "parse": "reading files ", "embed": "embedding chunks"}
 
@@ -134,6 +135,23 @@ def _run_ingest(rag: Any, paths: list[Path], rebuild: bool, show_progress: bool)
         with console.status("loading the embedder…") if show_progress and console.is_terminal else _nullcontext():
             rag.embedder  # noqa: B018 - load before the bars start, so their ETA is honest
         return rag.ingest(paths, rebuild=rebuild, progress=on_progress)
+
+
+def _progress_bar(*, enabled: bool) -> tuple[Any, Any]:
+    """A stderr progress bar with counts, elapsed time and ETA (off when stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    return console, Progress(*columns, console=console, disable=not enabled or not console.is_terminal)
 
 
 class _nullcontext:
@@ -157,9 +175,7 @@ def _print_report(report: IngestReport) -> None:
 @main.command("ask")
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
-@click.option("--top-k", type=int, help="Passages given to the model (RAG_TOP_K).")
-@click.option("--max-tokens", type=int, help="Longest answer in tokens (RAG_MAX_TOKENS).")
-@click.option("--temperature", type=float, help="Sampling temperature; 0 is greedy (RAG_TEMPERATURE).")
+@answer_options
 @settings_options
 @handle_errors
 def ask_command(question: str, as_json: bool, **kwargs: Any) -> None:
@@ -248,33 +264,20 @@ def status_command(as_json: bool, **kwargs: Any) -> None:
 @main.command("batch")
 @click.argument("questions", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="answers.jsonl (appended; re-runs resume).")
-@click.option("--top-k", type=int, help="Passages given to the model (RAG_TOP_K).")
-@click.option("--max-tokens", type=int, help="Longest answer in tokens (RAG_MAX_TOKENS).")
-@click.option("--temperature", type=float, help="Sampling temperature; 0 is greedy (RAG_TEMPERATURE).")
+@answer_options
 @click.option("--seed", type=int, help="Sampling seed (RAG_SEED).")
 @settings_options
 @handle_errors
 def batch_command(questions: Path, output: Path, **kwargs: Any) -> None:
     """Answer a file of questions (.jsonl, .csv, .txt): one JSON answer per line in OUTPUT."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from .batch import read_questions, run_batch
     from .service import Rag
 
     settings = _settings(kwargs)
     read_questions(questions)  # fail fast on a missing or unreadable file, before loading models
     rag = Rag(settings)
-    console = Console(stderr=True)
-    columns = [TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+    _, bar = _progress_bar(enabled=True)
+    with bar:
         task = bar.add_task("answering", total=None)
         report = run_batch(rag, questions, output, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     for bad in report.bad_rows:

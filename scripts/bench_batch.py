@@ -23,23 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from rag.batch import run_batch  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.sample import sample_dir  # noqa: E402
+from rag.sample import QUESTIONS, sample_dir  # noqa: E402
 from rag.service import Rag  # noqa: E402
-
-QUESTIONS = [
-    "How long is the warranty on the water heater?",
-    "How many days of paid leave do full-time employees get?",
-    "What is the late fee for rent?",
-    "When are the garden water taps turned on?",
-    "What Android version does Notebook Sync need?",
-    "How often should the anode rod be inspected?",
-    "What discount do bakery employees get?",
-    "How much is the security deposit?",
-    "What voids the water heater warranty?",
-    "How much notice is needed to end the lease?",
-    "Are dogs allowed in the apartment?",
-    "When do bakers start their shift?",
-]
 
 
 def main() -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import statistics
-import string
 import sys
 import tempfile
 from pathlib import Path
@@ -21,14 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.config import Settings  # noqa: E402
+from rag.evaluation import normalise_answer as normalise  # noqa: E402
 from rag.service import Rag  # noqa: E402
-
-
-def normalise(text: str) -> str:
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
 
 
 def write_corpus(folder: Path, target: Path) -> None:

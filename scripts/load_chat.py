@@ -21,16 +21,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-QUESTIONS = [
-    "How long is the warranty on the water heater?",
-    "How many days of paid leave do full-time employees get?",
-    "What is the late fee for rent?",
-    "When are the garden water taps turned on?",
-    "What Android version does Notebook Sync need?",
-    "How often should the anode rod be inspected?",
-    "What discount do bakery employees get?",
-    "How much is the security deposit?",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.sample import QUESTIONS  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -107,7 +100,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--url")
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     with tempfile.TemporaryDirectory() as tmp:
         process = None
