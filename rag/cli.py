@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -132,7 +133,7 @@ def _run_ingest(rag: Any, paths: list[Path], rebuild: bool, show_progress: bool)
                 tasks[event.phase] = bar.add_task(labels.get(event.phase, event.phase), total=event.total or 1)
             bar.update(tasks[event.phase], completed=event.done if event.total else 1, total=event.total or 1)
 
-        with console.status("loading the embedder…") if show_progress and console.is_terminal else _nullcontext():
+        with console.status("loading the embedder…") if show_progress and console.is_terminal else contextlib.nullcontext():
             rag.embedder  # noqa: B018 - load before the bars start, so their ETA is honest
         return rag.ingest(paths, rebuild=rebuild, progress=on_progress)
 
@@ -152,14 +153,6 @@ def _progress_bar(*, enabled: bool) -> tuple[Any, Any]:
     console = Console(stderr=True)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     return console, Progress(*columns, console=console, disable=not enabled or not console.is_terminal)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _print_report(report: IngestReport) -> None:

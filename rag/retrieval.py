@@ -18,10 +18,6 @@ class Retrieval:
     best_similarity: float  # highest dense cosine similarity seen (-1 if none)
     keyword_hits: int  # passages sharing at least one (stemmed, non-stopword) term with the query
 
-    @property
-    def relevant(self) -> bool:
-        return bool(self.hits)
-
 
 def rrf(rankings: list[list[str]], k: int) -> dict[str, float]:
     """Reciprocal-rank fusion: sum of 1 / (k + rank) over the rankings that contain an id."""
