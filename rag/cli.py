@@ -37,6 +37,11 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--model", help="GGUF path, Hugging Face owner/repo/file.gguf, or bundled:NAME (RAG_MODEL)."),
         click.option("--n-ctx", type=int, help="LLM context window in tokens (RAG_N_CTX)."),
         click.option("--offline/--online", default=None, help="Forbid or allow model downloads (RAG_OFFLINE)."),
+        click.option("--reranker", help="Cross-encoder that re-scores fused hits: folder or Hugging Face name (RAG_RERANKER)."),
+        click.option("--dense-weight", type=float, help="Weight of the dense ranking in fusion (RAG_DENSE_WEIGHT)."),
+        click.option("--bm25-weight", type=float, help="Weight of the BM25 ranking in fusion (RAG_BM25_WEIGHT)."),
+        click.option("--chunk-tokens", type=int, help="Chunk size in embedder tokens (RAG_CHUNK_TOKENS)."),
+        click.option("--chunk-overlap", type=int, help="Overlap between neighbouring chunks (RAG_CHUNK_OVERLAP)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -303,7 +308,7 @@ def _emit_report(report: dict[str, Any], as_json: bool, report_file: Path | None
 
 @eval_group.command("retrieval")
 @click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--compare", default="hybrid", show_default=True, help="Comma-separated variants: dense, bm25, hybrid.")
+@click.option("--compare", default="hybrid", show_default=True, help="Comma-separated variants: dense, bm25, hybrid, rerank (needs --reranker).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path), help="Also write the JSON report here.")
 @settings_options
@@ -325,18 +330,21 @@ def eval_retrieval_command(folder: Path, compare: str, as_json: bool, report_fil
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path), help="Also write the JSON report here.")
 @click.option("--chart", type=click.Path(path_type=Path), help="Write a PNG chart of the metrics here.")
+@click.option("--unanswerable", is_flag=True, help="Also ask the questions of an index without their gold documents; report the refusal rate.")
 @click.option("--top-k", type=int, help="Passages given to the model (RAG_TOP_K).")
 @click.option("--max-tokens", type=int, help="Longest answer in tokens (RAG_MAX_TOKENS).")
 @settings_options
 @handle_errors
-def eval_qa_command(folder: Path, limit: int | None, sample_seed: int, as_json: bool, report_file: Path | None, chart: Path | None, **kwargs: Any) -> None:
+def eval_qa_command(
+    folder: Path, limit: int | None, sample_seed: int, as_json: bool, report_file: Path | None, chart: Path | None, unanswerable: bool, **kwargs: Any
+) -> None:
     """Exact match, F1, containment, citation precision, retrieval recall, refusals, latency."""
     from .evaluation import evaluate_qa
     from .service import Rag
 
     rag = Rag(_settings(kwargs))
-    report = evaluate_qa(folder, rag, limit=limit, seed=sample_seed, chart=chart)
-    row = {k: v for k, v in report.items() if k not in ("dataset", "settings", "chart")}
+    report = evaluate_qa(folder, rag, limit=limit, seed=sample_seed, chart=chart, unanswerable=unanswerable)
+    row = {k: v for k, v in report.items() if k not in ("dataset", "settings", "chart", "unanswerable")}
     _emit_report(report, as_json, report_file, [("qa", row)])
 
 

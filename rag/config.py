@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="Passages given to the model.")
     candidates: int = Field(40, ge=1, le=1000, description="Hits each retriever returns before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, ge=0.0, description="Weight of the dense ranking in fusion.")
+    bm25_weight: float = Field(1.0, ge=0.0, description="Weight of the BM25 ranking in fusion.")
+    reranker: str | None = Field(
+        None,
+        description="Optional cross-encoder (sentence-transformers CrossEncoder: a local folder or a Hugging Face "
+        "name) that re-scores the fused candidates.",
+    )
+    rerank_candidates: int = Field(30, ge=1, le=200, description="Fused hits the reranker re-scores.")
     min_similarity: float = Field(
         0.3,  # scripts/calibrate_refusal.py on squad-dev8: 2% false refusals, 86% refusals when unanswerable
         ge=-1.0,
@@ -67,6 +75,12 @@ class Settings(BaseSettings):
     # ingestion
     chunk_tokens: int = Field(200, ge=32, description="Chunk size in embedder tokens (capped by its max sequence length).")
     chunk_overlap: int = Field(40, ge=0, description="Tokens of overlap between neighbouring chunks.")
+    query_prompt: str | None = Field(
+        None, description="Text put before every query for the embedder (default: the model's own, or its family's: e5, bge, nomic)."
+    )
+    document_prompt: str | None = Field(
+        None, description="Text put before every passage for the embedder (default: the model's own, or its family's)."
+    )
     max_file_mb: float = Field(64.0, gt=0, description="Files larger than this are skipped.")
     embed_batch_size: int = Field(32, ge=1, le=4096)
 

@@ -14,6 +14,25 @@ from .errors import ModelError
 
 BUNDLED_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
+# Prompts the model families were trained with, used when the model's own config names none.
+# (name fragment, query prompt, document prompt)
+FAMILY_PROMPTS: tuple[tuple[str, str, str], ...] = (
+    ("nomic-embed-text", "search_query: ", "search_document: "),
+    ("e5-", "query: ", "passage: "),
+    ("bge-", "Represent this sentence for searching relevant passages: ", ""),
+)
+
+
+def family_prompts(name: str) -> tuple[str, str] | None:
+    """(query prompt, document prompt) of the model family ``name`` belongs to, if it has them."""
+    lowered = name.lower()
+    if "instruct" in lowered:  # instruction-tuned variants need task-specific prompts: configure them
+        return None
+    for fragment, query, document in FAMILY_PROMPTS:
+        if fragment in lowered:
+            return query, document
+    return None
+
 
 class Embedder(Protocol):
     """Turns text into unit-length vectors. ``name`` identifies the model in the index."""
@@ -59,7 +78,16 @@ def resolve_embedder(spec: str) -> tuple[str, str, bool]:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model; queries and documents use the model's own prompts if it has them."""
 
-    def __init__(self, spec: str, *, batch_size: int = 32, downloads_allowed: bool = True, device: str | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        *,
+        batch_size: int = 32,
+        downloads_allowed: bool = True,
+        device: str | None = None,
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
+    ) -> None:
         self.name, target, local = resolve_embedder(spec)
         self.batch_size = batch_size
         try:
@@ -86,6 +114,14 @@ class SentenceTransformerEmbedder:
         self.dimension = int(dimension)
         specials = len(self._model.tokenizer("", add_special_tokens=True)["input_ids"])
         self.max_tokens = int(self._model.max_seq_length or 512) - specials
+        own = getattr(self._model, "prompts", None) or {}
+        family = None if own.get("query") else family_prompts(spec if not local else Path(target).name + " " + self.name)
+        self.query_prompt = query_prompt if query_prompt is not None else (family[0] if family else None)
+        self.document_prompt = document_prompt if document_prompt is not None else (family[1] if family else None)
+        if self.document_prompt:  # the prompt takes part of every passage's window
+            self.max_tokens -= self.count_tokens([self.document_prompt])[0]
+        if document_prompt is not None:  # passages embedded differently: not the same index
+            self.name += f" [document prompt: {document_prompt!r}]"
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -103,8 +139,11 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encode = self._model.encode_query if query else self._model.encode_document
+        prompt = self.query_prompt if query else self.document_prompt
+        extra = {"prompt": prompt} if prompt else {}
         vectors = encode(
             list(texts),
+            **extra,
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,

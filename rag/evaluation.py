@@ -24,10 +24,8 @@ from typing import Any
 from .config import Settings
 from .errors import InputError
 from .ingest import ingest
-from .retrieval import HybridRetriever
+from .retrieval import MODES, HybridRetriever
 from .service import Rag
-
-MODES = ("dense", "bm25", "hybrid")
 
 
 def _open(folder: Path, name: str) -> Iterator[str]:
@@ -55,10 +53,13 @@ def read_qrels(folder: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def corpus_index(folder: Path, settings: Settings, rag: Rag) -> tuple[Rag, dict[str, str]]:
-    """An assistant over the corpus in a dedicated index; returns it and source path → doc id."""
-    corpus = read_jsonl(folder, "corpus.jsonl")
-    digest = hashlib.sha256(json.dumps([d.get("_id") for d in corpus]).encode()).hexdigest()[:12]
+def corpus_index(folder: Path, settings: Settings, rag: Rag, exclude: frozenset[str] = frozenset()) -> tuple[Rag, dict[str, str]]:
+    """An assistant over the corpus (minus ``exclude``d ids) in a dedicated index; returns it and
+    source path → doc id."""
+    corpus = [d for d in read_jsonl(folder, "corpus.jsonl") if str(d.get("_id")) not in exclude]
+    # one index per corpus, embedder and chunking, so that tuning runs never mix their chunks
+    key = [[d.get("_id") for d in corpus], rag.embedder.name, settings.chunk_tokens, settings.chunk_overlap]
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
     root = settings.index_dir / "eval" / f"{folder.resolve().name}-{digest}"
     docs = root / "docs"
     docs.mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,7 @@ def corpus_index(folder: Path, settings: Settings, rag: Rag) -> tuple[Rag, dict[
             path.write_text(body, encoding="utf-8")
         sources[str(path.resolve())] = doc_id
     eval_settings = settings.model_copy(update={"index_dir": root / "index"})
-    eval_rag = Rag(eval_settings, embedder=rag.embedder)
+    eval_rag = Rag(eval_settings, embedder=rag.embedder, reranker=rag.reranker)
     ingest(eval_rag.index, [docs], eval_settings)
     return eval_rag, sources
 
@@ -107,7 +108,9 @@ def evaluate_retrieval(folder: Path, rag: Rag, modes: list[str]) -> dict[str, An
             raise InputError(f"unknown retrieval variant '{mode}'", f"choose from {', '.join(MODES)}")
     eval_rag, sources = corpus_index(folder, rag.settings, rag)
     settings = eval_rag.settings.model_copy(update={"min_similarity": -1.0, "candidates": max(100, eval_rag.settings.candidates)})
-    retriever = HybridRetriever(eval_rag.index, settings)
+    if "rerank" in modes and rag.reranker is None:
+        raise InputError("the rerank variant needs a reranker", "pass --reranker NAME_OR_PATH (a cross-encoder)")
+    retriever = HybridRetriever(eval_rag.index, settings, rag.reranker)
     queries = {str(q["_id"]): q["text"] for q in read_jsonl(folder, "queries.jsonl")}
     qrels = {q: r for q, r in read_qrels(folder).items() if q in queries}
     results: dict[str, Any] = {}
@@ -139,14 +142,41 @@ def f1_score(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def evaluate_qa(folder: Path, rag: Rag, *, limit: int | None, seed: int, chart: Path | None = None) -> dict[str, Any]:
-    eval_rag, sources = corpus_index(folder, rag.settings, rag)
+def evaluate_qa(
+    folder: Path, rag: Rag, *, limit: int | None, seed: int, chart: Path | None = None, unanswerable: bool = False
+) -> dict[str, Any]:
+    """Answer a sample of ``qa.jsonl``. With ``unanswerable`` the same questions are asked a second
+    time of an index without their gold documents, where the right answer is a refusal."""
     items = read_jsonl(folder, "qa.jsonl")
     if limit is not None and limit < len(items):
         items = random.Random(seed).sample(items, limit)
-    doc_of = sources
+    eval_rag, sources = corpus_index(folder, rag.settings, rag)
+    report: dict[str, Any] = {"dataset": str(folder), "questions": len(items)}
+    report |= _qa_metrics(eval_rag, sources, items)
+    report["false_refusal_rate"] = report["refusal_rate"]
+    if unanswerable:
+        gold = frozenset(str(d) for item in items for d in item.get("doc_ids", []))
+        if not gold:
+            raise InputError("--unanswerable needs doc_ids in qa.jsonl", "add each question's gold corpus ids as doc_ids")
+        blind_rag, blind_sources = corpus_index(folder, rag.settings, rag, exclude=gold)
+        blind = _qa_metrics(blind_rag, blind_sources, items)
+        report["unanswerable"] = {
+            "documents_removed": len(gold),
+            "refusal_rate": blind["refusal_rate"],
+            "answered_rate": round(1 - blind["refusal_rate"], 4),
+            "latency_p50_s": blind["latency_p50_s"],
+        }
+        report["refusal_rate_unanswerable"] = blind["refusal_rate"]
+    report["settings"] = _settings_used(eval_rag.settings) | {"limit": limit, "sample_seed": seed}
+    if chart is not None:
+        report["chart"] = str(_chart(report, chart))
+    return report
+
+
+def _qa_metrics(eval_rag: Rag, doc_of: dict[str, str], items: list[dict[str, Any]]) -> dict[str, Any]:
     em = f1 = contained = refused = 0.0
     cited = cited_gold = recall_hits = recall_total = 0
+    sentences = unsupported = 0
     latencies: list[float] = []
     for item in items:
         answer = eval_rag.ask(item["question"])
@@ -157,6 +187,9 @@ def evaluate_qa(folder: Path, rag: Rag, *, limit: int | None, seed: int, chart: 
         f1 += max(f1_score(text, g) for g in golds)
         contained += any(normalise_answer(g) and normalise_answer(g) in normalise_answer(text) for g in golds)
         refused += answer.refused
+        claims = getattr(answer, "claims", None) or []
+        sentences += len(claims)
+        unsupported += sum(1 for c in claims if not c.supported)
         gold_docs = {str(d) for d in item.get("doc_ids", [])}
         if gold_docs:
             for citation in answer.citations:
@@ -166,22 +199,17 @@ def evaluate_qa(folder: Path, rag: Rag, *, limit: int | None, seed: int, chart: 
             recall_total += 1
             recall_hits += bool(retrieved & gold_docs)
     n = len(items) or 1
-    report = {
-        "dataset": str(folder),
-        "questions": len(items),
+    return {
         "exact_match": round(em / n, 4),
         "f1": round(f1 / n, 4),
         "containment": round(contained / n, 4),
         "citation_precision": round(cited_gold / cited, 4) if cited else None,
+        "unsupported_sentence_share": round(unsupported / sentences, 4) if sentences else None,
         f"retrieval_recall@{eval_rag.settings.top_k}": round(recall_hits / recall_total, 4) if recall_total else None,
         "refusal_rate": round(refused / n, 4),
         "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "latency_p95_s": round(sorted(latencies)[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3) if latencies else None,
-        "settings": _settings_used(eval_rag.settings) | {"limit": limit, "sample_seed": seed},
     }
-    if chart is not None:
-        report["chart"] = str(_chart(report, chart))
-    return report
 
 
 def _chart(report: dict[str, Any], path: Path) -> Path:
@@ -190,7 +218,11 @@ def _chart(report: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("exact_match", "f1", "containment", "citation_precision", "refusal_rate") if report.get(k) is not None]
+    keys = [
+        k
+        for k in ("exact_match", "f1", "containment", "citation_precision", "unsupported_sentence_share", "false_refusal_rate", "refusal_rate_unanswerable")
+        if report.get(k) is not None
+    ]
     keys += [k for k in report if k.startswith("retrieval_recall@") and report[k] is not None]
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ax.bar(keys, [report[k] for k in keys], color="#4c72b0")

@@ -11,6 +11,7 @@ from .bm25 import BM25Index
 from .embeddings import Embedder
 from .errors import IndexMismatchError
 from .manifest import Manifest
+from .schema import Chunk
 from .store import ChromaStore
 
 
@@ -50,6 +51,7 @@ class Index:
         """Start over (``--rebuild``): drop every chunk, the BM25 index and the manifest's files."""
         self.store.drop_all()
         shutil.rmtree(self.bm25_dir, ignore_errors=True)
+        self._bm25 = None
         self.manifest = Manifest(embedder=self.embedder.name, generation=self.manifest.generation + 1)
         self.save_manifest()
 
@@ -60,16 +62,28 @@ class Index:
         self.manifest.save(self.manifest_path)
 
     def bm25(self) -> BM25Index:
-        """The keyword index for the current generation, rebuilt (and saved) only if stale."""
+        """The keyword index for the current generation: loaded from disk, or rebuilt from the store
+        only when it is missing or stale (after a crash between a store write and its update)."""
         generation = self.manifest.generation
         if self._bm25 is not None and self._bm25.generation == generation:
             return self._bm25
         loaded = BM25Index.load(self.bm25_dir, generation)
         if loaded is None:
             loaded = BM25Index.build(((c.id, c.embedding_text()) for c in self.store.iter_all()), generation)
-            loaded.save(self.bm25_dir)
+            loaded.save(self.bm25_dir, generation)
         self._bm25 = loaded
         return loaded
+
+    def update_keywords(self, removed: list[str], added: list[Chunk]) -> None:
+        """Apply one store change to the keyword index in memory (call ``save_keywords`` after)."""
+        keywords = self._bm25 if self._bm25 is not None else self.bm25()
+        keywords.remove(removed)
+        keywords.add((c.id, c.embedding_text()) for c in added)
+        keywords.generation = self.manifest.generation
+
+    def save_keywords(self) -> None:
+        if self._bm25 is not None:
+            self._bm25.save(self.bm25_dir, self.manifest.generation)
 
     def status(self) -> IndexStatus:
         return IndexStatus(

@@ -43,6 +43,7 @@ class _Pending:
     mtime_ns: int
     chunks: list[Chunk]
     is_new: bool
+    chunking: str
 
 
 def ingest(
@@ -61,14 +62,19 @@ def ingest(
         if rebuild:
             index.wipe()
         manifest = index.manifest
+        index.bm25()  # load (or repair) the keyword index before changing anything
         progress(ProgressEvent("scan", 0, len(found)))
 
-        # 1. what changed
+        # 1. what changed (content, or the chunking settings it was split with)
+        budget = min(settings.chunk_tokens, index.embedder.max_tokens)
+        chunking = f"{budget}/{settings.chunk_overlap}"
         to_parse: list[tuple[FoundFile, str, int, int]] = []
         for n, item in enumerate(found, start=1):
             stat = item.path.stat()
             key = str(item.path)
             entry = manifest.files.get(key)
+            if entry and entry.chunking not in (None, chunking):
+                entry = None  # same file, new chunk size or overlap: split and embed it again
             if entry and entry.size == stat.st_size and entry.mtime_ns == stat.st_mtime_ns:
                 report.unchanged.append(item.display_name)
                 continue
@@ -89,14 +95,15 @@ def ingest(
             if Path(source).exists():
                 continue  # still on disk but skipped this time (see report): keep its indexed version
             entry = manifest.files.pop(source)
-            report.chunks_removed += index.store.delete_source(source)
+            deleted = index.store.delete_source(source)
+            report.chunks_removed += len(deleted)
             report.removed.append(entry.display_name)
             manifest.generation += 1
+            index.update_keywords(deleted + entry.chunk_ids, [])
         if report.removed:
             index.save_manifest()
 
         # 3. parse and chunk
-        budget = min(settings.chunk_tokens, index.embedder.max_tokens)
         pending: list[_Pending] = []
         for n, (item, digest, size, mtime_ns) in enumerate(to_parse, start=1):
             progress(ProgressEvent("parse", n - 1, len(to_parse), item.display_name))
@@ -110,7 +117,7 @@ def ingest(
             if not chunks:
                 report.skipped.append(FileError(item.display_name, "no-text", "no text to index"))
                 continue
-            pending.append(_Pending(item, digest, size, mtime_ns, chunks, str(item.path) not in manifest.files))
+            pending.append(_Pending(item, digest, size, mtime_ns, chunks, str(item.path) not in manifest.files, chunking))
         progress(ProgressEvent("parse", len(to_parse), len(to_parse)))
 
         # 4. embed a window of chunks at a time, shortest first (little padding), and write each file
@@ -141,7 +148,7 @@ def ingest(
                 _write_files(index, finished, [vectors_by_file.pop(str(i.found.path)) for i in finished], report)
                 index.save_manifest()
         if report.changed or rebuild:
-            index.bm25()  # rebuild the keyword index now, not on the next question
+            index.save_keywords()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -152,11 +159,13 @@ def remove(index: Index, sources: list[str]) -> int:
     with WriterLock(index.dir):
         for source in sources:
             if source in index.manifest.files:
-                index.manifest.files.pop(source)
-                removed += index.store.delete_source(source)
+                entry = index.manifest.files.pop(source)
+                deleted = index.store.delete_source(source)
+                removed += len(deleted)
                 index.manifest.generation += 1
+                index.update_keywords(deleted + entry.chunk_ids, [])
         index.save_manifest()
-        index.bm25()
+        index.save_keywords()
     return removed
 
 
@@ -164,9 +173,14 @@ def _write_files(index: Index, items: list[_Pending], vectors: list[list], repor
     """Replace the chunks of finished files: delete old, add new (batched), then record in the manifest."""
     import numpy as np
 
+    deleted: list[str] = []
     for item in items:
-        report.chunks_removed += index.store.delete_source(str(item.found.path))
-    index.store.add([c for item in items for c in item.chunks], np.stack([v for vs in vectors for v in vs]))
+        deleted += index.store.delete_source(str(item.found.path))
+        old = index.manifest.files.get(str(item.found.path))
+        deleted += old.chunk_ids if old else []
+    report.chunks_removed += len(set(deleted))
+    added = [c for item in items for c in item.chunks]
+    index.store.add(added, np.stack([v for vs in vectors for v in vs]))
     for item in items:
         index.manifest.files[str(item.found.path)] = FileEntry(
             sha256=item.sha256,
@@ -174,10 +188,12 @@ def _write_files(index: Index, items: list[_Pending], vectors: list[list], repor
             mtime_ns=item.mtime_ns,
             display_name=item.found.display_name,
             chunk_ids=[c.id for c in item.chunks],
+            chunking=item.chunking,
         )
         report.chunks_added += len(item.chunks)
         (report.added if item.is_new else report.updated).append(item.found.display_name)
     index.manifest.generation += 1
+    index.update_keywords(deleted, added)
 
 
 def _under(path: Path, root: Path) -> bool:

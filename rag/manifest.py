@@ -22,6 +22,7 @@ class FileEntry:
     mtime_ns: int
     display_name: str
     chunk_ids: list[str] = field(default_factory=list)
+    chunking: str | None = None  # "tokens/overlap" the file was chunked with (None: unknown, older index)
 
 
 @dataclass

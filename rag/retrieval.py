@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .config import Settings
+from .errors import InputError
 from .index import Index
+from .rerank import Reranker
 from .schema import Chunk, Hit
+
+MODES = ("dense", "bm25", "hybrid", "rerank")
 
 
 @dataclass
@@ -19,44 +23,68 @@ class Retrieval:
     keyword_hits: int  # passages sharing at least one (stemmed, non-stopword) term with the query
 
 
-def rrf(rankings: list[list[str]], k: int) -> dict[str, float]:
-    """Reciprocal-rank fusion: sum of 1 / (k + rank) over the rankings that contain an id."""
+def rrf(rankings: list[list[str]], k: int, weights: list[float] | None = None) -> dict[str, float]:
+    """Weighted reciprocal-rank fusion: sum of weight / (k + rank) over the rankings holding an id."""
     scores: dict[str, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings)):
+        if weight <= 0:
+            continue  # a ranking switched off contributes no candidates
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return scores
 
 
 class HybridRetriever:
-    def __init__(self, index: Index, settings: Settings) -> None:
+    """Dense + BM25 fused by weighted RRF, re-scored by a cross-encoder when one is configured."""
+
+    def __init__(self, index: Index, settings: Settings, reranker: Reranker | None = None) -> None:
         self.index = index
         self.settings = settings
+        self.reranker = reranker
 
     def retrieve(
-        self, query: str, top_k: int | None = None, mode: str = "hybrid", vector: np.ndarray | None = None
+        self, query: str, top_k: int | None = None, mode: str | None = None, vector: np.ndarray | None = None
     ) -> Retrieval:
-        """Fused hits for ``query``; pass ``vector`` when the query was embedded already (batches)."""
+        """Hits for ``query``, best first. ``mode``: dense, bm25, hybrid, or rerank (hybrid re-scored);
+        the default is rerank when a reranker is configured, else hybrid. Pass ``vector`` when the
+        query was embedded already (batches)."""
+        mode = mode or ("rerank" if self.reranker is not None else "hybrid")
+        if mode not in MODES:
+            raise InputError(f"unknown retrieval mode '{mode}'", f"choose from {', '.join(MODES)}")
+        if mode == "rerank" and self.reranker is None:
+            raise InputError("the rerank variant needs a reranker", "pass --reranker NAME_OR_PATH (a cross-encoder)")
         top_k = top_k or self.settings.top_k
         n = max(self.settings.candidates, top_k)
         dense: list[tuple[Chunk, float]] = []
         keyword: list[tuple[str, float]] = []
-        if mode in ("hybrid", "dense"):
+        if mode != "bm25":
             if vector is None:
                 vector = self.index.embedder.embed_queries([query])[0]
             dense = self.index.store.query(vector, n)
-        if mode in ("hybrid", "bm25"):
+        if mode != "dense":
             keyword = self.index.bm25().search(query, n)
         similarity = {c.id: s for c, s in dense}
         bm25_scores = dict(keyword)
         chunks = {c.id: c for c, _ in dense}
-        fused = rrf([[c.id for c, _ in dense], [i for i, _ in keyword]], self.settings.rrf_k)
-        ranked = sorted(fused, key=lambda i: (-fused[i], i))[:top_k]
+        fused = rrf(
+            [[c.id for c, _ in dense], [i for i, _ in keyword]],
+            self.settings.rrf_k,
+            [self.settings.dense_weight, self.settings.bm25_weight],
+        )
+        depth = max(top_k, self.settings.rerank_candidates) if mode == "rerank" else top_k
+        ranked = sorted(fused, key=lambda i: (-fused[i], i))[:depth]
         missing = [i for i in ranked if i not in chunks]
         chunks.update({c.id: c for c in self.index.store.get(missing)})
         hits = [
             Hit(chunks[i], fused[i], similarity.get(i), bm25_scores.get(i)) for i in ranked if i in chunks
         ]
+        if mode == "rerank" and hits:
+            assert self.reranker is not None
+            head, tail = hits[: self.settings.rerank_candidates], hits[self.settings.rerank_candidates :]
+            scores = self.reranker.score(query, [h.chunk.embedding_text() for h in head])
+            order = sorted(range(len(head)), key=lambda n: (-scores[n], n))
+            hits = [replace(head[n], rerank_score=scores[n]) for n in order] + tail
+        hits = hits[:top_k]
         best = max(similarity.values(), default=-1.0)
         retrieval = Retrieval(query, hits, best, len(keyword))
         if not self._relevant(retrieval, mode):

@@ -62,6 +62,7 @@ class Hit:
     score: float
     dense_similarity: float | None = None  # cosine similarity, when the dense retriever saw it
     bm25_score: float | None = None
+    rerank_score: float | None = None  # cross-encoder score, when a reranker re-ordered the hits
 
 
 @dataclass(frozen=True)

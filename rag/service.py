@@ -15,6 +15,7 @@ from .index import Index
 from .ingest import ProgressCallback, ingest
 from .llm import LLM, LlamaCppLLM, resolve_model
 from .prompts import Prompts
+from .rerank import CrossEncoderReranker, Reranker
 from .retrieval import HybridRetriever
 from .schema import Answer, Draft, IngestReport
 
@@ -22,10 +23,13 @@ from .schema import Answer, Draft, IngestReport
 class Rag:
     """The assistant over one index. Create one per process (it owns the model and the store)."""
 
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, llm: LLM | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, embedder: Embedder | None = None, llm: LLM | None = None, reranker: Reranker | None = None
+    ) -> None:
         self.settings = settings
         self._embedder = embedder
         self._llm = llm
+        self._reranker = reranker
 
     @cached_property
     def prompts(self) -> Prompts:
@@ -38,6 +42,8 @@ class Rag:
                 self.settings.embedder,
                 batch_size=self.settings.embed_batch_size,
                 downloads_allowed=self.settings.downloads_allowed,
+                query_prompt=self.settings.query_prompt,
+                document_prompt=self.settings.document_prompt,
             )
         return self._embedder
 
@@ -70,9 +76,18 @@ class Rag:
             )
         return index
 
+    @property
+    def reranker(self) -> Reranker | None:
+        if self._reranker is None and self.settings.reranker:
+            self._reranker = CrossEncoderReranker(self.settings.reranker, downloads_allowed=self.settings.downloads_allowed)
+        return self._reranker
+
+    def retriever(self) -> HybridRetriever:
+        return HybridRetriever(self.require_index(), self.settings, self.reranker)
+
     @cached_property
     def answerer(self) -> QuestionAnswerer:
-        return QuestionAnswerer(HybridRetriever(self.require_index(), self.settings), self.llm, self.prompts, self.settings)
+        return QuestionAnswerer(self.retriever(), self.llm, self.prompts, self.settings)
 
     def remove(self, sources: list[str]) -> int:
         from .ingest import remove

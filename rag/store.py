@@ -126,11 +126,12 @@ class ChromaStore:
                 metadatas=[_to_metadata(c) for c in batch],
             )
 
-    def delete_source(self, source: str) -> int:
-        ids = self._collection.get(where={"source": source}, include=[])["ids"]
+    def delete_source(self, source: str) -> list[str]:
+        """Delete every chunk stored for ``source``; returns their ids."""
+        ids = list(self._collection.get(where={"source": source}, include=[])["ids"])
         for start in range(0, len(ids), self.max_batch):
             self._collection.delete(ids=ids[start : start + self.max_batch])
-        return len(ids)
+        return ids
 
     def drop_all(self) -> None:
         self._client.delete_collection(COLLECTION)

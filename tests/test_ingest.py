@@ -125,3 +125,43 @@ def test_a_second_writer_is_refused(settings: Settings) -> None:
                 pass
     with WriterLock(settings.index_dir):  # released: a new writer gets it
         pass
+
+
+def test_keyword_index_is_updated_not_rebuilt(corpus: Path, settings: Settings, embedder, monkeypatch) -> None:
+    index = open_index(settings, embedder)
+    ingest(index, [corpus], settings)
+    from rag.bm25 import BM25Index
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("BM25 was rebuilt from the store")
+
+    monkeypatch.setattr(BM25Index, "build", classmethod(no_rebuild))
+    (corpus / "new.md").write_text("Capybaras graze by the pond.", encoding="utf-8")
+    (corpus / "faq.html").unlink()
+    ingest(open_index(settings, embedder), [corpus], settings)
+    reopened = open_index(settings, embedder)
+    keywords = reopened.bm25()  # loaded from disk, at the manifest's generation
+    assert set(keywords.ids) == {c.id for c in reopened.store.iter_all()}
+    assert keywords.search("capybara", 5) and not keywords.search("library lends", 5)
+
+
+def test_stale_keyword_index_is_rebuilt_from_the_store(corpus: Path, settings: Settings, embedder) -> None:
+    """A crash between a store write and the keyword update leaves BM25 behind: it is repaired."""
+    index = open_index(settings, embedder)
+    ingest(index, [corpus], settings)
+    index.manifest.generation += 1  # as if the process died before saving the keyword index
+    index.save_manifest()
+    reopened = open_index(settings, embedder)
+    assert set(reopened.bm25().ids) == {c.id for c in reopened.store.iter_all()}
+    assert reopened.bm25().search("quokka", 3)
+
+
+def test_changing_chunk_size_rechunks_the_files(corpus: Path, settings: Settings, embedder) -> None:
+    index = open_index(settings, embedder)
+    ingest(index, [corpus], settings)
+    small = settings.model_copy(update={"chunk_tokens": 40, "chunk_overlap": 8})
+    report = ingest(index, [corpus], small)
+    assert sorted(report.updated) == sorted(e.display_name for e in index.manifest.files.values())
+    assert max(c.n_tokens for c in index.store.iter_all()) <= 40
+    assert_consistent(index)
+    assert ingest(index, [corpus], small).updated == []  # and only once
