@@ -8,14 +8,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .citations import REFUSAL, CitationChecker, make_citation
+from .citations import CitationChecker, make_citation
 from .config import Settings
 from .errors import InputError
 from .llm import LLM, Message
 from .prompts import Prompts
 from .retrieval import HybridRetriever, Retrieval
-from .schema import Answer, Draft, Hit
-from .textspan import content_words, overlap, sentences
+from .schema import Answer, Citation, Claim, Draft, Hit
+from .textspan import content_words
+from .safety import mask_instructions, sanitise
+from .verify import EntailmentModel, Evidence, Thresholds, Verifier
 
 STOP = ["\nQuestion:", "\nSources:", "\nSource:", "<<<"]  # where a small model starts echoing the prompt
 
@@ -35,11 +37,13 @@ class QuestionAnswerer:
         llm: Callable[[], LLM],
         prompts: Prompts,
         settings: Settings,
+        entailment: EntailmentModel | None = None,
     ) -> None:
         self.retriever = retriever
         self._llm_factory = llm
         self.prompts = prompts
         self.settings = settings
+        self._entailment = entailment
 
     def ask(self, question: str, **overrides: object) -> Answer:
         answer = None
@@ -69,16 +73,31 @@ class QuestionAnswerer:
             self.pack(llm, question, Retrieval(question, [], 0.0, 0), max_tokens)  # fails fast if it cannot fit
         retrieval = self.retriever.retrieve(question, top_k=top_k, vector=query_vector)
         if not retrieval.hits:
-            yield from _with_text(self._refusal(question, retrieval, started, "no passage in the index is relevant to the question"))
+            reason = (
+                "no passage in the index is relevant to the question "
+                f"(best similarity {retrieval.best_similarity:.2f} < {self.settings.min_similarity})"
+            )
+            yield from _with_text(self._refusal(question, started, reason, None, []))
+            return
+        focused = focus(retrieval, self.settings.relative_cutoff)
+        packed = self.pack(llm, question, focused, max_tokens) if llm is not None else PackedPrompt([], focused.hits, 0, 0)
+        embedder = self.retriever.index.embedder
+        verifier = Verifier(packed.hits, question, embedder, self.thresholds, self._entailment)
+        evidence = verifier.evidence(3)
+        answerability = evidence[0].score if evidence else 0.0
+        if answerability < self.settings.min_answerability:
+            reason = f"no retrieved sentence answers the question (answerability {answerability:.2f} < {self.settings.min_answerability})"
+            yield from _with_text(self._refusal(question, started, reason, verifier, evidence, packed))
             return
         if llm is None:
-            yield from _with_text(self._extractive(question, retrieval.hits, started, "(extractive)", len(retrieval.hits), 0, []))
+            yield from _with_text(self._extractive(question, verifier, evidence, started, "(extractive)", packed, []))
             return
-        packed = self.pack(llm, question, focus(retrieval, self.settings.relative_cutoff), max_tokens)
-        embedder = self.retriever.index.embedder
         question_vector = embedder.embed_queries([question])[0]
         checker = CitationChecker(
-            packed.hits, question, lambda sentence: float(embedder.embed_documents([sentence])[0] @ question_vector)
+            packed.hits,
+            question,
+            lambda sentence: float(embedder.embed_documents([sentence])[0] @ question_vector),
+            verifier,
         )
         finish = None
         shown = 0
@@ -97,70 +116,76 @@ class QuestionAnswerer:
             yield (" " if shown else "") + sentence
             shown += 1
         text, citations, removed = checker.result()
-        refused = bool(REFUSAL.search(text)) and not citations
-        mode = "generated"
-        if refused:
-            citations, mode = [], "refusal"
-            if not shown:
-                text = self.prompts.render("refusal")
-                yield text
-        elif not citations:
-            # The model wrote nothing its sources back: show the best evidence instead.
-            answer = self._extractive(question, packed.hits, started, llm.name, len(packed.hits), packed.dropped, removed)
+        if not citations:
+            # The model refused, or wrote nothing its sources back, while the evidence answers the
+            # question well enough: answer with the evidence itself.
+            answer = self._extractive(question, verifier, evidence, started, llm.name, packed, removed)
+            answer.claims = checker.claims + answer.claims
+            answer.reasoning = "\n\n".join(checker.reasoning)
             answer.truncated = finish == "length"
-            yield from _with_text(answer)
+            yield ("\n\n" if shown else "") + answer.text
+            yield answer
             return
         yield Answer(
             question=question,
             text=text,
             citations=citations,
-            refused=refused,
+            refused=False,
             truncated=finish == "length",
             model=llm.name,
-            embedder=self.retriever.index.embedder.name,
+            embedder=embedder.name,
             prompt_version=self.prompts.version,
             latency_s=round(time.perf_counter() - started, 3),
             sources_considered=len(packed.hits),
             sources_dropped=packed.dropped,
-            refusal_reason="the model found no answer in the sources" if refused else "",
             removed_sentences=removed,
-            mode=mode,
+            mode="generated",
+            claims=checker.claims,
+            evidence=self._evidence_citations(verifier, evidence, supported=True),
+            reasoning="\n\n".join(checker.reasoning),
+            answerability=answerability,
         )
 
+    @property
+    def thresholds(self) -> Thresholds:
+        s = self.settings
+        return Thresholds(s.support_lexical, s.support_novel, s.support_semantic)
+
+    def _evidence_citations(self, verifier: Verifier, evidence: list[Evidence], *, supported: bool) -> list[Citation]:
+        return [make_citation(e.n, verifier.hits[e.n - 1].chunk, e.start, e.end, supported=supported) for e in evidence]
+
     def _extractive(
-        self, question: str, hits: list[Hit], started: float, model: str, considered: int, dropped: int, removed: list[str]
+        self,
+        question: str,
+        verifier: Verifier,
+        evidence: list[Evidence],
+        started: float,
+        model: str,
+        packed: PackedPrompt,
+        removed: list[str],
     ) -> Answer:
-        n, start, end = self.best_evidence(question, hits)
-        chunk = hits[n - 1].chunk
+        best = evidence[0]
+        chunk = verifier.hits[best.n - 1].chunk
+        quote = " ".join(chunk.text[best.start : best.end].split())
+        citation = make_citation(best.n, chunk, best.start, best.end, supported=True)
         return Answer(
             question=question,
-            text=self.prompts.render("extractive", quote=" ".join(chunk.text[start:end].split()), n=n),
-            citations=[make_citation(n, chunk, start, end, supported=True)],
+            text=self.prompts.render("extractive", quote=sanitise(quote), n=best.n),
+            citations=[citation],
             refused=False,
             truncated=False,
             model=model,
             embedder=self.retriever.index.embedder.name,
             prompt_version=self.prompts.version,
             latency_s=round(time.perf_counter() - started, 3),
-            sources_considered=considered,
-            sources_dropped=dropped,
+            sources_considered=len(packed.hits),
+            sources_dropped=packed.dropped,
             removed_sentences=removed,
             mode="extractive",
+            claims=[Claim(sanitise(quote), [best.n], True, 1.0, citation.quote, citation.quote_start, citation.quote_end)],
+            evidence=self._evidence_citations(verifier, evidence, supported=True),
+            answerability=best.score,
         )
-
-    def best_evidence(self, question: str, hits: list[Hit]) -> tuple[int, int, int]:
-        """(source number, start, end) of the retrieved sentence that best answers the question:
-        embedding similarity plus the share of the question's words it contains."""
-        candidates: list[tuple[int, int, int]] = []
-        for n, hit in enumerate(hits, start=1):
-            for start, end in sentences(hit.chunk.text):
-                candidates.append((n, start, end))
-        texts = [hits[n - 1].chunk.text[a:b] for n, a, b in candidates]
-        embedder = self.retriever.index.embedder
-        similarity = embedder.embed_documents(texts) @ embedder.embed_queries([question])[0]
-        wanted = content_words(question)
-        scores = [float(sim) + 0.5 * overlap(wanted, content_words(t)) for sim, t in zip(similarity, texts)]
-        return candidates[max(range(len(scores)), key=lambda i: (scores[i], -i))]
 
     def condense(self, question: str, history: list[tuple[str, str]]) -> str:
         """Rewrite a follow-up into a standalone question using the chat history (prompts/condense.txt).
@@ -210,7 +235,7 @@ class QuestionAnswerer:
         return PackedPrompt(messages, chosen, len(retrieval.hits) - len(chosen), used)
 
     def _source_block(self, n: int, hit: Hit) -> str:
-        return self.prompts.render("source", n=n, text=hit.chunk.text)
+        return self.prompts.render("source", n=n, text=mask_instructions(hit.chunk.text))
 
     def _messages(self, question: str, blocks: list[str]) -> list[Message]:
         sources = "\n\n".join(blocks) if blocks else "(none)"
@@ -219,7 +244,16 @@ class QuestionAnswerer:
             {"role": "user", "content": self.prompts.render("qa", sources=sources, question=question)},
         ]
 
-    def _refusal(self, question: str, retrieval: Retrieval, started: float, reason: str) -> Answer:
+    def _refusal(
+        self,
+        question: str,
+        started: float,
+        reason: str,
+        verifier: Verifier | None,
+        related: list[Evidence],
+        packed: PackedPrompt | None = None,
+    ) -> Answer:
+        """The documents do not answer: say so, and show the closest passages as related, not an answer."""
         return Answer(
             question=question,
             text=self.prompts.render("refusal"),
@@ -231,7 +265,11 @@ class QuestionAnswerer:
             prompt_version=self.prompts.version,
             latency_s=round(time.perf_counter() - started, 3),
             mode="refusal",
-            refusal_reason=f"{reason} (best similarity {retrieval.best_similarity:.2f} < {self.retriever.settings.min_similarity})",
+            refusal_reason=reason,
+            evidence=self._evidence_citations(verifier, related, supported=False) if verifier is not None else [],
+            answerability=related[0].score if related else None,
+            sources_considered=len(packed.hits) if packed else 0,
+            sources_dropped=packed.dropped if packed else 0,
         )
 
 

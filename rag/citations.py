@@ -1,7 +1,7 @@
 """Citation checking: parse ``[n]`` markers, keep only sentences their sources support, quote spans.
 
-Checks are lexical (content words and numbers) plus an optional embedding similarity to the
-question; they run sentence by sentence so that an answer can stream as each sentence passes.
+Support is scored by ``rag.verify``; checks run sentence by sentence so that an answer can stream
+as each sentence passes.
 """
 
 from __future__ import annotations
@@ -9,22 +9,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .schema import Chunk, Citation, Hit
-from .textspan import (
-    best_span,
-    complete_prefix,
-    content_words,
-    numbers,
-    overlap,
-    sentences,
-)
+from .schema import Chunk, Citation, Claim, Hit
+from .config import Settings
+from .safety import sanitise
+from .textspan import complete_prefix, content_words, sentences
+from .verify import Thresholds, Verifier
 
-SUPPORT_THRESHOLD = 0.75  # share of a sentence's content words that its passage must contain
+_FIELDS = Settings.model_fields
+DEFAULT_THRESHOLDS = Thresholds(
+    _FIELDS["support_lexical"].default, _FIELDS["support_novel"].default, _FIELDS["support_semantic"].default
+)
 TOPIC_SIMILARITY = 0.35  # a sentence sharing one word with the question must also be this close to it
 MAX_SENTENCES = 3  # longer answers from a small model are mostly repetition
 
 _ECHO = re.compile(r"^\s*(source|passage)\s*\[?\d+\]?\s*:\s*$", re.IGNORECASE | re.MULTILINE)
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _MARKER = re.compile(r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*[,;]\s*(?:sources?\s*)?\d{1,3})*)\s*\]", re.IGNORECASE)
 _THINK_DONE = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.IGNORECASE | re.DOTALL)
 _THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
@@ -38,26 +36,42 @@ class CitationChecker:
     """Checks an answer sentence by sentence, as it streams in.
 
     ``feed`` takes raw model text and returns the sentences accepted so far, each ending with the
-    numbers of the sources that support it. A sentence is supported when most of its content words,
-    and every number in it, appear in the passage it cites (or, when it cites nothing or the wrong
-    source, in the best-matching passage); it must also be about the question. Everything else is
-    kept aside in ``removed`` and never shown as sourced.
+    numbers of the sources that support it. Each sentence is verified (``rag.verify``) against the
+    passages it cites; a citation to a passage that does not support it moves to the passage that
+    does, or the sentence is flagged unsupported and kept out of the answer text. It must also be
+    about the question. Every sentence becomes a ``Claim`` (supported or not) for the outputs.
     """
 
-    def __init__(self, hits: list[Hit], question: str, similarity: Callable[[str], float] | None = None) -> None:
+    def __init__(
+        self,
+        hits: list[Hit],
+        question: str,
+        similarity: Callable[[str], float] | None = None,
+        verifier: Verifier | None = None,
+    ) -> None:
         self.hits = hits
         self._similarity = similarity  # sentence → similarity to the question, when an embedder is at hand
-        self.passage_words = [content_words(h.chunk.text + " " + h.chunk.heading) for h in hits]
+        self.verifier = verifier or Verifier(hits, question, None, DEFAULT_THRESHOLDS)
         self.question_words = content_words(question)
         self.kept: list[str] = []
         self.removed: list[str] = []
-        self.claims: dict[int, set[str]] = {}  # source number → words of the first sentence citing it
+        self.claims: list[Claim] = []
+        self.spans: dict[int, tuple[int, int]] = {}  # source number → span of the first claim it supports
+        self.reasoning: list[str] = []
+        self.model_refused = False
         self._seen: set[str] = set()
         self._buffer = ""
         self._first = True
 
+    def _take_reasoning(self, text: str) -> str:
+        for match in _THINK_DONE.finditer(text):
+            inner = re.sub(r"^<[^>]+>|</[^>]+>$", "", match.group(0)).strip()
+            if inner:
+                self.reasoning.append(inner)
+        return _THINK_DONE.sub("", text)
+
     def feed(self, text: str) -> list[str]:
-        self._buffer = _THINK_DONE.sub("", self._buffer + text)  # finished reasoning is never shown
+        self._buffer = self._take_reasoning(self._buffer + text)  # finished reasoning is never shown as answer
         opened = _THINK_OPEN.search(self._buffer)
         visible = self._buffer[: opened.start()] if opened else self._buffer  # hold back unfinished reasoning
         cut = complete_prefix(visible)
@@ -78,7 +92,11 @@ class CitationChecker:
         return len(self.kept) >= MAX_SENTENCES
 
     def close(self) -> list[str]:
-        text = _THINK.sub("", self._buffer)
+        text = self._take_reasoning(self._buffer)
+        unfinished = _THINK_OPEN.search(text)
+        if unfinished:  # reasoning cut off by the token limit
+            self.reasoning.append(text[unfinished.end() :].strip())
+            text = text[: unfinished.start()]
         self._buffer = ""
         return self._check(text)
 
@@ -99,41 +117,47 @@ class CitationChecker:
 
     def _check_sentence(self, sentence: str) -> str | None:
         numbers_cited = [n for n in dict.fromkeys(int(x) for m in _MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1)))]
-        cited = [n for n in numbers_cited if 1 <= n <= len(self.hits)]
         bare = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(_MARKER.sub("", sentence).split()))
         words = content_words(bare)
         if not words or bare.lower() in self._seen:  # nothing to check, or a repetition
             return None
         self._seen.add(bare.lower())
-        if REFUSAL.search(bare):
-            self.kept.append(bare)
-            return bare
-        supported = [n for n in cited if _supports(bare, words, self.hits[n - 1], self.passage_words[n - 1])]
-        if not supported and self.hits:
-            scores = [
-                overlap(words, p) if _supports(bare, words, h, p) else 0.0 for h, p in zip(self.hits, self.passage_words)
-            ]
-            best = max(range(len(scores)), key=lambda i: scores[i])
-            if scores[best] >= SUPPORT_THRESHOLD:
-                supported = [best + 1]
+        if REFUSAL.search(bare):  # the model found no answer: not a claim (the caller decides what to show)
+            self.model_refused = True
+            return None
+        supports, best = self.verifier.check(bare, numbers_cited)
         shared = len(words & self.question_words)
         on_topic = shared >= 2 or shared == 1 and (self._similarity is None or self._similarity(bare) >= TOPIC_SIMILARITY)
-        if not supported or not on_topic:  # unsupported, or not about the question
-            self.removed.append(bare)
+        if not supports or not on_topic or len(self.kept) >= MAX_SENTENCES:
+            if len(self.kept) < MAX_SENTENCES:
+                self.removed.append(sanitise(bare))
+                self.claims.append(Claim(sanitise(bare), [], False, best.score if best else 0.0))
             return None
-        if len(self.kept) >= MAX_SENTENCES:
-            return None
-        for n in supported:
-            self.claims.setdefault(n, words)
-        sentence = _with_markers(bare, supported)
+        numbers = [s.n for s in supports]
+        first = supports[0]
+        chunk = self.hits[first.n - 1].chunk
+        for s in supports:
+            self.spans.setdefault(s.n, (s.start, s.end))
+        self.claims.append(
+            Claim(
+                sanitise(bare),
+                numbers,
+                True,
+                max(s.score for s in supports),
+                chunk.text[first.start : first.end],
+                chunk.char_start + first.start,
+                chunk.char_start + first.end,
+            )
+        )
+        sentence = sanitise(_with_markers(bare, numbers))
         self.kept.append(sentence)
         return sentence
 
     def result(self) -> tuple[str, list[Citation], list[str]]:
         citations = []
-        for n in sorted(self.claims):
+        for n in sorted(self.spans):
             chunk = self.hits[n - 1].chunk
-            start, end = best_span(chunk.text, self.claims[n] or self.question_words)
+            start, end = self.spans[n]
             citations.append(make_citation(n, chunk, start, end, supported=True))
         return " ".join(self.kept), citations, self.removed
 
@@ -144,14 +168,6 @@ def cite(raw: str, hits: list[Hit], question: str) -> tuple[str, list[Citation],
     checker.feed(raw)
     checker.close()
     return checker.result()
-
-
-def _supports(sentence: str, words: set[str], hit: Hit, passage: set[str]) -> bool:
-    """Most of the sentence's words, and every number in it (digits or words), appear in the passage."""
-    if overlap(words, passage) < SUPPORT_THRESHOLD:
-        return False
-    evidence = hit.chunk.text + " " + hit.chunk.heading
-    return set(_NUMBER.findall(sentence)) <= set(_NUMBER.findall(evidence)) and numbers(sentence) <= numbers(evidence)
 
 
 def make_citation(n: int, chunk: Chunk, start: int, end: int, *, supported: bool) -> Citation:

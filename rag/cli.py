@@ -38,6 +38,7 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--n-ctx", type=int, help="LLM context window in tokens (RAG_N_CTX)."),
         click.option("--offline/--online", default=None, help="Forbid or allow model downloads (RAG_OFFLINE)."),
         click.option("--reranker", help="Cross-encoder that re-scores fused hits: folder or Hugging Face name (RAG_RERANKER)."),
+        click.option("--verifier", help="NLI cross-encoder that must find each answer sentence entailed (RAG_VERIFIER)."),
         click.option("--dense-weight", type=float, help="Weight of the dense ranking in fusion (RAG_DENSE_WEIGHT)."),
         click.option("--bm25-weight", type=float, help="Weight of the BM25 ranking in fusion (RAG_BM25_WEIGHT)."),
         click.option("--chunk-tokens", type=int, help="Chunk size in embedder tokens (RAG_CHUNK_TOKENS)."),
@@ -200,7 +201,7 @@ def ask_command(question: str, as_json: bool, **kwargs: Any) -> None:
 
 
 def _print_answer(answer: Answer) -> None:
-    """Everything after the answer text: flags, then the sources."""
+    """Everything after the answer text: flags, sources, each sentence's check, related passages."""
     if answer.truncated:
         click.secho("[answer cut at --max-tokens; raise it for the rest]", fg="yellow")
     if answer.refused:
@@ -211,10 +212,23 @@ def _print_answer(answer: Answer) -> None:
             page = f" (page {c.page})" if c.page is not None else ""
             flag = "" if c.supported else "  [not supported by this passage]"
             click.echo(f'[{c.n}] {c.display_name}{page}: "{c.quote}"{flag}')
-    if answer.removed_sentences:
-        click.echo(f"({len(answer.removed_sentences)} sentence(s) of the model's draft were not supported by the sources and were left out; see --json)", err=True)
+    supported = [c for c in answer.claims if c.supported]
+    if len(supported) > 1:
+        click.echo("\nEach sentence and the passage span that supports it:")
+        for claim in supported:
+            click.echo(f'  ✓ {claim.text}  ← [{", ".join(map(str, claim.sources))}] "{claim.quote}"')
+    unsupported = [c for c in answer.claims if not c.supported]
+    if unsupported:
+        click.echo("\nNot supported by your documents (left out of the answer):")
+        for claim in unsupported:
+            click.echo(f"  ✗ {claim.text}  (support {claim.support:.2f})")
+    if answer.refused and answer.evidence:
+        click.echo("\nRelated passages (not an answer):")
+        for c in answer.evidence:
+            page = f" (page {c.page})" if c.page is not None else ""
+            click.echo(f'  - {c.display_name}{page}: "{c.quote}"')
     if answer.mode == "extractive":
-        click.echo("(the model's draft was not supported by the sources, so the closest passage is quoted)", err=True)
+        click.echo("(the model's draft was not supported by the sources, so the best evidence is quoted)", err=True)
     if answer.sources_dropped:
         click.echo(f"({answer.sources_dropped} retrieved passage(s) did not fit the context window)", err=True)
 

@@ -68,6 +68,21 @@ class Settings(BaseSettings):
         description="Refuse without calling the model when no retrieved passage is at least this similar "
         "(cosine) to the question.",
     )
+    # verification (scripts/calibrate_verification.py chose these on squad-dev8)
+    support_lexical: float = Field(0.7, ge=0.0, le=1.0, description="Share of a sentence's content words its passage must contain.")
+    support_novel: float = Field(
+        0.67, ge=0.0, le=1.0, description="Share of the words a sentence adds beyond the question that its passage must contain."
+    )
+    support_semantic: float = Field(0.4, ge=-1.0, le=1.0, description="Cosine similarity to the passage's closest sentence.")
+    min_answerability: float = Field(
+        0.45,
+        ge=0.0,
+        le=1.0,
+        description="Refuse, showing related passages, when the best evidence sentence answers the question less well than this.",
+    )
+    verifier: str | None = Field(
+        None, description="Optional NLI cross-encoder (folder or Hugging Face name) that must also find each sentence entailed."
+    )
     prompts_dir: Path | None = Field(None, description="Folder of prompt templates overriding the bundled ones.")
     relative_cutoff: float = Field(
         0.5, ge=0.0, le=1.0, description="Passages scoring below this share of the best hit are not shown to the model."

@@ -92,6 +92,22 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One sentence of the answer, the sources that support it, and the span that does best."""
+
+    text: str  # the sentence, without citation markers
+    sources: list[int]  # citation numbers that support it (empty when unsupported)
+    supported: bool
+    support: float  # weakest verification signal against its best passage, 0..1
+    quote: str = ""  # best-supporting span in the first supporting source
+    quote_start: int | None = None  # offsets of ``quote`` in the source document
+    quote_end: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Draft:
     """The sentence the model is writing now, not yet checked: show it as a draft, if at all."""
 
@@ -114,11 +130,17 @@ class Answer:
     refusal_reason: str = ""
     removed_sentences: list[str] = field(default_factory=list)  # model sentences no source supports
     mode: str = "generated"  # "generated", "extractive" (the model's text was unsupported) or "refusal"
+    claims: list[Claim] = field(default_factory=list)  # every sentence the model wrote, checked (supported or not)
+    evidence: list[Citation] = field(default_factory=list)  # best sentences for the question (related, if refused)
+    reasoning: str = ""  # a reasoning model's <think> section, kept out of the answer
+    answerability: float | None = None  # how well the best evidence sentence answers the question
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data = {"question": data.pop("question"), "answer": data.pop("text"), **data}
         data["citations"] = [c.to_json() for c in self.citations]
+        data["evidence"] = [c.to_json() for c in self.evidence]
+        data["claims"] = [c.to_json() for c in self.claims]
         return data
 
 

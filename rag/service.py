@@ -87,7 +87,12 @@ class Rag:
 
     @cached_property
     def answerer(self) -> QuestionAnswerer:
-        return QuestionAnswerer(self.retriever(), self.llm, self.prompts, self.settings)
+        entailment = None
+        if self.settings.verifier:
+            from .verify import CrossEncoderEntailment
+
+            entailment = CrossEncoderEntailment(self.settings.verifier, downloads_allowed=self.settings.downloads_allowed)
+        return QuestionAnswerer(self.retriever(), self.llm, self.prompts, self.settings, entailment)
 
     def remove(self, sources: list[str]) -> int:
         from .ingest import remove

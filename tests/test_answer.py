@@ -139,7 +139,7 @@ def answerer(llm: FakeLLM, hits: list[Hit], **settings: object) -> QuestionAnswe
 def test_sources_are_packed_within_the_context_window() -> None:
     many = [hit(i, f"Passage {i} " + "filler words " * 60) for i in range(1, 11)]
     llm = FakeLLM(n_ctx=700)
-    qa = answerer(llm, many, max_tokens=100)
+    qa = answerer(llm, many, max_tokens=100, min_answerability=0.0)
     packed = qa.pack(llm, "what?", Retrieval("what?", many, 0.6, 0), 100)
     assert packed.prompt_tokens + 100 <= 700
     assert 0 < len(packed.hits) < 10
@@ -169,7 +169,7 @@ def test_refuses_without_calling_the_model_when_nothing_is_relevant() -> None:
 
 def test_unsupported_model_output_falls_back_to_quoted_evidence() -> None:
     llm = FakeLLM(4096, reply="Bananas grow on the moon [1].")
-    answer = answerer(llm, HITS).ask("Which day may dogs come to the office?")
+    answer = answerer(llm, HITS, min_answerability=0.2).ask("Which day may dogs come to the office?")
     assert answer.mode == "extractive" and not answer.refused
     assert answer.removed_sentences == ["Bananas grow on the moon."]
     assert [c.n for c in answer.citations] == [2]
@@ -183,7 +183,7 @@ def test_truncated_answer_is_flagged() -> None:
             yield GenerationChunk("Dogs are allowed on Fridays [2] and", None)
             yield GenerationChunk("", "length")
 
-    answer = answerer(Truncating(4096), HITS).ask("When may dogs come?")
+    answer = answerer(Truncating(4096), HITS, min_answerability=0.2).ask("When may dogs come?")
     assert answer.truncated
 
 
@@ -221,3 +221,45 @@ def test_a_rewrite_that_loses_the_question_falls_back_to_the_history() -> None:
     qa = answerer(llm, HITS)
     history = [("Are pets allowed in the office?", "Dogs are allowed on Fridays [2].")]
     assert qa.condense("and dogs, when?", history) == "Are pets allowed in the office? and dogs, when?"
+
+
+def test_every_sentence_becomes_a_claim_with_its_support() -> None:
+    from rag.citations import CitationChecker
+
+    checker = CitationChecker(HITS, "When are dogs allowed in the office?")
+    checker.feed("Dogs are allowed in the office on Fridays [1]. Dogs are allowed in the office on Mondays [2]. ")
+    checker.close()
+    supported, unsupported = checker.claims
+    # the wrong citation [1] moves to the passage that supports the sentence
+    assert supported.supported and supported.sources == [2]
+    assert supported.quote == "Dogs are allowed in the office on Fridays only."
+    assert supported.quote_start == 200 and supported.quote_end == 200 + len(supported.quote)
+    # a changed fact: flagged, never presented as sourced
+    assert not unsupported.supported and unsupported.sources == [] and unsupported.support < 1.0
+    assert checker.result()[0] == "Dogs are allowed in the office on Fridays [2]."
+
+
+def test_refuses_and_shows_related_passages_when_no_sentence_answers() -> None:
+    llm = FakeLLM(4096)
+    answer = answerer(llm, HITS, min_answerability=0.6).ask("What is the warranty period of the toaster?")
+    assert answer.refused and answer.mode == "refusal" and llm.calls == []
+    assert answer.citations == []
+    assert answer.evidence and all(not e.supported for e in answer.evidence)  # related, not an answer
+    assert "answerability" in answer.refusal_reason
+
+
+def test_model_refusal_with_strong_evidence_quotes_the_evidence() -> None:
+    llm = FakeLLM(4096, reply="The documents do not say.")
+    answer = answerer(llm, HITS, min_answerability=0.2).ask("On which day are dogs allowed in the office?")
+    assert not answer.refused and answer.mode == "extractive"
+    assert answer.citations[0].quote == "Dogs are allowed in the office on Fridays only."
+    assert answer.evidence[0].quote == answer.citations[0].quote
+
+
+def test_reasoning_is_kept_out_of_the_answer_and_returned_apart() -> None:
+    llm = FakeLLM(4096, reply="<think>The user asks about dogs; source 2 says Fridays.</think> Dogs are allowed on Fridays [2].")
+    answer = answerer(llm, HITS, min_answerability=0.2).ask("When are dogs allowed?")
+    assert answer.text == "Dogs are allowed on Fridays [2]."
+    assert answer.reasoning == "The user asks about dogs; source 2 says Fridays."
+    assert all("source 2 says" not in c.quote for c in answer.citations)
+    assert answer.to_json()["claims"][0]["supported"] is True

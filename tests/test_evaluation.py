@@ -87,3 +87,14 @@ def test_qa_report_has_every_metric_and_a_chart(tmp_path: Path, embedder) -> Non
     assert report["containment"] == 1.0  # the extractive answer quotes the gold sentence
     assert report["citation_precision"] == 1.0
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unanswerable_mode_removes_the_gold_documents(tmp_path: Path, embedder) -> None:
+    folder = write_dataset(tmp_path / "qa", gz=False)
+    rag = Rag(Settings(index_dir=tmp_path / "index", answer_mode="extract"), embedder=embedder)
+    report = evaluate_qa(folder, rag, limit=None, seed=0, unanswerable=True)
+    assert report["false_refusal_rate"] == 0.0
+    assert report["unanswerable"]["documents_removed"] == 2
+    # with their gold passages gone, both questions are refused (the other passage is unrelated)
+    assert report["refusal_rate_unanswerable"] == 1.0
+    assert report["unsupported_sentence_share"] == 0.0

@@ -60,3 +60,25 @@ def test_model_failure_is_shown_and_the_page_keeps_working(tmp_path, embedder) -
             assert "Fix:" in text
     finally:
         app.close()
+
+
+def test_sources_panel_flags_unsupported_shows_related_and_collapses_reasoning() -> None:
+    from types import SimpleNamespace
+
+    from rag.schema import Answer, Citation, Claim
+    from ui.app import render_sources
+
+    fake_rag = SimpleNamespace(index=SimpleNamespace(store=SimpleNamespace(get=lambda ids: [])))
+    related = Citation(1, "/d/a.md", "a.md", None, "c1", "Kilns are <b>hot</b>.", 0, 19, False)
+    answer = Answer(
+        question="q", text="The documents do not say.", citations=[], refused=True, truncated=False, model="m",
+        embedder="e", prompt_version="p", latency_s=0.1, refusal_reason="no retrieved sentence answers the question",
+        claims=[Claim("The kiln is <img src=x onerror=alert(1)> blue.", [], False, 0.2)],
+        evidence=[related], reasoning="<think-ish> I should check [1]",
+    )
+    page = render_sources(fake_rag, answer)  # type: ignore[arg-type]
+    assert "Related passages (not an answer)" in page and "<mark>Kilns are &lt;b&gt;hot&lt;/b&gt;.</mark>" in page
+    assert "Not supported by your documents" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<img" not in page and "<b>hot" not in page
+    assert '<details class="reasoning"><summary>' in page and "<details open" not in page
+    assert "&lt;think-ish&gt; I should check [1]" in page

@@ -17,7 +17,7 @@ import gradio as gr
 
 from rag.errors import RagError
 from rag.loaders import SUPPORTED_SUFFIXES
-from rag.schema import Answer, Draft
+from rag.schema import Answer, Citation, Draft
 from rag.service import Rag
 
 CSS = """
@@ -26,6 +26,8 @@ CSS = """
 #sources .refusal { border-left: 4px solid #d4a72c; background: #fff8e5; padding: 8px 10px; }
 #sources .unsupported { color: #9a6700; font-size: 0.9em; }
 #sources .passage { white-space: pre-wrap; font-size: 0.92em; }
+#sources .related { border-style: dashed; color: #57606a; }
+#sources details.reasoning { color: #57606a; font-size: 0.9em; }
 """
 
 
@@ -52,36 +54,49 @@ class WaitingRoom:
             self.waiting -= 1
 
 
+def _passage(chunks: dict[str, Any], citation: Citation) -> str:
+    """The cited chunk with the quoted span highlighted; every piece escaped."""
+    chunk = chunks.get(citation.chunk_id)
+    if chunk is None:
+        return "<mark>" + html.escape(citation.quote) + "</mark>"
+    a = max(0, citation.quote_start - chunk.char_start)
+    b = max(a, citation.quote_end - chunk.char_start)
+    return html.escape(chunk.text[:a]) + "<mark>" + html.escape(chunk.text[a:b]) + "</mark>" + html.escape(chunk.text[b:])
+
+
+def _source_card(chunks: dict[str, Any], citation: Citation, css_class: str = "source") -> str:
+    page = f", page {citation.page}" if citation.page is not None else ""
+    return (
+        f'<div class="{css_class}" data-n="{citation.n}"><b>[{citation.n}] {html.escape(citation.display_name)}</b>'
+        f'{html.escape(page)}<div class="passage">{_passage(chunks, citation)}</div></div>'
+    )
+
+
 def render_sources(rag: Rag, answer: Answer) -> str:
-    """The cited passages, each with the quoted span highlighted; all text escaped."""
+    """The cited passages with the supporting spans highlighted, unsupported sentences flagged,
+    related passages when refused, and any model reasoning collapsed. All text escaped."""
     parts: list[str] = []
+    wanted = [c.chunk_id for c in answer.citations + answer.evidence]
+    chunks = {c.id: c for c in rag.index.store.get(wanted)} if wanted else {}
     if answer.refused:
         parts.append(
             '<div class="refusal"><b>Not answered.</b> The documents do not answer this question'
             f"{': ' + html.escape(answer.refusal_reason) if answer.refusal_reason else '.'}</div>"
         )
+        if answer.evidence:
+            parts.append('<p class="related-title"><b>Related passages (not an answer)</b></p>')
+            parts.extend(_source_card(chunks, c, "source related") for c in answer.evidence)
     if answer.mode == "extractive":
-        parts.append('<p class="unsupported">The model\'s draft was not supported by the sources; the closest passage is quoted instead.</p>')
-    chunks = {c.id: c for c in rag.index.store.get([c.chunk_id for c in answer.citations])}
-    for citation in answer.citations:
-        chunk = chunks.get(citation.chunk_id)
-        page = f", page {citation.page}" if citation.page is not None else ""
-        if chunk is not None:
-            a = max(0, citation.quote_start - chunk.char_start)
-            b = max(a, citation.quote_end - chunk.char_start)
-            passage = (
-                html.escape(chunk.text[:a]) + "<mark>" + html.escape(chunk.text[a:b]) + "</mark>" + html.escape(chunk.text[b:])
-            )
-        else:
-            passage = "<mark>" + html.escape(citation.quote) + "</mark>"
+        parts.append('<p class="unsupported">The model\'s draft was not supported by the sources; the best evidence is quoted instead.</p>')
+    parts.extend(_source_card(chunks, c) for c in answer.citations)
+    unsupported = [c for c in answer.claims if not c.supported]
+    if unsupported:
+        items = "".join(f"<li>{html.escape(c.text)}</li>" for c in unsupported)
+        parts.append(f'<div class="unsupported"><b>Not supported by your documents</b> (left out of the answer):<ul>{items}</ul></div>')
+    if answer.reasoning:
         parts.append(
-            f'<div class="source" data-n="{citation.n}"><b>[{citation.n}] {html.escape(citation.display_name)}</b>'
-            f'{html.escape(page)}<div class="passage">{passage}</div></div>'
-        )
-    if answer.removed_sentences:
-        parts.append(
-            f'<p class="unsupported">{len(answer.removed_sentences)} sentence(s) of the draft had no support in the '
-            "sources and were left out.</p>"
+            '<details class="reasoning"><summary>Model reasoning (not part of the answer)</summary>'
+            f'<div class="passage">{html.escape(answer.reasoning)}</div></details>'
         )
     if not parts:
         parts.append("<p>No sources.</p>")

@@ -1,0 +1,221 @@
+"""Verification: how well a retrieved passage supports a sentence, and which sentence is the evidence.
+
+Every passage is split into sentences, embedded once per question. A sentence of the answer is
+scored against a passage by four signals:
+
+- ``lexical``: share of its content words found in the passage;
+- ``novel``: share of the words it adds *beyond the question* found in the passage (a small model
+  restates the question and adds the answer: the added words are the claim, and must be sourced);
+- ``semantic``: cosine similarity to the passage's closest sentence;
+- ``numbers``: every number in it (digits or words) appears in the passage;
+- optionally ``entailment`` from an NLI cross-encoder (``--verifier``).
+
+Thresholds live in ``Settings`` and come from ``scripts/calibrate_verification.py``. The same
+sentence vectors give the evidence: the passage sentences that best answer the question, and an
+answerability score (how well the best of them covers the question) used to refuse honestly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .embeddings import Embedder
+from .safety import instruction_spans, mask_instructions
+from .schema import Hit
+from .textspan import content_words, numbers, overlap, sentences
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+class EntailmentModel(Protocol):
+    """Probability that each premise entails its hypothesis."""
+
+    name: str
+
+    def entailment(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    lexical: float
+    novel: float
+    semantic: float
+    entailment: float = 0.5
+
+
+@dataclass(frozen=True)
+class Support:
+    n: int  # source number (1-based position among the hits)
+    lexical: float
+    novel: float
+    semantic: float
+    numbers_ok: bool
+    start: int  # best-supporting span inside the chunk's text
+    end: int
+    entailment: float | None = None
+
+    @property
+    def score(self) -> float:
+        """One number for display: the weakest of the signals (0 when a number is not found)."""
+        if not self.numbers_ok:
+            return 0.0
+        parts = [self.lexical, self.novel, max(self.semantic, 0.0)] + ([self.entailment] if self.entailment is not None else [])
+        return round(min(parts), 3)
+
+    def passes(self, t: Thresholds) -> bool:
+        return (
+            self.numbers_ok
+            and self.lexical >= t.lexical
+            and self.novel >= t.novel
+            and self.semantic >= t.semantic
+            and (self.entailment is None or self.entailment >= t.entailment)
+        )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    n: int
+    start: int
+    end: int
+    score: float  # how well the sentence answers the question
+    coverage: float  # share of the question's content words in the sentence (with its heading)
+    similarity: float
+
+
+class Verifier:
+    def __init__(
+        self,
+        hits: list[Hit],
+        question: str,
+        embedder: Embedder | None,
+        thresholds: Thresholds,
+        entailment: EntailmentModel | None = None,
+    ) -> None:
+        self.hits = hits
+        self.thresholds = thresholds
+        self._embedder = embedder
+        self._entailment = entailment
+        self.question_words = content_words(question)
+        # sentences that address the assistant (prompt injection) never count as evidence or support
+        trusted = [mask_instructions(h.chunk.text, " ") for h in hits]
+        self.passage_words = [content_words(t + " " + h.chunk.heading) for t, h in zip(trusted, hits)]
+        self.evidence_text = [t + " " + h.chunk.heading for t, h in zip(trusted, hits)]
+        self.spans: list[tuple[int, int, int]] = []  # (hit index, start, end) of every trusted passage sentence
+        for i, hit in enumerate(hits):
+            hostile = set(instruction_spans(hit.chunk.text))
+            for start, end in sentences(hit.chunk.text) or [(0, len(hit.chunk.text))]:
+                if (start, end) not in hostile:
+                    self.spans.append((i, start, end))
+        texts = [hits[i].chunk.text[a:b] for i, a, b in self.spans]
+        self._span_words = [content_words(t) for t in texts]
+        if embedder is not None and texts:
+            self._span_vectors = embedder.embed_documents(texts)
+            self._question_vector = embedder.embed_queries([question])[0]
+        else:
+            self._span_vectors = None
+            self._question_vector = None
+
+    # evidence for the question -------------------------------------------------------------
+    def evidence(self, k: int = 3) -> list[Evidence]:
+        """The passage sentences that best answer the question, best first (one per passage)."""
+        if not self.spans:
+            return []
+        similarity = (
+            self._span_vectors @ self._question_vector
+            if self._span_vectors is not None and self._question_vector is not None
+            else np.zeros(len(self.spans))
+        )
+        scored: list[Evidence] = []
+        for (i, start, end), words, sim in zip(self.spans, self._span_words, similarity):
+            heading = content_words(self.hits[i].chunk.heading)
+            coverage = overlap(self.question_words, words | heading)
+            score = 0.5 * float(sim) + 0.5 * coverage
+            scored.append(Evidence(i + 1, start, end, round(score, 4), round(coverage, 4), round(float(sim), 4)))
+        scored.sort(key=lambda e: (-e.score, e.n, e.start))
+        best: list[Evidence] = []
+        for e in scored:
+            if all(b.n != e.n for b in best):
+                best.append(e)
+            if len(best) == k:
+                break
+        return best
+
+    def answerability(self) -> float:
+        """How well the best evidence sentence answers the question (0 when there is none)."""
+        found = self.evidence(1)
+        return found[0].score if found else 0.0
+
+    # support for a sentence ----------------------------------------------------------------
+    def support(self, sentence: str, n: int, vector: np.ndarray | None = None) -> Support:
+        i = n - 1
+        words = content_words(sentence)
+        added = words - self.question_words
+        lexical = overlap(words, self.passage_words[i])
+        novel = overlap(added, self.passage_words[i]) if added else 1.0
+        evidence = self.evidence_text[i]
+        numbers_ok = set(_NUMBER.findall(sentence)) <= set(_NUMBER.findall(evidence)) and numbers(sentence) <= numbers(evidence)
+        best_j, semantic = -1, 0.0
+        for j, (hit_index, _, _) in enumerate(self.spans):
+            if hit_index != i:
+                continue
+            lexical_j = overlap(words, self._span_words[j])
+            sim = float(self._span_vectors[j] @ vector) if self._span_vectors is not None and vector is not None else lexical_j
+            if best_j < 0 or sim + lexical_j > semantic + overlap(words, self._span_words[best_j]):
+                best_j, semantic = j, sim
+        _, start, end = self.spans[best_j] if best_j >= 0 else (i, 0, len(self.hits[i].chunk.text))
+        entailment = None
+        if self._entailment is not None:
+            entailment = self._entailment.entailment([(self.hits[i].chunk.text, sentence)])[0]
+        return Support(n, round(lexical, 4), round(novel, 4), round(semantic, 4), numbers_ok, start, end, entailment)
+
+    def check(self, sentence: str, cited: list[int]) -> tuple[list[Support], Support | None]:
+        """(the cited passages that support ``sentence``, else the best other passage that does,
+        as a one-element list; and the best support seen, for reporting)."""
+        vector = self._embedder.embed_documents([sentence])[0] if self._embedder is not None else None
+        cited = [n for n in cited if 1 <= n <= len(self.hits)]
+        scores = [self.support(sentence, n, vector) for n in cited]
+        passing = [s for s in scores if s.passes(self.thresholds)]
+        if passing:
+            return passing, max(passing, key=lambda s: s.score)
+        others = [self.support(sentence, n, vector) for n in range(1, len(self.hits) + 1) if n not in cited]
+        moved = [s for s in others if s.passes(self.thresholds)]
+        if moved:
+            best = max(moved, key=lambda s: (s.score, -s.n))
+            return [best], best
+        everything = scores + others
+        return [], max(everything, key=lambda s: s.score) if everything else None
+
+
+class CrossEncoderEntailment:
+    """An NLI cross-encoder (e.g. cross-encoder/nli-deberta-v3-small) by name or path."""
+
+    def __init__(self, spec: str, *, downloads_allowed: bool = True) -> None:
+        from pathlib import Path
+
+        from .errors import ModelError
+
+        path = Path(spec).expanduser()
+        local = path.exists()
+        try:
+            from sentence_transformers import CrossEncoder
+
+            self._model = CrossEncoder(str(path.resolve()) if local else spec, local_files_only=local or not downloads_allowed)
+        except (OSError, ValueError) as err:
+            raise ModelError(
+                f"cannot load verifier '{spec}': {err}",
+                "pass an NLI cross-encoder folder or name (e.g. cross-encoder/nli-deberta-v3-small); offline, copy it here first",
+            ) from None
+        labels = {str(v).lower(): int(k) for k, v in (self._model.config.id2label or {}).items()}
+        if "entailment" not in labels:
+            raise ModelError(f"verifier '{spec}' has no 'entailment' label", "use an NLI cross-encoder (labels contradiction/entailment/neutral)")
+        self._index = labels["entailment"]
+        self.name = path.resolve().name if local else spec
+
+    def entailment(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        logits = np.asarray(self._model.predict(list(pairs), show_progress_bar=False, convert_to_numpy=True, apply_softmax=True))
+        return [float(row[self._index]) for row in np.atleast_2d(logits)]
