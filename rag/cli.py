@@ -313,6 +313,13 @@ def _emit_report(report: dict[str, Any], as_json: bool, report_file: Path | None
         click.echo(json.dumps(report))
         return
     keys = [k for k in rows[0][1] if isinstance(rows[0][1][k], (int, float)) or rows[0][1][k] is None]
+    if len(rows) == 1:  # one report: a metric per line reads better than a very wide row
+        for k in keys:
+            value = rows[0][1][k]
+            click.echo(f"{k:>28}  {'-' if value is None else value}")
+        if report_file is not None:
+            click.echo(f"report: {report_file}")
+        return
     click.echo(f"{'':12}" + "".join(f"{k:>16}" for k in keys))
     for name, row in rows:
         click.echo(f"{name:12}" + "".join(f"{row[k]:>16}" if row[k] is not None else f"{'-':>16}" for k in keys))
