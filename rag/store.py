@@ -156,9 +156,10 @@ class ChromaStore:
         return out
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
+        """The chunks with these ids, in order (missing ones left out; repeated ids are fine)."""
         if not ids:
             return []
-        result = self._collection.get(ids=list(ids), include=["documents", "metadatas"])
+        result = self._collection.get(ids=list(dict.fromkeys(ids)), include=["documents", "metadatas"])
         by_id = {i: _from_record(i, t, m) for i, t, m in zip(result["ids"], result["documents"], result["metadatas"])}
         return [by_id[i] for i in ids if i in by_id]
 

@@ -165,3 +165,10 @@ def test_changing_chunk_size_rechunks_the_files(corpus: Path, settings: Settings
     assert max(c.n_tokens for c in index.store.iter_all()) <= 40
     assert_consistent(index)
     assert ingest(index, [corpus], small).updated == []  # and only once
+
+
+def test_store_get_accepts_repeated_ids(corpus: Path, settings: Settings, embedder) -> None:
+    index = open_index(settings, embedder)
+    ingest(index, [corpus / "pets.md"], settings)
+    first = next(iter(index.store.iter_all())).id
+    assert [c.id for c in index.store.get([first, first])] == [first, first]

@@ -161,7 +161,7 @@ def test_api_streams_answers_and_reports_upload_errors(server: Server, tmp_path:
     updates = list(job)
     assert len(updates) >= 2  # a searching state, then the answer as it streams
     chat, sources, rewritten, _ = job.result()
-    assert "tides.txt" in sources and "<mark>" in sources
+    assert "tides.txt" in sources and "<mark>" in sources, chat
     assert rewritten == "When is high tide at Port Evander on Sundays?"
 
     empty_chat, *_ = client.predict("", [], 5, 0.0, 200, api_name="/ask")
