@@ -92,13 +92,7 @@ class QuestionAnswerer:
         if llm is None:
             yield from _with_text(self._extractive(question, verifier, evidence, started, "(extractive)", packed, []))
             return
-        question_vector = embedder.embed_queries([question])[0]
-        checker = CitationChecker(
-            packed.hits,
-            question,
-            lambda sentence: float(embedder.embed_documents([sentence])[0] @ question_vector),
-            verifier,
-        )
+        checker = CitationChecker(packed.hits, question, verifier=verifier)
         finish = None
         shown = 0
         for chunk in llm.generate(

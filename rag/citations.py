@@ -127,7 +127,7 @@ class CitationChecker:
             return None
         supports, best = self.verifier.check(bare, numbers_cited)
         shared = len(words & self.question_words)
-        on_topic = shared >= 2 or shared == 1 and (self._similarity is None or self._similarity(bare) >= TOPIC_SIMILARITY)
+        on_topic = shared >= 2 or shared == 1 and self._similar_enough(bare)
         if not supports or not on_topic or len(self.kept) >= MAX_SENTENCES:
             if len(self.kept) < MAX_SENTENCES:
                 self.removed.append(sanitise(bare))
@@ -152,6 +152,11 @@ class CitationChecker:
         sentence = sanitise(_with_markers(bare, numbers))
         self.kept.append(sentence)
         return sentence
+
+    def _similar_enough(self, sentence: str) -> bool:
+        """Close enough to the question by embedding (given similarity, else the verifier's)."""
+        similarity = self._similarity(sentence) if self._similarity is not None else self.verifier.question_similarity(sentence)
+        return similarity is None or similarity >= TOPIC_SIMILARITY
 
     def result(self) -> tuple[str, list[Citation], list[str]]:
         citations = []

@@ -187,7 +187,7 @@ def _qa_metrics(eval_rag: Rag, doc_of: dict[str, str], items: list[dict[str, Any
         f1 += max(f1_score(text, g) for g in golds)
         contained += any(normalise_answer(g) and normalise_answer(g) in normalise_answer(text) for g in golds)
         refused += answer.refused
-        claims = getattr(answer, "claims", None) or []
+        claims = answer.claims
         sentences += len(claims)
         unsupported += sum(1 for c in claims if not c.supported)
         gold_docs = {str(d) for d in item.get("doc_ids", [])}

@@ -119,6 +119,22 @@ class Verifier:
         else:
             self._span_vectors = None
             self._question_vector = None
+        self._sentence_vectors: dict[str, np.ndarray] = {}
+
+    def sentence_vector(self, sentence: str) -> np.ndarray | None:
+        """The embedding of an answer sentence, computed once however many checks use it."""
+        if self._embedder is None:
+            return None
+        if sentence not in self._sentence_vectors:
+            self._sentence_vectors[sentence] = self._embedder.embed_documents([sentence])[0]
+        return self._sentence_vectors[sentence]
+
+    def question_similarity(self, sentence: str) -> float | None:
+        """Cosine similarity of an answer sentence to the question (None without an embedder)."""
+        vector = self.sentence_vector(sentence)
+        if vector is None or self._question_vector is None:
+            return None
+        return float(vector @ self._question_vector)
 
     # evidence for the question -------------------------------------------------------------
     def evidence(self, k: int = 3) -> list[Evidence]:
@@ -176,7 +192,7 @@ class Verifier:
     def check(self, sentence: str, cited: list[int]) -> tuple[list[Support], Support | None]:
         """(the cited passages that support ``sentence``, else the best other passage that does,
         as a one-element list; and the best support seen, for reporting)."""
-        vector = self._embedder.embed_documents([sentence])[0] if self._embedder is not None else None
+        vector = self.sentence_vector(sentence)
         cited = [n for n in cited if 1 <= n <= len(self.hits)]
         scores = [self.support(sentence, n, vector) for n in cited]
         passing = [s for s in scores if s.passes(self.thresholds)]
