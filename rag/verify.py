@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -139,6 +140,10 @@ class Verifier:
     # evidence for the question -------------------------------------------------------------
     def evidence(self, k: int = 3) -> list[Evidence]:
         """The passage sentences that best answer the question, best first (one per passage)."""
+        return self._best_per_passage[:k]
+
+    @cached_property
+    def _best_per_passage(self) -> list[Evidence]:
         if not self.spans:
             return []
         similarity = (
@@ -153,13 +158,14 @@ class Verifier:
             score = 0.5 * float(sim) + 0.5 * coverage
             scored.append(Evidence(i + 1, start, end, round(score, 4), round(coverage, 4), round(float(sim), 4)))
         scored.sort(key=lambda e: (-e.score, e.n, e.start))
-        best: list[Evidence] = []
+        best: dict[int, Evidence] = {}
         for e in scored:
-            if all(b.n != e.n for b in best):
-                best.append(e)
-            if len(best) == k:
-                break
-        return best
+            best.setdefault(e.n, e)
+        return list(best.values())
+
+    def passage_scores(self) -> dict[int, float]:
+        """Each passage's best evidence score (how well its best sentence answers the question)."""
+        return {e.n: e.score for e in self.evidence(len(self.hits))}
 
     def answerability(self) -> float:
         """How well the best evidence sentence answers the question (0 when there is none)."""
@@ -190,21 +196,32 @@ class Verifier:
         return Support(n, round(lexical, 4), round(novel, 4), round(semantic, 4), numbers_ok, start, end, entailment)
 
     def check(self, sentence: str, cited: list[int]) -> tuple[list[Support], Support | None]:
-        """(the cited passages that support ``sentence``, else the best other passage that does,
-        as a one-element list; and the best support seen, for reporting)."""
+        """(the passage to cite for ``sentence`` as a one-element list, or [] when none supports it;
+        and the best support seen, for reporting).
+
+        Every passage is scored, not only the cited ones: of those that support the sentence, the
+        one that best answers the question is cited (a citation the model got wrong is moved, and
+        one to a passage that merely repeats the fact is moved to the passage about the question).
+        """
         vector = self.sentence_vector(sentence)
-        cited = [n for n in cited if 1 <= n <= len(self.hits)]
-        scores = [self.support(sentence, n, vector) for n in cited]
-        passing = [s for s in scores if s.passes(self.thresholds)]
+        cited_set = {n for n in cited if 1 <= n <= len(self.hits)}
+        order = sorted(cited_set) + [n for n in range(1, len(self.hits) + 1) if n not in cited_set]
+        everything = [self.support(sentence, n, vector) for n in order]
+        passing = [s for s in everything if s.passes(self.thresholds)]
         if passing:
-            return passing, max(passing, key=lambda s: s.score)
-        others = [self.support(sentence, n, vector) for n in range(1, len(self.hits) + 1) if n not in cited]
-        moved = [s for s in others if s.passes(self.thresholds)]
-        if moved:
-            best = max(moved, key=lambda s: (s.score, -s.n))
+            best = self._preferred(passing, cited_set)
             return [best], best
-        everything = scores + others
         return [], max(everything, key=lambda s: s.score) if everything else None
+
+    def _preferred(self, supports: list[Support], cited: set[int]) -> Support:
+        """Of several passages that support a sentence, the one that best answers the question.
+
+        Several passages of one document often repeat a fact; citing them all, or the one whose
+        wording happens to match best, points the reader away from the passage that is about the
+        question. Ties go to the passage the model cited, then the better support, then the earlier source.
+        """
+        answering = self.passage_scores()
+        return max(supports, key=lambda s: (answering.get(s.n, 0.0), s.n in cited, s.score, -s.n))
 
 
 class CrossEncoderEntailment:

@@ -239,6 +239,17 @@ def test_every_sentence_becomes_a_claim_with_its_support() -> None:
     assert checker.result()[0] == "Dogs are allowed in the office on Fridays [2]."
 
 
+def test_a_fact_repeated_in_several_passages_cites_the_one_about_the_question() -> None:
+    hits = [
+        hit(1, "Trade in the valley grew after the harbour opened in 1820.", "museum.md"),
+        hit(2, "The Kelso harbour opened in 1820 after ten years of building.", "harbour.md"),
+    ]
+    # the model cites [1], which repeats the fact; [2] is the passage that answers the question
+    text, citations, _ = cite("The harbour opened in 1820 [1].", hits, "When did the Kelso harbour open?")
+    assert text == "The harbour opened in 1820 [2]."
+    assert [c.display_name for c in citations] == ["harbour.md"]
+
+
 def test_refuses_and_shows_related_passages_when_no_sentence_answers() -> None:
     llm = FakeLLM(4096)
     answer = answerer(llm, HITS, min_answerability=0.6).ask("What is the warranty period of the toaster?")
