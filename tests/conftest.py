@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,3 +131,26 @@ def no_egress(monkeypatch: pytest.MonkeyPatch) -> Iterator[EgressGuard]:
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     yield guard
+
+
+@pytest.fixture
+def rag(tmp_path: Path):
+    """Run `rag ARGS` in a subprocess whose non-loopback sockets are blocked; assert none was tried."""
+    attempts = tmp_path / "egress.log"
+    guarded = Path(__file__).resolve().parent / "guarded_cli.py"
+
+    def run(
+        *args: str, index: Path | None = None, check: int | None = 0, env: dict[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, str(guarded), str(attempts), *args]
+        if index is not None:
+            argv += ["--index", str(index)]
+        environ = os.environ | (env or {})
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=environ)
+        if check is not None:
+            assert result.returncode == check, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        assert not attempts.exists(), f"network attempts: {attempts.read_text()}"
+        return result
+
+    return run

@@ -3,32 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 
-HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def rag(tmp_path: Path):
-    """Run `rag ARGS` in a subprocess whose non-loopback sockets are blocked; assert none was tried."""
-    attempts = tmp_path / "egress.log"
-
-    def run(*args: str, index: Path | None = None, check: int | None = 0) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, str(HERE / "guarded_cli.py"), str(attempts), *args]
-        if index is not None:
-            argv += ["--index", str(index)]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-        if check is not None:
-            assert result.returncode == check, result.stdout + result.stderr
-        assert "Traceback" not in result.stderr, result.stderr
-        assert not attempts.exists(), f"network attempts: {attempts.read_text()}"
-        return result
-
-    return run
 
 
 def test_ingest_ask_status_offline(rag, corpus: Path, tmp_path: Path) -> None:

@@ -1,0 +1,78 @@
+"""The model catalogue, the machine-fit recommendation and pull's offline and checksum behaviour."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.errors import ModelError
+from rag.llm import resolve_model
+from rag.models import GIB, GPU, Machine, find, load_catalogue, recommend, verify_checksum
+
+
+def test_catalogue_covers_the_recommended_families_with_complete_rows() -> None:
+    catalogue = load_catalogue()
+    names = {m.name for m in catalogue}
+    assert {"qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b"} <= names
+    assert {"deepseek-r1-qwen-1.5b", "deepseek-r1-qwen-7b", "deepseek-r1-qwen-14b", "glm4-9b"} <= names
+    assert {"gemma3-1b", "gemma3-4b", "gemma3-12b", "smollm2-135m", "llama3.2-1b", "llama3.2-3b"} <= names
+    for m in catalogue:
+        assert m.file.endswith(".gguf") and m.quant and m.licence and m.size_gb > 0 and m.params_b > 0
+        assert m.memory_bytes(8192) > m.memory_bytes(4096) > m.size_gb * 1e9  # the KV cache grows with context
+    assert find("deepseek-r1-qwen-7b").reasoning and not find("gemma3-4b").reasoning
+
+
+def test_recommends_the_largest_model_and_context_that_fit() -> None:
+    cpu_8g = Machine(8 * GIB, 7 * GIB, 4)
+    choice = recommend(cpu_8g)
+    assert choice.memory_bytes <= choice.budget_bytes
+    assert choice.model.params_b <= 4.3 and "CPU only" in choice.device
+    bigger = [m for m in load_catalogue() if m.params_b > choice.model.params_b and m.memory_bytes(4096) <= choice.budget_bytes]
+    assert bigger == []  # nothing larger would fit
+
+    gpu = Machine(64 * GIB, 60 * GIB, 16, [GPU("RTX 4090", 24 * GIB, 23 * GIB, "cuda")])
+    on_gpu = recommend(gpu)
+    assert on_gpu.model.params_b >= 14 and "cuda GPU" in on_gpu.device
+    assert on_gpu.n_ctx >= 16384 and on_gpu.memory_bytes <= 23 * GIB * 0.9
+    assert recommend(gpu, reasoning=False).model.reasoning is False
+
+    tiny = recommend(Machine(2 * GIB, 1 * GIB, 2))
+    assert tiny.model.name == "smollm2-135m" and "nothing in the catalogue fits" in tiny.reason
+
+
+def test_checksum_mismatch_is_an_error_with_a_fix(tmp_path: Path) -> None:
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF" + b"\0" * 100)
+    verify_checksum(path, hashlib.sha256(path.read_bytes()).hexdigest())
+    with pytest.raises(ModelError) as err:
+        verify_checksum(path, "0" * 64)
+    assert "checksum" in err.value.problem and "rag models pull" in err.value.hint
+
+
+def test_catalogue_name_is_a_model_spec_and_offline_says_how_to_get_it(tmp_path: Path) -> None:
+    settings = Settings(index_dir=tmp_path / "i", offline=True)
+    assert resolve_model("smollm2-135m", settings).name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    with pytest.raises(ModelError) as err:
+        resolve_model("qwen3-0.6b", settings)
+    assert "rag models pull qwen3-0.6b" in err.value.hint and "Qwen3-0.6B-Q8_0.gguf" in err.value.hint
+
+
+def test_models_commands(rag) -> None:
+    listed = json.loads(rag("models", "list", "--json", "--n-ctx", "4096").stdout)
+    assert {r["name"] for r in listed} == {m.name for m in load_catalogue()}
+    assert all(r["context"] == 4096 and r["memory_gib"] > 0 for r in listed)
+
+    recommended = json.loads(rag("models", "recommend", "--json").stdout)
+    assert recommended["recommendation"]["model"] in {r["name"] for r in listed}
+    if not recommended["machine"]["gpus"]:
+        assert any("no GPU" in note for note in recommended["machine"]["notes"])
+        assert "CPU only" in recommended["recommendation"]["device"]
+
+    pulled = rag("models", "pull", "qwen3-0.6b", "--offline", check=5)
+    assert "downloads are off" in pulled.stderr and "copy the file" in pulled.stderr
+    unknown = rag("models", "pull", "qwen9-1b", check=2)
+    assert "not in the model catalogue" in unknown.stderr and "qwen3-4b" in unknown.stderr
