@@ -8,6 +8,7 @@ reused from llama.cpp's cache).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -15,6 +16,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,11 +143,15 @@ def provenance(rag: Rag) -> dict[str, Any]:
     from .llm import resolve_model
 
     settings = rag.settings
-    model_path = resolve_model(settings.model, settings)
+    if settings.llm_url:
+        llm = rag.llm()
+        model: dict[str, Any] = {"model_server": settings.llm_url, "model_id": getattr(llm, "model_id", llm.name)}
+    else:
+        model_path = resolve_model(settings.model, settings)
+        model = {"model_file": model_path.name, "model_sha256": file_sha256(model_path)}
     index = rag.require_index()
     return {
-        "model_file": model_path.name,
-        "model_sha256": file_sha256(model_path),
+        **model,
         "embedder": rag.embedder.name,
         "index_fingerprint": hashlib.sha256(index.manifest_path.read_bytes()).hexdigest()[:16],
         "prompt_version": rag.prompts.version,
@@ -175,7 +181,13 @@ def run_batch(
     *,
     on_progress: Callable[[int, int], None] | None = None,
     embed_batch: int = 64,
+    concurrency: int = 1,
 ) -> BatchReport:
+    """Answer every question not already in ``output``, appending one JSON line each, in input
+    order. ``concurrency`` questions are in flight at once (worth it with an LLM server that
+    serves requests in parallel; an in-process model answers one at a time)."""
+    if concurrency < 1:
+        raise InputError(f"--concurrency must be at least 1, not {concurrency}", "pass --concurrency 1 or more")
     started = time.perf_counter()
     questions, bad = read_questions(questions_file)
     report = BatchReport(bad_rows=bad)
@@ -187,12 +199,22 @@ def run_batch(
     if on_progress:
         on_progress(0, total)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("a", encoding="utf-8") as sink:
+    if todo:
+        rag.answerer  # noqa: B018 - build the shared pipeline (index, keyword index, model) before any thread
+        if rag.settings.answer_mode == "generate":
+            rag.llm()
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rag-batch") if concurrency > 1 else None
+    with output.open("a", encoding="utf-8") as sink, pool if pool is not None else contextlib.nullcontext():
         for start in range(0, total, embed_batch):
             group = todo[start : start + embed_batch]
             vectors = rag.embedder.embed_queries([q.text for q in group])
-            for question, vector in zip(group, vectors):
-                record = _answer_record(rag, question, vector, meta)
+            jobs = zip(group, vectors)
+            records = (
+                pool.map(lambda job: _answer_record(rag, job[0], job[1], meta), jobs)  # results come back in input order
+                if pool is not None
+                else (_answer_record(rag, q, v, meta) for q, v in jobs)
+            )
+            for record in records:
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
                 sink.flush()
                 os.fsync(sink.fileno())

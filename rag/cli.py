@@ -43,6 +43,8 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--bm25-weight", type=float, help="Weight of the BM25 ranking in fusion (RAG_BM25_WEIGHT)."),
         click.option("--chunk-tokens", type=int, help="Chunk size in embedder tokens (RAG_CHUNK_TOKENS)."),
         click.option("--chunk-overlap", type=int, help="Overlap between neighbouring chunks (RAG_CHUNK_OVERLAP)."),
+        click.option("--chroma-url", help="Use a Chroma server, http://host:port, instead of the embedded store (RAG_CHROMA_URL)."),
+        click.option("--llm-url", help="Generate on an OpenAI-compatible server, http://host:port/v1 (RAG_LLM_URL)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -240,33 +242,36 @@ def _print_answer(answer: Answer) -> None:
 def status_command(as_json: bool, **kwargs: Any) -> None:
     """What is indexed: files, chunks, embedder, index location, model."""
     from .index import Index
-    from .llm import resolve_model
+    from .llm import offload_status, resolve_model
     from .service import Rag
 
     settings = _settings(kwargs)
     info: dict[str, Any] = {"index": str(settings.index_dir.resolve()), "embedder": settings.embedder, "model": settings.model}
-    try:
-        info["model_path"] = str(resolve_model(settings.model, settings))
-    except RagError as err:
-        info["model_path"] = f"unavailable: {err.problem}"
+    if settings.llm_url:
+        info["model"] = f"served by {settings.llm_url}"
+        info["llm_server"] = settings.llm_url
+    else:
+        try:
+            path = resolve_model(settings.model, settings)
+            info["model_path"] = str(path)
+            info |= offload_status(path, settings)
+        except RagError as err:
+            info["model_path"] = f"unavailable: {err.problem}"
     if Index.exists(settings.index_dir):
         status = Rag(settings).index.status()
         info.update(
-            embedder=status.embedder, files=status.files, chunks=status.chunks, store_chunks=status.store_chunks,
-            written_by=status.written_by, file_names=status.file_names,
+            store=status.location, embedder=status.embedder, files=status.files, chunks=status.chunks,
+            store_chunks=status.store_chunks, written_by=status.written_by, file_names=status.file_names,
         )
     else:
-        info.update(files=0, chunks=0, note="nothing indexed yet: run `rag ingest PATH...`")
-    try:
-        import llama_cpp
-
-        info["gpu_offload_supported"] = bool(llama_cpp.llama_supports_gpu_offload())
-    except ImportError:
-        info["gpu_offload_supported"] = False
+        info.update(store=settings.chroma_url or str(settings.index_dir.resolve() / "chroma"), files=0, chunks=0,
+                    note="nothing indexed yet: run `rag ingest PATH...`")
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    for key in ("index", "embedder", "model", "model_path", "files", "chunks", "gpu_offload_supported", "note"):
+    keys = ("index", "store", "embedder", "model", "model_path", "gpu_offload", "backend", "layers_offloaded", "device", "reason",
+            "files", "chunks", "note")
+    for key in keys:
         if key in info:
             click.echo(f"{key:>22}: {info[key]}")
     for name in info.get("file_names", [])[:50]:
@@ -278,9 +283,10 @@ def status_command(as_json: bool, **kwargs: Any) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="answers.jsonl (appended; re-runs resume).")
 @answer_options
 @click.option("--seed", type=int, help="Sampling seed (RAG_SEED).")
+@click.option("--concurrency", default=1, show_default=True, type=int, help="Questions in flight at once (useful with --llm-url).")
 @settings_options
 @handle_errors
-def batch_command(questions: Path, output: Path, **kwargs: Any) -> None:
+def batch_command(questions: Path, output: Path, concurrency: int, **kwargs: Any) -> None:
     """Answer a file of questions (.jsonl, .csv, .txt): one JSON answer per line in OUTPUT."""
     from .batch import read_questions, run_batch
     from .service import Rag
@@ -291,7 +297,9 @@ def batch_command(questions: Path, output: Path, **kwargs: Any) -> None:
     _, bar = _progress_bar(enabled=True)
     with bar:
         task = bar.add_task("answering", total=None)
-        report = run_batch(rag, questions, output, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+        report = run_batch(
+            rag, questions, output, concurrency=concurrency, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
     for bad in report.bad_rows:
         click.echo(f"  skipped line {bad.line}: {bad.reason}", err=True)
     click.echo(

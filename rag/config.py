@@ -36,6 +36,18 @@ class Settings(BaseSettings):
         False,
         description="Never download anything (models from Hugging Face included). HF_HUB_OFFLINE=1 implies it.",
     )
+    # scale-out: existing servers instead of the embedded store / in-process model
+    chroma_url: str | None = Field(
+        None, description="Use a Chroma server (http://host:port, from `chroma run`) instead of the embedded store."
+    )
+    chroma_collection: str = Field("rag_chunks", min_length=3, max_length=63, description="Collection name on the Chroma server.")
+    llm_url: str | None = Field(
+        None,
+        description="Send generation to an OpenAI-compatible server (http://host:port/v1: llama-server, "
+        "python -m llama_cpp.server, vLLM) instead of loading the GGUF in this process.",
+    )
+    llm_api_key: str | None = Field(None, description="Bearer token for --llm-url, if the server wants one.")
+    llm_timeout: float = Field(300.0, gt=0, description="Seconds to wait for the LLM server's reply.")
     # generation
     answer_mode: Literal["generate", "extract"] = Field(
         "generate",
@@ -107,6 +119,18 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Any) -> Any:
         return Path(os.path.expanduser(str(value))) if value is not None else value
+
+    @field_validator("chroma_url", "llm_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        from urllib.parse import urlparse
+
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"'{value}' is not an http(s)://host:port URL")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _check_overlap(self) -> "Settings":

@@ -48,3 +48,9 @@ class IndexLockedError(RagError):
     """Another process is writing to the same index."""
 
     exit_code = 6
+
+
+class ServerUnavailableError(RagError):
+    """A server the settings point at (Chroma, an LLM server) cannot be reached."""
+
+    exit_code = 7

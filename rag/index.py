@@ -12,7 +12,7 @@ from .embeddings import Embedder
 from .errors import IndexMismatchError
 from .manifest import Manifest
 from .schema import Chunk
-from .store import ChromaStore
+from .store import COLLECTION, ChromaStore
 
 
 @dataclass
@@ -28,7 +28,7 @@ class IndexStatus:
 
 
 class Index:
-    def __init__(self, index_dir: Path, embedder: Embedder, chroma_url: str | None = None) -> None:
+    def __init__(self, index_dir: Path, embedder: Embedder, chroma_url: str | None = None, collection: str = COLLECTION) -> None:
         self.dir = index_dir
         self.embedder = embedder
         self.manifest_path = index_dir / "manifest.json"
@@ -40,7 +40,7 @@ class Index:
                 f"this run uses '{embedder.name}'",
                 f"run with --embedder '{self.manifest.embedder}', or rebuild for the new embedder: rag ingest --rebuild PATH...",
             )
-        self.store = ChromaStore(index_dir, embedder.name, embedder.dimension, url=chroma_url)
+        self.store = ChromaStore(index_dir, embedder.name, embedder.dimension, url=chroma_url, collection=collection)
         self._bm25: BM25Index | None = None
 
     @staticmethod

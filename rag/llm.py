@@ -266,3 +266,45 @@ class LlamaCppLLM:
             "n_layers": int(self.metadata.get(f"{self.metadata.get('general.architecture', '')}.block_count", 0) or 0),
             "device": "gpu" if self.gpu_supported and self.n_gpu_layers != 0 else "cpu",
         }
+
+
+_GPU_BACKENDS = (("CUDA", "CUDA"), ("METAL", "Metal"), ("HIP", "ROCm/HIP"), ("VULKAN", "Vulkan"), ("SYCL", "SYCL"), ("OPENCL", "OpenCL"))
+
+
+def offload_status(path: Path, settings: Settings) -> dict[str, Any]:
+    """Whether this llama.cpp build offloads to a GPU, how many of the model's layers it would put
+    there with ``settings.n_gpu_layers``, and on which device. Reads only the GGUF's metadata."""
+    try:
+        import llama_cpp
+    except ImportError as err:
+        return {"gpu_offload": False, "reason": f"llama-cpp-python cannot be imported ({err})"}
+    info = llama_cpp.llama_print_system_info()
+    info = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
+    backend = next((name for key, name in _GPU_BACKENDS if key in info.upper()), None)
+    supported = bool(llama_cpp.llama_supports_gpu_offload())
+    with _quiet_stderr():
+        meta = dict(llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False).metadata)
+    blocks = int(meta.get(f"{meta.get('general.architecture', '')}.block_count", 0) or 0)
+    total = blocks + 1  # llama.cpp counts the output layer too
+    wanted = total if settings.n_gpu_layers < 0 else min(settings.n_gpu_layers, total)
+    offloaded = wanted if supported else 0
+    device = "CPU"
+    if offloaded:
+        from .models import detect_machine
+
+        gpus = detect_machine().gpus
+        device = f"{backend or 'GPU'}: {gpus[0].name}" if gpus else (backend or "GPU")
+    status: dict[str, Any] = {
+        "gpu_offload": offloaded > 0,
+        "backend": backend or "CPU",
+        "layers_offloaded": f"{offloaded}/{total}",
+        "device": device,
+    }
+    if not supported:
+        status["reason"] = (
+            "this llama-cpp-python was built without a GPU backend; reinstall it with CMAKE_ARGS "
+            "(see README: GPU) to offload layers"
+        )
+    elif offloaded == 0:
+        status["reason"] = "n_gpu_layers is 0 (RAG_N_GPU_LAYERS); set -1 to offload every layer"
+    return status

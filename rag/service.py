@@ -49,12 +49,18 @@ class Rag:
 
     def llm(self) -> LLM:
         if self._llm is None:
-            self._llm = LlamaCppLLM(resolve_model(self.settings.model, self.settings), self.settings)
+            if self.settings.llm_url:
+                from .openai_llm import OpenAICompatibleLLM
+
+                self._llm = OpenAICompatibleLLM(self.settings.llm_url, self.settings)
+            else:
+                self._llm = LlamaCppLLM(resolve_model(self.settings.model, self.settings), self.settings)
         return self._llm
 
     @cached_property
     def index(self) -> Index:
-        return Index(self.settings.index_dir, self.embedder)
+        s = self.settings
+        return Index(s.index_dir, self.embedder, chroma_url=s.chroma_url, collection=s.chroma_collection)
 
     def ingest(self, paths: list[Path], *, rebuild: bool = False, progress: ProgressCallback | None = None) -> IngestReport:
         kwargs: dict[str, Any] = {"rebuild": rebuild}

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexMismatchError, RagError
+from .errors import IndexMismatchError, RagError, ServerUnavailableError
 from .schema import Chunk
 
 COLLECTION = "rag_chunks"
@@ -70,20 +70,33 @@ class _NoEmbedding:
 class ChromaStore:
     """Chunks and their vectors in one Chroma collection that records the embedder that made them."""
 
-    def __init__(self, index_dir: Path, embedder_name: str, dimension: int, url: str | None = None) -> None:
+    def __init__(
+        self, index_dir: Path, embedder_name: str, dimension: int, url: str | None = None, collection: str = COLLECTION
+    ) -> None:
         import chromadb
 
         self.embedder_name = embedder_name
         self.dimension = dimension
+        self.collection_name = collection
         if url:
             from urllib.parse import urlparse
 
             parsed = urlparse(url)
-            self._client = chromadb.HttpClient(
-                host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000, ssl=parsed.scheme == "https",
-                settings=_chroma_settings(),
-            )
-            self.location = url
+            try:
+                self._client = chromadb.HttpClient(
+                    host=parsed.hostname or "127.0.0.1",
+                    port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                    ssl=parsed.scheme == "https",
+                    settings=_chroma_settings(),
+                )
+                self._client.heartbeat()
+            except Exception as err:
+                raise ServerUnavailableError(
+                    f"cannot reach the Chroma server at {url} ({type(err).__name__}: {err})",
+                    f"start it (chroma run --path DIR --host {parsed.hostname} --port {parsed.port or 8000}), "
+                    "or unset RAG_CHROMA_URL / --chroma-url to use the embedded store",
+                ) from None
+            self.location = f"{url} (collection {collection})"
         else:
             (index_dir / "chroma").mkdir(parents=True, exist_ok=True)
             self._client = chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=_chroma_settings())
@@ -94,8 +107,8 @@ class ChromaStore:
 
     def _open(self) -> Any:
         existing = {c.name for c in self._client.list_collections()}
-        if COLLECTION in existing:
-            collection = self._client.get_collection(COLLECTION, embedding_function=self._ef)  # type: ignore[arg-type]
+        if self.collection_name in existing:
+            collection = self._client.get_collection(self.collection_name, embedding_function=self._ef)  # type: ignore[arg-type]
             meta = collection.metadata or {}
             recorded = meta.get("embedder")
             if recorded != self.embedder_name or int(meta.get("dimension", self.dimension)) != self.dimension:
@@ -107,7 +120,7 @@ class ChromaStore:
                 )
             return collection
         return self._client.create_collection(
-            COLLECTION,
+            self.collection_name,
             embedding_function=self._ef,  # type: ignore[arg-type]
             metadata={"embedder": self.embedder_name, "dimension": self.dimension, "layout": LAYOUT_VERSION},
             configuration={"hnsw": {"space": "cosine"}},
@@ -134,7 +147,7 @@ class ChromaStore:
         return ids
 
     def drop_all(self) -> None:
-        self._client.delete_collection(COLLECTION)
+        self._client.delete_collection(self.collection_name)
         self._collection = self._open()
 
     # reads ------------------------------------------------------------------

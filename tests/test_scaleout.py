@@ -1,0 +1,154 @@
+"""Scale-out on real servers: a `chroma run` store and a `python -m llama_cpp.server` model, both
+started by the test on 127.0.0.1, driven through the same CLI as the embedded setup."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"server did not answer {url} within {seconds}s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def _serve(argv: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env={**__import__("os").environ, "ANONYMIZED_TELEMETRY": "False"})
+    try:
+        _wait_for(ready_url, process, log)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    if not Path(chroma).exists():
+        pytest.skip("the chroma command (from chromadb) is not installed")
+    port = _free_port()
+    argv = [chroma, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    yield from (url for _ in _serve(argv, f"{url}/api/v2/heartbeat", tmp_path / "chroma.log"))
+
+
+@pytest.fixture
+def llm_server(tmp_path: Path) -> Iterator[str]:
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("sse_starlette") is None:
+        pytest.skip("llama-cpp-python[server] is not installed")
+    from rag.config import Settings
+    from rag.llm import resolve_model
+
+    model = resolve_model("bundled:smollm2", Settings(index_dir=tmp_path / "unused", offline=True))
+    port = _free_port()
+    argv = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
+        "--n_ctx", "4096", "--seed", "0",
+    ]
+    url = f"http://127.0.0.1:{port}/v1"
+    yield from (url for _ in _serve(argv, f"{url}/models", tmp_path / "llm.log"))
+
+
+def test_ingest_ask_and_reingest_against_a_chroma_server(rag, corpus: Path, tmp_path: Path, chroma_server: str) -> None:
+    env = {"RAG_CHROMA_URL": chroma_server}
+    index = tmp_path / "idx"
+    first = rag("ingest", str(corpus), "--json", index=index, env=env)
+    report = json.loads(first.stdout)
+    assert len(report["added"]) == 5 and report["skipped"] == []
+    assert not (index / "chroma").exists()  # the vectors live on the server, not in the index folder
+
+    answer = json.loads(rag("ask", "How do I clean the Quokka 3000 blender?", "--json", index=index, env=env).stdout)
+    assert not answer["refused"] and {c["source"] for c in answer["citations"]} == {"manual.pdf"}
+
+    status = json.loads(rag("status", "--json", index=index, env=env).stdout)
+    assert status["files"] == 5 and status["store_chunks"] == status["chunks"] > 0
+    assert chroma_server in status["store"]
+
+    # incremental: one file changed, one deleted; the others are not re-embedded
+    (corpus / "pets.md").write_text("# Pet policy\n\nThe Zanzibar office allows dogs on Tuesdays only.\n", encoding="utf-8")
+    (corpus / "faq.html").unlink()
+    again = json.loads(rag("ingest", str(corpus), "--json", index=index, env=env).stdout)
+    assert len(again["updated"]) == 1 and len(again["removed"]) == 1 and len(again["unchanged"]) == 3
+    status = json.loads(rag("status", "--json", index=index, env=env).stdout)
+    assert status["files"] == 4 and status["store_chunks"] == status["chunks"]
+    tuesday = json.loads(rag("ask", "On which day are dogs allowed in the Zanzibar office?", "--json", index=index, env=env).stdout)
+    assert "Tuesday" in json.dumps(tuesday["citations"] + tuesday["evidence"]) and "Friday" not in json.dumps(tuesday["citations"])
+
+    # nothing else uses the collection: the same server, another collection, is another index
+    other = json.loads(
+        rag("ingest", str(corpus / "sub"), "--json", index=tmp_path / "idx2", env=env | {"RAG_CHROMA_COLLECTION": "second"}).stdout
+    )
+    assert len(other["added"]) == 1
+    assert json.loads(rag("status", "--json", index=index, env=env).stdout)["store_chunks"] == status["store_chunks"]
+
+
+def test_unreachable_chroma_server_is_a_clear_error(rag, corpus: Path, tmp_path: Path) -> None:
+    result = rag("ingest", str(corpus), index=tmp_path / "idx", env={"RAG_CHROMA_URL": f"http://127.0.0.1:{_free_port()}"}, check=7)
+    assert "cannot reach the Chroma server" in result.stderr and "chroma run" in result.stderr
+
+
+def test_ask_and_batch_through_an_openai_compatible_server(rag, corpus: Path, tmp_path: Path, llm_server: str) -> None:
+    index = tmp_path / "idx"
+    rag("ingest", str(corpus), index=index)
+    env = {"RAG_LLM_URL": llm_server}
+    answer = json.loads(rag("ask", "How many books can a library member borrow?", "--json", index=index, env=env).stdout)
+    assert llm_server in answer["model"]
+    assert not answer["refused"] and {c["source"] for c in answer["citations"]} == {"faq.html"}
+
+    streamed = rag("ask", "How do I clean the Quokka 3000 blender?", index=index, env=env)
+    assert "manual.pdf" in streamed.stdout
+
+    questions = tmp_path / "questions.txt"
+    asked = [
+        "How many books can a library member borrow?",
+        "When are dogs allowed in the office?",
+        "How fast must the supplier respond to outages?",
+        "When are travel expenses reimbursed?",
+    ]
+    questions.write_text("\n".join(asked) + "\n", encoding="utf-8")
+    out = tmp_path / "answers.jsonl"
+    rag("batch", str(questions), "-o", str(out), "--concurrency", "3", index=index, env=env)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["question"] for r in records] == asked  # written in input order whatever finished first
+    assert all(r["model_server"] == llm_server and "error" not in r for r in records)
+    assert sum(not r["refused"] for r in records) >= 3
+
+
+def test_unreachable_llm_server_is_a_clear_error(rag, corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "idx"
+    rag("ingest", str(corpus / "faq.html"), index=index)
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    result = rag("ask", "How many books can a member borrow?", index=index, env={"RAG_LLM_URL": url}, check=7)
+    assert "cannot reach the LLM server" in result.stderr and "llama_cpp.server" in result.stderr
