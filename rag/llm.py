@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,13 +196,15 @@ class LlamaCppLLM:
             architecture = metadata.get("general.architecture", "")
             if architecture.startswith("gemma"):
                 template, self.template_source, self._merge_system = _GEMMA_TEMPLATE, "builtin:gemma", True
+                fallback = "Gemma's turn format (<start_of_turn>user/model)"
             else:
                 template, self.template_source = _CHATML_TEMPLATE, "builtin:chatml"
-                warnings.warn(
-                    f"{path.name} carries no chat template; using ChatML, which may not match the model. "
-                    "Prefer a GGUF exported with its tokenizer.chat_template.",
-                    stacklevel=2,
-                )
+                fallback = "ChatML, which may not match the model"
+            warnings.warn(
+                f"{path.name} carries no chat template (tokenizer.chat_template); using {fallback}. "
+                "Prefer a GGUF exported with its chat template (an instruction-tuned model's official GGUF has one).",
+                stacklevel=2,
+            )
         model = self._llama._model
         bos_id, eos_id = self._llama.token_bos(), self._llama.token_eos()
         self._formatter = Jinja2ChatFormatter(
@@ -211,6 +214,11 @@ class LlamaCppLLM:
         )
         self.repeat_penalty = settings.repeat_penalty
         self._lock = threading.Lock()
+        # KV-cache snapshots of rendered system-prompt prefixes, so that a prompt after a different
+        # one (a follow-up's rewrite, another chat) does not evaluate the instructions again
+        self._prefixes: dict[str, tuple[int, ...]] = {}
+        self._prefix_states: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self.prefix_hits = 0
 
     def _tokens(self, messages: list[Message]) -> list[int]:
         if self._merge_system and messages and messages[0]["role"] == "system":
@@ -241,6 +249,7 @@ class LlamaCppLLM:
                 "ask a shorter question, lower --top-k or --max-tokens, or raise --n-ctx",
             )
         with self._lock:
+            self._reuse_prefix(messages, tokens)
             self._llama.set_seed(seed)
             stream = self._llama.create_completion(
                 prompt=tokens,
@@ -255,6 +264,42 @@ class LlamaCppLLM:
                 choice = part["choices"][0]
                 yield GenerationChunk(choice.get("text") or "", choice.get("finish_reason"))
 
+    def _system_prefix(self, messages: list[Message]) -> tuple[int, ...]:
+        """The tokens every prompt with this system message starts with (template markup included)."""
+        if not messages or messages[0]["role"] != "system":
+            return ()
+        system = messages[0]["content"]
+        if system not in self._prefixes:
+            a = self._tokens([messages[0], {"role": "user", "content": "a"}])
+            b = self._tokens([messages[0], {"role": "user", "content": "b"}])
+            self._prefixes[system] = tuple(_common_prefix(a, b))
+        return self._prefixes[system]
+
+    def _reuse_prefix(self, messages: list[Message], tokens: list[int]) -> None:
+        """Put the system prefix's KV cache in place before generating (call under the lock).
+
+        llama.cpp already reuses whatever prefix the previous prompt shares with this one; this
+        keeps a snapshot per system prompt so the instructions survive an unrelated prompt between.
+        """
+        prefix = self._system_prefix(messages)
+        if len(prefix) < 16 or tuple(tokens[: len(prefix)]) != prefix:
+            return
+        llama = self._llama
+        live = llama.input_ids[: llama.n_tokens].tolist()
+        if len(_common_prefix(live, list(prefix))) == len(prefix):
+            return  # the previous prompt left it in place
+        state = self._prefix_states.get(prefix)
+        if state is None:
+            llama.reset()
+            llama.eval(list(prefix))
+            self._prefix_states[prefix] = llama.save_state()
+            while len(self._prefix_states) > 4:
+                self._prefix_states.popitem(last=False)
+            return
+        self._prefix_states.move_to_end(prefix)
+        llama.load_state(state)
+        self.prefix_hits += 1
+
     def describe(self) -> dict[str, Any]:
         return {
             "model": self.name,
@@ -266,6 +311,15 @@ class LlamaCppLLM:
             "n_layers": int(self.metadata.get(f"{self.metadata.get('general.architecture', '')}.block_count", 0) or 0),
             "device": "gpu" if self.gpu_supported and self.n_gpu_layers != 0 else "cpu",
         }
+
+
+def _common_prefix(a: list[int], b: list[int]) -> list[int]:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
 
 
 _GPU_BACKENDS = (("CUDA", "CUDA"), ("METAL", "Metal"), ("HIP", "ROCm/HIP"), ("VULKAN", "Vulkan"), ("SYCL", "SYCL"), ("OPENCL", "OpenCL"))

@@ -6,6 +6,13 @@ Indexes the bundled sample corpus, then answers the same questions (a) with run_
 loop of single `Rag.ask` calls on a freshly opened assistant (model loaded once, queries embedded
 one at a time), and (c) for --cli-loop questions, with one `rag ask` process per question (how a
 shell loop does it). Prints JSON with questions/s of each and the ratios.
+
+    python scripts/bench_batch.py --server [--questions 16] [--concurrency 4]
+    python scripts/bench_batch.py --llm-url http://127.0.0.1:8002/v1
+
+Against an OpenAI-compatible server (one started here with `python -m llama_cpp.server` and the
+bundled model on 127.0.0.1 with --server, or yours with --llm-url): the same questions with
+`rag batch --concurrency 1` and `--concurrency N`, questions/s of each and the ratio.
 """
 
 from __future__ import annotations
@@ -31,7 +38,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", type=int, default=24)
     parser.add_argument("--cli-loop", type=int, default=3)
+    parser.add_argument("--server", action="store_true", help="Start python -m llama_cpp.server and compare concurrency 1 and N.")
+    parser.add_argument("--llm-url", help="Compare concurrency 1 and N against this OpenAI-compatible server.")
+    parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
+    if args.server or args.llm_url:
+        server_comparison(args)
+        return
     questions = [f"{QUESTIONS[i % len(QUESTIONS)]}" + ("" if i < len(QUESTIONS) else f" (variant {i})") for i in range(args.questions)]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(index_dir=Path(tmp) / "index")
@@ -68,6 +81,63 @@ def main() -> None:
         "model": settings.model,
     }
     print(json.dumps(out, indent=2))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_comparison(args: argparse.Namespace) -> None:
+    import urllib.request
+
+    from rag.llm import resolve_model
+
+    questions = [f"{QUESTIONS[i % len(QUESTIONS)]}" + ("" if i < len(QUESTIONS) else f" (variant {i})") for i in range(args.questions)]
+    process = None
+    url = args.llm_url
+    with tempfile.TemporaryDirectory() as tmp:
+        if url is None:
+            model = resolve_model("bundled:smollm2", Settings(index_dir=Path(tmp) / "unused"))
+            port = _free_port()
+            url = f"http://127.0.0.1:{port}/v1"
+            process = subprocess.Popen(
+                [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            for _ in range(240):
+                try:
+                    urllib.request.urlopen(f"{url}/models", timeout=2)
+                    break
+                except OSError:
+                    time.sleep(0.5)
+        try:
+            settings = Settings(index_dir=Path(tmp) / "index", llm_url=url)
+            rag = Rag(settings)
+            rag.ingest([sample_dir()])
+            qfile = Path(tmp) / "q.txt"
+            qfile.write_text("\n".join(questions) + "\n")
+            rag.ask("warm-up question about the lease")
+            seconds = {}
+            for concurrency in (1, args.concurrency):
+                started = time.perf_counter()
+                run_batch(rag, qfile, Path(tmp) / f"answers-{concurrency}.jsonl", concurrency=concurrency)
+                seconds[concurrency] = time.perf_counter() - started
+        finally:
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
+    n = len(questions)
+    print(json.dumps({
+        "server": "python -m llama_cpp.server (started here, bundled model)" if args.llm_url is None else url,
+        "questions": n,
+        "concurrency_1_questions_per_s": round(n / seconds[1], 3),
+        f"concurrency_{args.concurrency}_questions_per_s": round(n / seconds[args.concurrency], 3),
+        "ratio": round(seconds[1] / seconds[args.concurrency], 3),
+    }, indent=2))
 
 
 if __name__ == "__main__":
