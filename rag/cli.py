@@ -360,19 +360,21 @@ def eval_retrieval_command(folder: Path, compare: str, as_json: bool, report_fil
 @click.option("--report", "report_file", type=click.Path(path_type=Path), help="Also write the JSON report here.")
 @click.option("--chart", type=click.Path(path_type=Path), help="Write a PNG chart of the metrics here.")
 @click.option("--unanswerable", is_flag=True, help="Also ask the questions of an index without their gold documents; report the refusal rate.")
+@click.option("--details", "details_file", type=click.Path(path_type=Path), help="Write one JSON line per question asked (answer, mode, scores).")
 @click.option("--top-k", type=int, help="Passages given to the model (RAG_TOP_K).")
 @click.option("--max-tokens", type=int, help="Longest answer in tokens (RAG_MAX_TOKENS).")
 @settings_options
 @handle_errors
 def eval_qa_command(
-    folder: Path, limit: int | None, sample_seed: int, as_json: bool, report_file: Path | None, chart: Path | None, unanswerable: bool, **kwargs: Any
+    folder: Path, limit: int | None, sample_seed: int, as_json: bool, report_file: Path | None, chart: Path | None, unanswerable: bool,
+    details_file: Path | None, **kwargs: Any
 ) -> None:
     """Exact match, F1, containment, citation precision, retrieval recall, refusals, latency."""
     from .evaluation import evaluate_qa
     from .service import Rag
 
     rag = Rag(_settings(kwargs))
-    report = evaluate_qa(folder, rag, limit=limit, seed=sample_seed, chart=chart, unanswerable=unanswerable)
+    report = evaluate_qa(folder, rag, limit=limit, seed=sample_seed, chart=chart, unanswerable=unanswerable, details=details_file)
     row = {k: v for k, v in report.items() if k not in ("dataset", "settings", "chart", "unanswerable")}
     _emit_report(report, as_json, report_file, [("qa", row)])
 

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .config import Settings
 from .errors import InputError
@@ -143,7 +143,14 @@ def f1_score(prediction: str, gold: str) -> float:
 
 
 def evaluate_qa(
-    folder: Path, rag: Rag, *, limit: int | None, seed: int, chart: Path | None = None, unanswerable: bool = False
+    folder: Path,
+    rag: Rag,
+    *,
+    limit: int | None,
+    seed: int,
+    chart: Path | None = None,
+    unanswerable: bool = False,
+    details: Path | None = None,
 ) -> dict[str, Any]:
     """Answer a sample of ``qa.jsonl``. With ``unanswerable`` the same questions are asked a second
     time of an index without their gold documents, where the right answer is a refusal."""
@@ -152,14 +159,15 @@ def evaluate_qa(
         items = random.Random(seed).sample(items, limit)
     eval_rag, sources = corpus_index(folder, rag.settings, rag)
     report: dict[str, Any] = {"dataset": str(folder), "questions": len(items)}
-    report |= _qa_metrics(eval_rag, sources, items)
+    sink = details.open("w", encoding="utf-8") if details is not None else None
+    report |= _qa_metrics(eval_rag, sources, items, sink, "answerable")
     report["false_refusal_rate"] = report["refusal_rate"]
     if unanswerable:
         gold = frozenset(str(d) for item in items for d in item.get("doc_ids", []))
         if not gold:
             raise InputError("--unanswerable needs doc_ids in qa.jsonl", "add each question's gold corpus ids as doc_ids")
         blind_rag, blind_sources = corpus_index(folder, rag.settings, rag, exclude=gold)
-        blind = _qa_metrics(blind_rag, blind_sources, items)
+        blind = _qa_metrics(blind_rag, blind_sources, items, sink, "unanswerable")
         report["unanswerable"] = {
             "documents_removed": len(gold),
             "refusal_rate": blind["refusal_rate"],
@@ -167,13 +175,18 @@ def evaluate_qa(
             "latency_p50_s": blind["latency_p50_s"],
         }
         report["refusal_rate_unanswerable"] = blind["refusal_rate"]
+    if sink is not None:
+        sink.close()
+        report["details"] = str(details)
     report["settings"] = _settings_used(eval_rag.settings) | {"limit": limit, "sample_seed": seed}
     if chart is not None:
         report["chart"] = str(_chart(report, chart))
     return report
 
 
-def _qa_metrics(eval_rag: Rag, doc_of: dict[str, str], items: list[dict[str, Any]]) -> dict[str, Any]:
+def _qa_metrics(
+    eval_rag: Rag, doc_of: dict[str, str], items: list[dict[str, Any]], sink: IO[str] | None = None, setting: str = ""
+) -> dict[str, Any]:
     em = f1 = contained = refused = 0.0
     cited = cited_gold = recall_hits = recall_total = 0
     sentences = unsupported = 0
@@ -198,6 +211,22 @@ def _qa_metrics(eval_rag: Rag, doc_of: dict[str, str], items: list[dict[str, Any
             retrieved = {doc_of.get(h.chunk.source) for h in eval_rag.answerer.retriever.retrieve(item["question"]).hits}
             recall_total += 1
             recall_hits += bool(retrieved & gold_docs)
+        if sink is not None:
+            sink.write(json.dumps({
+                "setting": setting,
+                "id": item.get("id"),
+                "question": item["question"],
+                "gold_answers": golds,
+                "gold_docs": sorted(gold_docs),
+                "answer": text,
+                "mode": answer.mode,
+                "refused": answer.refused,
+                "answerability": answer.answerability,
+                "cited_docs": [doc_of.get(c.source) for c in answer.citations],
+                "claims": [{"text": c.text, "supported": c.supported, "support": c.support} for c in claims],
+                "latency_s": answer.latency_s,
+            }, ensure_ascii=False) + "\n")
+            sink.flush()
     n = len(items) or 1
     return {
         "exact_match": round(em / n, 4),

@@ -92,8 +92,12 @@ def test_qa_report_has_every_metric_and_a_chart(tmp_path: Path, embedder) -> Non
 def test_unanswerable_mode_removes_the_gold_documents(tmp_path: Path, embedder) -> None:
     folder = write_dataset(tmp_path / "qa", gz=False)
     rag = Rag(Settings(index_dir=tmp_path / "index", answer_mode="extract"), embedder=embedder)
-    report = evaluate_qa(folder, rag, limit=None, seed=0, unanswerable=True)
+    report = evaluate_qa(folder, rag, limit=None, seed=0, unanswerable=True, details=tmp_path / "details.jsonl")
     assert report["false_refusal_rate"] == 0.0
+    rows = [json.loads(line) for line in (tmp_path / "details.jsonl").read_text().splitlines()]
+    assert [r["setting"] for r in rows] == ["answerable"] * 2 + ["unanswerable"] * 2
+    assert all(not r["refused"] and r["cited_docs"] == r["gold_docs"] for r in rows[:2])
+    assert all(r["refused"] and r["mode"] == "refusal" and r["cited_docs"] == [] for r in rows[2:])
     assert report["unanswerable"]["documents_removed"] == 2
     # with their gold passages gone, both questions are refused (the other passage is unrelated)
     assert report["refusal_rate_unanswerable"] == 1.0
