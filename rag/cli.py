@@ -101,8 +101,8 @@ def main() -> None:
 
 
 @main.command("ingest")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--rebuild", is_flag=True, help="Drop the index and build it again from these paths.")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Drop the index and build it again from these paths (default: the ones it was built from).")
 @click.option("--max-file-mb", type=float, help="Skip files larger than this (RAG_MAX_FILE_MB).")
 @click.option("--json", "as_json", is_flag=True, help="Print the ingest report as JSON.")
 @settings_options
@@ -112,6 +112,8 @@ def ingest_command(paths: tuple[Path, ...], rebuild: bool, as_json: bool, **kwar
     from .service import Rag
 
     settings = _settings(kwargs)
+    if not paths and not rebuild:
+        raise click.UsageError("pass the files or folders to index (or --rebuild to rebuild from the ones already indexed)")
     for path in paths:
         if not path.exists():
             raise RagError(f"path does not exist: {path}", "check the spelling, or pass an existing file or folder")

@@ -9,8 +9,8 @@ from pathlib import Path
 from . import __version__
 from .bm25 import BM25Index
 from .embeddings import Embedder
-from .errors import IndexMismatchError
-from .manifest import Manifest
+from .errors import IndexMismatchError, RagError
+from .manifest import Manifest, rebuild_hint
 from .schema import Chunk
 from .store import COLLECTION, ChromaStore
 
@@ -38,10 +38,43 @@ class Index:
             raise IndexMismatchError(
                 f"the index at {index_dir} was built with embedder '{self.manifest.embedder}'; "
                 f"this run uses '{embedder.name}'",
-                f"run with --embedder '{self.manifest.embedder}', or rebuild for the new embedder: rag ingest --rebuild PATH...",
+                f"run with --embedder '{self.manifest.embedder}', or {rebuild_hint(index_dir)} (for the new embedder)",
             )
-        self.store = ChromaStore(index_dir, embedder.name, embedder.dimension, url=chroma_url, collection=collection)
+        try:
+            self.store = ChromaStore(index_dir, embedder.name, embedder.dimension, url=chroma_url, collection=collection)
+        except RagError:
+            raise
+        except Exception as err:  # a store another chromadb wrote, or a damaged one
+            import chromadb
+
+            writer = self.manifest.written_by
+            raise IndexMismatchError(
+                f"the vector store of the index at {index_dir} cannot be opened by chromadb {chromadb.__version__} "
+                f"(written by rag {writer.get('rag', 'unknown')}, chromadb {writer.get('chromadb', 'unknown')}): "
+                f"{type(err).__name__}: {err}",
+                rebuild_hint(index_dir),
+            ) from None
         self._bm25: BM25Index | None = None
+
+    @staticmethod
+    def discard(index_dir: Path, chroma_url: str | None = None, collection: str = COLLECTION) -> None:
+        """Remove what an index folder (and its server collection) holds, when it cannot be opened
+        to be wiped (another embedder, layout or chromadb wrote it). Callers hold the writer lock."""
+        (index_dir / "manifest.json").unlink(missing_ok=True)
+        shutil.rmtree(index_dir / "bm25", ignore_errors=True)
+        if chroma_url:
+            import chromadb
+            from urllib.parse import urlparse
+
+            parsed = urlparse(chroma_url)
+            client = chromadb.HttpClient(host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000, ssl=parsed.scheme == "https")
+            if collection in {c.name for c in client.list_collections()}:
+                client.delete_collection(collection)
+        else:
+            shutil.rmtree(index_dir / "chroma", ignore_errors=True)
+            from chromadb.api.client import SharedSystemClient
+
+            SharedSystemClient.clear_system_cache()  # forget the client that failed on the old store
 
     @staticmethod
     def exists(index_dir: Path) -> bool:

@@ -62,6 +62,7 @@ def ingest(
         if rebuild:
             index.wipe()
         manifest = index.manifest
+        manifest.roots = sorted(set(manifest.roots) | {str(p.resolve()) for p in paths})
         index.bm25()  # load (or repair) the keyword index before changing anything
         progress(ProgressEvent("scan", 0, len(found)))
 

@@ -32,6 +32,7 @@ class Manifest:
     files: dict[str, FileEntry] = field(default_factory=dict)
     written_by: dict[str, str] = field(default_factory=dict)
     version: int = MANIFEST_VERSION
+    roots: list[str] = field(default_factory=list)  # the paths given to ingest: `rag ingest --rebuild` reuses them
 
     @property
     def chunk_count(self) -> int:
@@ -44,9 +45,11 @@ class Manifest:
         try:
             raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
             if raw.get("version") != MANIFEST_VERSION:
+                writer = raw.get("written_by") or {}
                 raise IndexMismatchError(
-                    f"the index manifest {path} has layout version {raw.get('version')}, this program reads {MANIFEST_VERSION}",
-                    "rebuild the index: rag ingest --rebuild PATH...",
+                    f"the index at {path.parent} has layout version {raw.get('version')} (written by rag "
+                    f"{writer.get('rag', 'unknown')}, chromadb {writer.get('chromadb', 'unknown')}); this rag reads layout {MANIFEST_VERSION}",
+                    rebuild_hint(path.parent),
                 )
             files = {k: FileEntry(**v) for k, v in raw.get("files", {}).items()}
             return cls(
@@ -54,16 +57,32 @@ class Manifest:
                 generation=int(raw.get("generation", 0)),
                 files=files,
                 written_by=dict(raw.get("written_by", {})),
+                roots=[str(r) for r in raw.get("roots", [])],
             )
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise IndexMismatchError(
-                f"the index manifest {path} is unreadable ({err})",
-                "rebuild the index: rag ingest --rebuild PATH...",
-            ) from None
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+            raise IndexMismatchError(f"the index manifest {path} is unreadable ({err})", rebuild_hint(path.parent)) from None
+
+    @staticmethod
+    def recorded_paths(path: Path) -> list[Path]:
+        """What an index was built from, read leniently (the manifest may be from another version):
+        its recorded roots, else its files; only those still on disk."""
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        if not isinstance(raw, dict):
+            return []
+        listed = raw.get("roots") or list((raw.get("files") or {}).keys())
+        return [Path(p) for p in listed if isinstance(p, str) and Path(p).exists()]
 
     def save(self, path: Path) -> None:
         data = asdict(self)
         atomic_write(path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def rebuild_hint(index_dir: Path) -> str:
+    where = "" if index_dir == Path("index") else f" --index {index_dir}"
+    return f"rebuild it from the same documents with one command: rag ingest --rebuild{where}"
 
 
 def atomic_write(path: Path, data: bytes) -> None:

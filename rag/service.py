@@ -10,10 +10,11 @@ from typing import Any
 from .answer import QuestionAnswerer, check_question
 from .config import Settings
 from .embeddings import Embedder, SentenceTransformerEmbedder
-from .errors import NotIndexedError
+from .errors import IndexMismatchError, InputError, NotIndexedError
 from .index import Index
 from .ingest import ProgressCallback, ingest
 from .llm import LLM, LlamaCppLLM, resolve_model
+from .manifest import Manifest, WriterLock
 from .prompts import Prompts
 from .rerank import CrossEncoderReranker, Reranker
 from .retrieval import HybridRetriever
@@ -63,9 +64,26 @@ class Rag:
         return Index(s.index_dir, self.embedder, chroma_url=s.chroma_url, collection=s.chroma_collection)
 
     def ingest(self, paths: list[Path], *, rebuild: bool = False, progress: ProgressCallback | None = None) -> IngestReport:
+        """Index ``paths``. With ``rebuild`` the index starts over, even one this version cannot
+        open (another embedder, layout or chromadb wrote it); without paths it rebuilds from the
+        paths the index was built from."""
         kwargs: dict[str, Any] = {"rebuild": rebuild}
         if progress is not None:
             kwargs["progress"] = progress
+        if rebuild and not paths:
+            paths = Manifest.recorded_paths(self.settings.index_dir / "manifest.json")
+            if not paths:
+                raise InputError(
+                    f"the index at {self.settings.index_dir} records no documents that still exist",
+                    "pass the files or folders to index: rag ingest --rebuild PATH...",
+                )
+        if rebuild:
+            try:
+                self.index  # noqa: B018
+            except IndexMismatchError:
+                s = self.settings
+                with WriterLock(s.index_dir):
+                    Index.discard(s.index_dir, s.chroma_url, s.chroma_collection)
         return ingest(self.index, paths, self.settings, **kwargs)
 
     def require_index(self) -> Index:

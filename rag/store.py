@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IndexMismatchError, RagError, ServerUnavailableError
+from .manifest import rebuild_hint
 from .schema import Chunk
 
 COLLECTION = "rag_chunks"
@@ -78,6 +79,7 @@ class ChromaStore:
         self.embedder_name = embedder_name
         self.dimension = dimension
         self.collection_name = collection
+        self.index_dir = index_dir
         if url:
             from urllib.parse import urlparse
 
@@ -115,8 +117,7 @@ class ChromaStore:
                 raise IndexMismatchError(
                     f"the index at {self.location} was built with embedder '{recorded}' "
                     f"({meta.get('dimension')} dims); this run uses '{self.embedder_name}' ({self.dimension} dims)",
-                    f"run with --embedder '{recorded}', or rebuild the index for the new embedder: "
-                    "rag ingest --rebuild PATH...",
+                    f"run with --embedder '{recorded}', or {rebuild_hint(self.index_dir)} (for the new embedder)",
                 )
             return collection
         return self._client.create_collection(
