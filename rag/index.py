@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 from . import __version__
 from .bm25 import BM25Index
 from .embeddings import Embedder
-from .errors import IndexMismatchError, RagError
-from .manifest import Manifest, rebuild_hint
+from .errors import IndexLockedError, IndexMismatchError, RagError
+from .manifest import Manifest, WriterLock, atomic_write, rebuild_hint
 from .schema import Chunk
 from .store import COLLECTION, ChromaStore
 
@@ -55,6 +56,52 @@ class Index:
                 rebuild_hint(index_dir),
             ) from None
         self._bm25: BM25Index | None = None
+        self.recovered: dict[str, int] | None = None
+        if self.dirty_path.exists():
+            self.recover()
+
+    # crash safety ---------------------------------------------------------------------------
+    @property
+    def dirty_path(self) -> Path:
+        return self.dir / "ingest.dirty"
+
+    def mark_dirty(self) -> None:
+        """Called by a writer (holding the lock) before it changes anything."""
+        atomic_write(self.dirty_path, str(os.getpid()).encode())
+
+    def mark_clean(self) -> None:
+        self.dirty_path.unlink(missing_ok=True)
+
+    def recover(self) -> None:
+        """Make the store agree with the manifest after a writer died mid-ingest.
+
+        Writers commit the manifest between adding new chunks and deleting old ones, so what a
+        crash leaves is chunks the manifest does not name (deleted here). A file whose chunks are
+        not all in the store (a store that lost writes) is dropped from the manifest, so the next
+        ingest indexes it again. Runs only when no writer holds the lock."""
+        try:
+            lock = WriterLock(self.dir).__enter__()
+        except IndexLockedError:
+            return  # a writer is at work; its own end (or the next open after its crash) settles it
+        try:
+            if not self.dirty_path.exists():
+                return
+            self.manifest = Manifest.load(self.manifest_path, self.embedder.name)
+            stored = self.store.ids_by_source()
+            expected = {source: set(entry.chunk_ids) for source, entry in self.manifest.files.items()}
+            broken = [source for source, ids in expected.items() if not ids <= stored.get(source, set())]
+            for source in broken:
+                self.manifest.files.pop(source)
+                expected.pop(source)
+            orphans = [i for source, ids in stored.items() for i in ids if i not in expected.get(source, set())]
+            self.store.delete(orphans)
+            if orphans or broken:
+                self.manifest.generation += 1  # the keyword index is rebuilt from the store on next use
+                self.save_manifest()
+            self.recovered = {"orphan_chunks_removed": len(orphans), "files_to_reindex": len(broken)}
+            self.mark_clean()
+        finally:
+            lock.__exit__()
 
     @staticmethod
     def discard(index_dir: Path, chroma_url: str | None = None, collection: str = COLLECTION) -> None:

@@ -59,6 +59,7 @@ def ingest(
     with WriterLock(index.dir):
         found, errors = discover(paths, int(settings.max_file_mb * 1_000_000))
         report.skipped.extend(errors)
+        index.mark_dirty()  # until the end: a crash in between is recovered when the index is next opened
         if rebuild:
             index.wipe()
         manifest = index.manifest
@@ -90,19 +91,22 @@ def ingest(
         # 2. files under the given roots that the manifest has but the disk no longer does
         present = {str(f.path) for f in found}
         roots = [p.resolve() for p in paths]
-        for source in sorted(manifest.files):
-            if source in present or not any(_under(Path(source), root) for root in roots):
-                continue
-            if Path(source).exists():
-                continue  # still on disk but skipped this time (see report): keep its indexed version
-            entry = manifest.files.pop(source)
-            deleted = index.store.delete_source(source)
-            report.chunks_removed += len(deleted)
-            report.removed.append(entry.display_name)
+        gone = [
+            source
+            for source in sorted(manifest.files)
+            if source not in present
+            and any(_under(Path(source), root) for root in roots)
+            and not Path(source).exists()  # still on disk but skipped this time (see report): keep its indexed version
+        ]
+        if gone:
+            entries = {source: manifest.files.pop(source) for source in gone}
             manifest.generation += 1
-            index.update_keywords(deleted + entry.chunk_ids, [])
-        if report.removed:
-            index.save_manifest()
+            index.save_manifest()  # commit first: a crash below leaves orphans, never a missing chunk
+            for source, entry in entries.items():
+                deleted = index.store.delete_source(source)
+                report.chunks_removed += len(set(deleted) | set(entry.chunk_ids))
+                report.removed.append(entry.display_name)
+                index.update_keywords(deleted + entry.chunk_ids, [])
 
         # 3. parse and chunk
         pending: list[_Pending] = []
@@ -147,9 +151,9 @@ def ingest(
                     finished.append(item)
             if finished:
                 _write_files(index, finished, [vectors_by_file.pop(str(i.found.path)) for i in finished], report)
-                index.save_manifest()
         if report.changed or rebuild:
             index.save_keywords()
+        index.mark_clean()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -158,31 +162,32 @@ def remove(index: Index, sources: list[str]) -> int:
     """Remove files from the index (their chunks and manifest entries); returns chunks removed."""
     removed = 0
     with WriterLock(index.dir):
-        for source in sources:
-            if source in index.manifest.files:
-                entry = index.manifest.files.pop(source)
-                deleted = index.store.delete_source(source)
-                removed += len(deleted)
-                index.manifest.generation += 1
-                index.update_keywords(deleted + entry.chunk_ids, [])
-        index.save_manifest()
+        index.mark_dirty()
+        entries = {s: index.manifest.files.pop(s) for s in sources if s in index.manifest.files}
+        index.manifest.generation += 1
+        index.save_manifest()  # commit, then delete (see _write_files)
+        for source, entry in entries.items():
+            deleted = index.store.delete_source(source)
+            removed += len(deleted)
+            index.update_keywords(deleted + entry.chunk_ids, [])
         index.save_keywords()
+        index.mark_clean()
     return removed
 
 
 def _write_files(index: Index, items: list[_Pending], vectors: list[list], report: IngestReport) -> None:
-    """Replace the chunks of finished files: delete old, add new (batched), then record in the manifest."""
+    """Replace the chunks of finished files, in an order a crash at any point can be recovered from:
+    add the new chunks, commit the manifest that points at them, then delete the old ones. A crash
+    before the commit leaves unreferenced new chunks, after it unreferenced old ones; both are
+    orphans that ``Index.recover`` deletes (the manifest never names a chunk the store lacks)."""
     import numpy as np
 
-    deleted: list[str] = []
-    for item in items:
-        deleted += index.store.delete_source(str(item.found.path))
-        old = index.manifest.files.get(str(item.found.path))
-        deleted += old.chunk_ids if old else []
-    report.chunks_removed += len(set(deleted))
     added = [c for item in items for c in item.chunks]
     index.store.add(added, np.stack([v for vs in vectors for v in vs]))
+    old_ids: list[str] = []
     for item in items:
+        old = index.manifest.files.get(str(item.found.path))
+        old_ids += old.chunk_ids if old else []
         index.manifest.files[str(item.found.path)] = FileEntry(
             sha256=item.sha256,
             size=item.size,
@@ -194,7 +199,14 @@ def _write_files(index: Index, items: list[_Pending], vectors: list[list], repor
         report.chunks_added += len(item.chunks)
         (report.added if item.is_new else report.updated).append(item.found.display_name)
     index.manifest.generation += 1
-    index.update_keywords(deleted, added)
+    index.save_manifest()  # the commit point
+    current = {c.id for c in added}
+    stale: list[str] = []
+    for item in items:
+        stale += [i for i in index.store.ids_of_source(str(item.found.path)) if i not in current]
+    index.store.delete(stale)
+    report.chunks_removed += len(set(stale) | (set(old_ids) - current))
+    index.update_keywords(sorted(set(stale) | set(old_ids)), added)
 
 
 def _under(path: Path, root: Path) -> bool:

@@ -142,10 +142,17 @@ class ChromaStore:
 
     def delete_source(self, source: str) -> list[str]:
         """Delete every chunk stored for ``source``; returns their ids."""
-        ids = list(self._collection.get(where={"source": source}, include=[])["ids"])
+        ids = self.ids_of_source(source)
+        self.delete(ids)
+        return ids
+
+    def ids_of_source(self, source: str) -> list[str]:
+        return list(self._collection.get(where={"source": source}, include=[])["ids"])
+
+    def delete(self, ids: Sequence[str]) -> None:
+        ids = list(dict.fromkeys(ids))
         for start in range(0, len(ids), self.max_batch):
             self._collection.delete(ids=ids[start : start + self.max_batch])
-        return ids
 
     def drop_all(self) -> None:
         self._client.delete_collection(self.collection_name)

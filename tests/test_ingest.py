@@ -172,3 +172,45 @@ def test_store_get_accepts_repeated_ids(corpus: Path, settings: Settings, embedd
     ingest(index, [corpus / "pets.md"], settings)
     first = next(iter(index.store.iter_all())).id
     assert [c.id for c in index.store.get([first, first])] == [first, first]
+
+
+def test_an_interrupted_writer_is_recovered_when_the_index_is_next_opened(corpus: Path, settings: Settings, embedder) -> None:
+    import numpy as np
+
+    from rag.schema import Chunk
+
+    index = open_index(settings, embedder)
+    ingest(index, [corpus], settings)
+    clean = index.store.ids_by_source()
+    pets = next(s for s in index.manifest.files if s.endswith("pets.md"))
+    # the states a crash can leave: new chunks not yet committed (orphans of a known and of an
+    # unknown file), and a store that lost a chunk the manifest names
+    strays = [
+        Chunk("orphan-1", "half-written", pets, "pets.md", None, "", 0, 12, 3),
+        Chunk("orphan-2", "never committed", str(corpus / "new.txt"), "new.txt", None, "", 0, 15, 3),
+    ]
+    index.store.add(strays, np.stack(embedder.embed_documents([c.text for c in strays])))
+    travel = next(s for s in index.manifest.files if s.endswith("travel.txt"))
+    index.store.delete(index.manifest.files[travel].chunk_ids[:1])
+    index.mark_dirty()
+
+    reopened = open_index(settings, embedder)
+    assert reopened.recovered == {"orphan_chunks_removed": 2 + len(clean[travel]) - 1, "files_to_reindex": 1}
+    assert not reopened.dirty_path.exists()
+    assert_consistent(reopened)
+    assert travel not in reopened.manifest.files
+    assert {h.chunk.id for h in reopened.bm25().search("half-written never committed", 10)} == set()
+
+    report = ingest(reopened, [corpus], settings)
+    assert report.added == [os.path.join("sub", "travel.txt")]
+    assert reopened.store.ids_by_source() == clean  # converges to the clean build
+
+
+def test_no_recovery_while_a_writer_holds_the_lock(corpus: Path, settings: Settings, embedder) -> None:
+    index = open_index(settings, embedder)
+    ingest(index, [corpus], settings)
+    index.mark_dirty()
+    with WriterLock(settings.index_dir):
+        reader = open_index(settings, embedder)
+        assert reader.recovered is None and reader.dirty_path.exists()
+    assert open_index(settings, embedder).recovered == {"orphan_chunks_removed": 0, "files_to_reindex": 0}
