@@ -143,7 +143,7 @@ class QuestionAnswerer:
     @property
     def thresholds(self) -> Thresholds:
         s = self.settings
-        return Thresholds(s.support_lexical, s.support_novel, s.support_semantic)
+        return Thresholds(s.support_lexical, s.support_novel, s.support_semantic, relevance_margin=s.relevance_margin)
 
     def _evidence_citations(self, verifier: Verifier, evidence: list[Evidence], *, supported: bool) -> list[Citation]:
         return [make_citation(e.n, verifier.hits[e.n - 1].chunk, e.start, e.end, supported=supported) for e in evidence]

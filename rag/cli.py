@@ -260,7 +260,10 @@ def status_command(as_json: bool, **kwargs: Any) -> None:
         except RagError as err:
             info["model_path"] = f"unavailable: {err.problem}"
     if Index.exists(settings.index_dir):
-        status = Rag(settings).index.status()
+        index = Rag(settings).index
+        status = index.status()
+        if index.recovered is not None:
+            info["recovered"] = index.recovered  # an interrupted ingest was cleaned up on opening
         info.update(
             store=status.location, embedder=status.embedder, files=status.files, chunks=status.chunks,
             store_chunks=status.store_chunks, written_by=status.written_by, file_names=status.file_names,
@@ -272,7 +275,7 @@ def status_command(as_json: bool, **kwargs: Any) -> None:
         click.echo(json.dumps(info, indent=2))
         return
     keys = ("index", "store", "embedder", "model", "model_path", "gpu_offload", "backend", "layers_offloaded", "device", "reason",
-            "files", "chunks", "note")
+            "files", "chunks", "recovered", "note")
     for key in keys:
         if key in info:
             click.echo(f"{key:>22}: {info[key]}")

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         0.67, ge=0.0, le=1.0, description="Share of the words a sentence adds beyond the question that its passage must contain."
     )
     support_semantic: float = Field(0.3, ge=-1.0, le=1.0, description="Cosine similarity to the passage's closest sentence.")
+    relevance_margin: float = Field(
+        0.1,
+        ge=0.0,
+        le=2.0,
+        description="A sentence counts as sourced only when its supporting span answers the question nearly as well "
+        "(within this margin of evidence score) as the best evidence sentence.",
+    )
     min_answerability: float = Field(
         0.45,
         ge=0.0,
@@ -113,6 +120,8 @@ class Settings(BaseSettings):
         None, description="Text put before every passage for the embedder (default: the model's own, or its family's)."
     )
     max_file_mb: float = Field(64.0, gt=0, description="Files larger than this are skipped.")
+    parse_timeout_s: float = Field(120.0, gt=0, description="A PDF/DOCX/HTML file whose parsing takes longer is skipped (reason 'timeout').")
+    parse_memory_mb: int = Field(2048, ge=256, description="Memory cap for parsing one PDF/DOCX/HTML file (reason 'too-large' beyond it).")
     embed_batch_size: int = Field(32, ge=1, le=4096)
 
     @field_validator("index_dir", mode="before")

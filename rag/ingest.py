@@ -15,7 +15,8 @@ from pathlib import Path
 from .chunking import chunk_document
 from .config import Settings
 from .index import Index
-from .loaders import FoundFile, LoadError, discover, load
+from .isolation import IsolatedParser
+from .loaders import FoundFile, LoadError, discover
 from .manifest import FileEntry, WriterLock, file_sha256
 from .schema import Chunk, FileError, IngestReport
 
@@ -110,19 +111,20 @@ def ingest(
 
         # 3. parse and chunk
         pending: list[_Pending] = []
-        for n, (item, digest, size, mtime_ns) in enumerate(to_parse, start=1):
-            progress(ProgressEvent("parse", n - 1, len(to_parse), item.display_name))
-            try:
-                document = load(item.path, item.display_name)
-            except LoadError as err:
-                kept = " (its previously indexed version is kept)" if str(item.path) in manifest.files else ""
-                report.skipped.append(FileError(item.display_name, err.reason, err.detail + kept))
-                continue
-            chunks = chunk_document(document, index.embedder.count_tokens, budget, settings.chunk_overlap)
-            if not chunks:
-                report.skipped.append(FileError(item.display_name, "no-text", "no text to index"))
-                continue
-            pending.append(_Pending(item, digest, size, mtime_ns, chunks, str(item.path) not in manifest.files, chunking))
+        with IsolatedParser(timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb) as parser:
+            for n, (item, digest, size, mtime_ns) in enumerate(to_parse, start=1):
+                progress(ProgressEvent("parse", n - 1, len(to_parse), item.display_name))
+                try:
+                    document = parser.load(item.path, item.display_name)
+                except LoadError as err:
+                    kept = " (its previously indexed version is kept)" if str(item.path) in manifest.files else ""
+                    report.skipped.append(FileError(item.display_name, err.reason, err.detail + kept))
+                    continue
+                chunks = chunk_document(document, index.embedder.count_tokens, budget, settings.chunk_overlap)
+                if not chunks:
+                    report.skipped.append(FileError(item.display_name, "no-text", "no text to index"))
+                    continue
+                pending.append(_Pending(item, digest, size, mtime_ns, chunks, str(item.path) not in manifest.files, chunking))
         progress(ProgressEvent("parse", len(to_parse), len(to_parse)))
 
         # 4. embed a window of chunks at a time, shortest first (little padding), and write each file

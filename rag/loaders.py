@@ -11,6 +11,8 @@ from pathlib import Path
 from .schema import Document, FileError, PageSpan
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm"}
+MAX_DOCX_UNPACKED = 500_000_000  # bytes a .docx may unpack to
+MAX_ZIP_RATIO = 200  # real documents compress far less than this
 
 
 class LoadError(Exception):
@@ -140,7 +142,7 @@ def _normalise(text: str) -> str:
 
 def _load_pdf(path: Path) -> Document:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError
 
     try:
         reader = PdfReader(str(path))
@@ -154,6 +156,14 @@ def _load_pdf(path: Path) -> Document:
         pages: list[PageSpan] = []
         offset = 0
         for number, page in enumerate(reader.pages, start=1):
+            try:  # decode the content first: text extraction would swallow a decompression bomb as "no text"
+                contents = page.get_contents()
+                if contents is not None:
+                    contents.get_data()
+            except LimitReachedError:
+                raise LoadError(
+                    "decompression-bomb", f"page {number} inflates past the parser's safety limit; not indexed"
+                ) from None
             text = _normalise(page.extract_text() or "").strip()
             if parts:
                 parts.append("\n\n")
@@ -180,9 +190,23 @@ def _load_docx(path: Path) -> Document:
 
     import docx
     from docx.opc.exceptions import OpcError
+    from lxml import etree
 
     try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+        unpacked = sum(m.file_size for m in members)
+        packed = sum(m.compress_size for m in members) or 1
+        if unpacked > MAX_DOCX_UNPACKED or unpacked / packed > MAX_ZIP_RATIO and unpacked > 10_000_000:
+            raise LoadError(
+                "zip-bomb",
+                f"the .docx would unpack to {unpacked / 1e6:.0f} MB ({unpacked / packed:.0f}x its size); not opened",
+            )
         document = docx.Document(str(path))
+    except etree.XMLSyntaxError as err:
+        if "amplification" in str(err) or "entit" in str(err).lower():
+            raise LoadError("xml-bomb", f"the .docx XML expands entities explosively ({err}); not opened") from None
+        raise LoadError("corrupt-docx", f"not a readable .docx (XMLSyntaxError: {err})") from None
     except (zipfile.BadZipFile, OpcError, KeyError, ValueError) as err:
         raise LoadError("corrupt-docx", f"not a readable .docx ({type(err).__name__}: {err})") from None
     blocks: list[str] = []

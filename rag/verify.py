@@ -47,6 +47,7 @@ class Thresholds:
     novel: float
     semantic: float
     entailment: float = 0.5
+    relevance_margin: float = 1.0  # how far below the best evidence sentence a supporting span may score
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,25 @@ class Verifier:
 
     @cached_property
     def _best_per_passage(self) -> list[Evidence]:
+        best: dict[int, Evidence] = {}
+        for e in self._scored_spans:
+            best.setdefault(e.n, e)
+        return list(best.values())
+
+    @cached_property
+    def _span_scores(self) -> dict[tuple[int, int, int], float]:
+        return {(e.n, e.start, e.end): e.score for e in self._scored_spans}
+
+    def answers_question(self, support: Support) -> bool:
+        """Whether the span that supports a sentence is about the question: its evidence score is
+        within ``thresholds.relevance_margin`` of the best evidence sentence's. A true sentence
+        copied from a passage about something else is not an answer, however well it is sourced."""
+        best = self._scored_spans[0].score if self._scored_spans else 0.0
+        return self._span_scores.get((support.n, support.start, support.end), 0.0) >= best - self.thresholds.relevance_margin
+
+    @cached_property
+    def _scored_spans(self) -> list[Evidence]:
+        """Every trusted passage sentence scored as an answer to the question, best first."""
         if not self.spans:
             return []
         similarity = (
@@ -158,10 +178,7 @@ class Verifier:
             score = 0.5 * float(sim) + 0.5 * coverage
             scored.append(Evidence(i + 1, start, end, round(score, 4), round(coverage, 4), round(float(sim), 4)))
         scored.sort(key=lambda e: (-e.score, e.n, e.start))
-        best: dict[int, Evidence] = {}
-        for e in scored:
-            best.setdefault(e.n, e)
-        return list(best.values())
+        return scored
 
     def passage_scores(self) -> dict[int, float]:
         """Each passage's best evidence score (how well its best sentence answers the question)."""
@@ -207,7 +224,7 @@ class Verifier:
         cited_set = {n for n in cited if 1 <= n <= len(self.hits)}
         order = sorted(cited_set) + [n for n in range(1, len(self.hits) + 1) if n not in cited_set]
         everything = [self.support(sentence, n, vector) for n in order]
-        passing = [s for s in everything if s.passes(self.thresholds)]
+        passing = [s for s in everything if s.passes(self.thresholds) and self.answers_question(s)]
         if passing:
             best = self._preferred(passing, cited_set)
             return [best], best
