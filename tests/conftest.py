@@ -99,8 +99,10 @@ def _is_loopback(host: object) -> bool:
     return text in ("localhost", "::1", "") or text.startswith("127.") or text.startswith("::ffff:127.")
 
 
-@pytest.fixture
-def no_egress(monkeypatch: pytest.MonkeyPatch) -> Iterator[EgressGuard]:
+@pytest.fixture(autouse=True)
+def egress_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[EgressGuard]:
+    """Every test runs with non-loopback connections and DNS lookups refused in this process, and
+    fails if any was attempted (the CLI's subprocesses are guarded by guarded_cli.py)."""
     guard = EgressGuard()
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
@@ -131,6 +133,12 @@ def no_egress(monkeypatch: pytest.MonkeyPatch) -> Iterator[EgressGuard]:
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     yield guard
+    assert guard.attempts == [], f"the test tried to reach the network: {guard.attempts}"
+
+
+@pytest.fixture
+def no_egress(egress_guard: EgressGuard) -> EgressGuard:
+    return egress_guard
 
 
 @pytest.fixture

@@ -92,3 +92,32 @@ def test_serve_refuses_a_network_bind_without_auth(rag, tmp_path: Path) -> None:
     assert "without authentication" in result.stderr and "--auth" in result.stderr
     bad = rag("serve", "--host", "0.0.0.0", "--auth", "nopassword", index=tmp_path / "idx", check=2)
     assert "user:password" in bad.stderr
+
+
+def test_one_writer_readers_keep_working_and_a_killed_writer_leaves_no_stale_lock(rag, corpus: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    index = tmp_path / "idx"
+    rag("ingest", str(corpus / "faq.html"), index=index)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from rag.manifest import WriterLock\n"
+         "with WriterLock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(600)", str(index)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        refused = rag("ingest", str(corpus), index=index, check=6)
+        assert f"pid {holder.pid}" in refused.stderr and "--index" in refused.stderr
+        assert time.monotonic() - started < 60  # refused at once, not after waiting
+        assert json.loads(rag("status", "--json", index=index).stdout)["files"] == 1  # readers keep working
+        assert json.loads(rag("ask", "How many books can a member borrow?", "--json", index=index).stdout)["citations"]
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # the kernel released the dead writer's lock: the next writer proceeds
+    assert "indexed 4 new" in rag("ingest", str(corpus), index=index).stdout
