@@ -199,7 +199,7 @@ def test_an_interrupted_writer_is_recovered_when_the_index_is_next_opened(corpus
     assert not reopened.dirty_path.exists()
     assert_consistent(reopened)
     assert travel not in reopened.manifest.files
-    assert {h.chunk.id for h in reopened.bm25().search("half-written never committed", 10)} == set()
+    assert {i for i, _ in reopened.bm25().search("half-written never committed", 10)} == set()
 
     report = ingest(reopened, [corpus], settings)
     assert report.added == [os.path.join("sub", "travel.txt")]
