@@ -161,8 +161,11 @@ def main() -> None:
         del index
         want = expected_ids(corpus, settings, embedder)
         if got != want or listed != want:
+            index = Index(index_dir, embedder)
+            extra_files = sorted({Path(c.source).name for c in index.store.get(sorted(got - want))})
+            del index
             problems.append(f"did not converge: store {len(got)} / manifest {len(listed)} / clean {len(want)} ids, "
-                            f"{len(got - want)} extra, {len(want - got)} missing")
+                            f"{len(got - want)} extra (in {extra_files}), {len(want - got)} missing")
         if problems:
             failures.append({"run": run, "rebuild": rebuild, "killed_after_s": round(delay, 2), "problems": problems})
         print(f"run {run}: {'rebuild' if rebuild else 'update'}, killed after {delay:.1f}s, "

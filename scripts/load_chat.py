@@ -1,10 +1,12 @@
 """Load check for the chat page: N concurrent sessions through gradio_client for a fixed time.
 
-    python scripts/load_chat.py [--sessions 8] [--seconds 60] [--url http://127.0.0.1:7860/]
+    python scripts/load_chat.py [--sessions 16] [--seconds 300] [--url http://127.0.0.1:7860/]
 
 Without --url it indexes the bundled sample corpus into a temporary folder and starts `rag serve`
-on a free loopback port. Prints one JSON object: completed answers, errors, busy replies, and
-time-to-first-token percentiles (from submitting a question to the first answer text).
+on a free loopback port. Prints one JSON object: completed answers, errors (server errors and
+exceptions), busy replies (the page's clear "busy, try again" when its waiting room is full),
+time-to-first-token percentiles (from submitting a question to the first answer text), and the
+server's resident memory after warm-up and at the end (growth in %).
 """
 
 from __future__ import annotations
@@ -87,6 +89,17 @@ def session(url: str, n: int, deadline: float, results: dict, lock: threading.Lo
                 results["error_samples"].append(f"{type(err).__name__}: {err}"[:200])
 
 
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process (Linux /proc), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def _text(message: dict) -> str:
     content = message.get("content")
     if isinstance(content, list):
@@ -96,8 +109,8 @@ def _text(message: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sessions", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--sessions", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--url")
     args = parser.parse_args()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -109,6 +122,10 @@ def main() -> None:
         results: dict = {"completed": 0, "errors": 0, "busy": 0, "ttft": [], "total": [], "error_samples": []}
         lock = threading.Lock()
         deadline = time.time() + args.seconds
+        if process is not None:  # warm up (models loaded, first answer done) before the start RSS
+            session(url, 0, time.time() + 1, {"completed": 0, "errors": 0, "busy": 0, "ttft": [], "total": [], "error_samples": []}, lock)
+        rss_start = rss_mb(process.pid) if process is not None else None
+        deadline = time.time() + args.seconds
         threads = [threading.Thread(target=session, args=(url, n, deadline, results, lock)) for n in range(args.sessions)]
         started = time.time()
         for t in threads:
@@ -116,6 +133,7 @@ def main() -> None:
         for t in threads:
             t.join()
         elapsed = time.time() - started
+        rss_end = rss_mb(process.pid) if process is not None else None
         if process is not None:
             process.terminate()
             process.wait(timeout=30)
@@ -130,6 +148,9 @@ def main() -> None:
                 "ttft_p50_s": percentile(results["ttft"], 0.5),
                 "ttft_p95_s": percentile(results["ttft"], 0.95),
                 "answer_p50_s": percentile(results["total"], 0.5),
+                "rss_start_mb": rss_start,
+                "rss_end_mb": rss_end,
+                "rss_growth_pct": round(100 * (rss_end - rss_start) / rss_start, 1) if rss_start and rss_end else None,
                 "error_samples": results["error_samples"][:5],
             },
             indent=2,
