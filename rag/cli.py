@@ -15,7 +15,7 @@ import click
 
 from . import __version__
 from .config import Settings, load_settings
-from .errors import RagError
+from .errors import InputError, RagError
 from .schema import Answer, IngestReport
 
 
@@ -78,7 +78,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if err.hint:
                 click.echo(f"  fix: {err.hint}", err=True)
             sys.exit(err.exit_code)
-        except click.exceptions.Exit:
+        except (click.exceptions.Exit, click.ClickException):
             raise
         except Exception as err:  # a bug: say so briefly, show the traceback on request
             if os.environ.get("RAG_DEBUG"):
@@ -113,7 +113,10 @@ def ingest_command(paths: tuple[Path, ...], rebuild: bool, as_json: bool, **kwar
 
     settings = _settings(kwargs)
     if not paths and not rebuild:
-        raise click.UsageError("pass the files or folders to index (or --rebuild to rebuild from the ones already indexed)")
+        raise InputError(
+            "no files or folders to index were given",
+            "pass the files or folders to index: rag ingest PATH..., or rebuild from the ones already indexed: rag ingest --rebuild",
+        )
     for path in paths:
         if not path.exists():
             raise RagError(f"path does not exist: {path}", "check the spelling, or pass an existing file or folder")

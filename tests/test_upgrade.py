@@ -55,4 +55,4 @@ def test_newer_layout_and_damaged_store_stop_cleanly_and_rebuild(rag, corpus: Pa
 
 def test_ingest_without_paths_needs_rebuild(rag, tmp_path: Path) -> None:
     result = rag("ingest", index=tmp_path / "idx", check=2)
-    assert "pass the files or folders" in result.stderr
+    assert "no files or folders to index" in result.stderr and "rag ingest --rebuild" in result.stderr
