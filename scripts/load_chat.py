@@ -100,6 +100,15 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def _sample_rss(process: subprocess.Popen[bytes] | None, deadline: float, samples: list[float], every: float = 15) -> None:
+    """The server's resident memory every `every` seconds, to tell a plateau from a leak."""
+    while process is not None and time.time() < deadline:
+        value = rss_mb(process.pid)
+        if value is not None:
+            samples.append(value)
+        time.sleep(every)
+
+
 def _text(message: dict) -> str:
     content = message.get("content")
     if isinstance(content, list):
@@ -127,9 +136,12 @@ def main() -> None:
         rss_start = rss_mb(process.pid) if process is not None else None
         deadline = time.time() + args.seconds
         threads = [threading.Thread(target=session, args=(url, n, deadline, results, lock)) for n in range(args.sessions)]
+        samples: list[float] = []
+        sampler = threading.Thread(target=_sample_rss, args=(process, deadline, samples), daemon=True)
         started = time.time()
         for t in threads:
             t.start()
+        sampler.start()
         for t in threads:
             t.join()
         elapsed = time.time() - started
@@ -151,6 +163,7 @@ def main() -> None:
                 "rss_start_mb": rss_start,
                 "rss_end_mb": rss_end,
                 "rss_growth_pct": round(100 * (rss_end - rss_start) / rss_start, 1) if rss_start and rss_end else None,
+                "rss_every_15s_mb": samples,
                 "error_samples": results["error_samples"][:5],
             },
             indent=2,

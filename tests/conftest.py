@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +165,51 @@ def rag(tmp_path: Path):
         return result
 
     return run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"server did not answer {url} within {seconds}s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def serve(argv: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a loopback server, wait until `ready_url` answers 200, stop it afterwards."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=os.environ | {"ANONYMIZED_TELEMETRY": "False"})
+    try:
+        _wait_for(ready_url, process, log)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real `chroma run` on 127.0.0.1 for the session; tests keep apart by collection name."""
+    chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    if not Path(chroma).exists():
+        pytest.skip("the chroma command (from chromadb) is not installed")
+    tmp = tmp_path_factory.mktemp("chroma-server")
+    port = free_port()
+    argv = [chroma, "run", "--path", str(tmp / "data"), "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    yield from (url for _ in serve(argv, f"{url}/api/v2/heartbeat", tmp / "chroma.log"))

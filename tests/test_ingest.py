@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,17 @@ from rag.ingest import ProgressEvent, ingest
 from rag.manifest import WriterLock
 
 
+@pytest.fixture(params=["embedded", pytest.param("chroma-server", marks=pytest.mark.slow)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Every store test runs twice: on the embedded store and on a real `chroma run` server."""
+    if request.param == "embedded":
+        return Settings(index_dir=tmp_path / "index")
+    url = request.getfixturevalue("chroma_server")
+    return Settings(index_dir=tmp_path / "index", chroma_url=url, chroma_collection=f"t_{uuid.uuid4().hex[:16]}")
+
+
 def open_index(settings: Settings, embedder) -> Index:
-    return Index(settings.index_dir, embedder)
+    return Index(settings.index_dir, embedder, chroma_url=settings.chroma_url, collection=settings.chroma_collection)
 
 
 def stored_sources(index: Index) -> dict[str, set[str]]:
@@ -113,17 +123,16 @@ def test_changed_embedder_is_refused_with_rebuild_instructions(corpus: Path, set
         max_tokens = embedder.max_tokens
 
     with pytest.raises(IndexMismatchError) as info:
-        Index(settings.index_dir, OtherEmbedder())  # type: ignore[arg-type]
+        Index(settings.index_dir, OtherEmbedder(), settings.chroma_url, settings.chroma_collection)  # type: ignore[arg-type]
     assert "--rebuild" in str(info.value) and "all-MiniLM-L6-v2" in str(info.value)
 
 
-def test_a_second_writer_is_refused(settings: Settings) -> None:
-    settings.index_dir.mkdir(parents=True)
-    with WriterLock(settings.index_dir):
+def test_a_second_writer_is_refused(tmp_path: Path) -> None:
+    with WriterLock(tmp_path):
         with pytest.raises(IndexLockedError, match=f"pid {os.getpid()}"):
-            with WriterLock(settings.index_dir):
+            with WriterLock(tmp_path):
                 pass
-    with WriterLock(settings.index_dir):  # released: a new writer gets it
+    with WriterLock(tmp_path):  # released: a new writer gets it
         pass
 
 

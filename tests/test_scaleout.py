@@ -5,63 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import free_port, serve
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"server did not answer {url} within {seconds}s:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def _serve(argv: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env={**__import__("os").environ, "ANONYMIZED_TELEMETRY": "False"})
-    try:
-        _wait_for(ready_url, process, log)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[str]:
-    chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    if not Path(chroma).exists():
-        pytest.skip("the chroma command (from chromadb) is not installed")
-    port = _free_port()
-    argv = [chroma, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    yield from (url for _ in _serve(argv, f"{url}/api/v2/heartbeat", tmp_path / "chroma.log"))
 
 
 @pytest.fixture
@@ -72,13 +23,13 @@ def llm_server(tmp_path: Path) -> Iterator[str]:
     from rag.llm import resolve_model
 
     model = resolve_model("bundled:smollm2", Settings(index_dir=tmp_path / "unused", offline=True))
-    port = _free_port()
+    port = free_port()
     argv = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "4096", "--seed", "0",
     ]
     url = f"http://127.0.0.1:{port}/v1"
-    yield from (url for _ in _serve(argv, f"{url}/models", tmp_path / "llm.log"))
+    yield from (url for _ in serve(argv, f"{url}/models", tmp_path / "llm.log"))
 
 
 def test_ingest_ask_and_reingest_against_a_chroma_server(rag, corpus: Path, tmp_path: Path, chroma_server: str) -> None:
@@ -115,7 +66,7 @@ def test_ingest_ask_and_reingest_against_a_chroma_server(rag, corpus: Path, tmp_
 
 
 def test_unreachable_chroma_server_is_a_clear_error(rag, corpus: Path, tmp_path: Path) -> None:
-    result = rag("ingest", str(corpus), index=tmp_path / "idx", env={"RAG_CHROMA_URL": f"http://127.0.0.1:{_free_port()}"}, check=7)
+    result = rag("ingest", str(corpus), index=tmp_path / "idx", env={"RAG_CHROMA_URL": f"http://127.0.0.1:{free_port()}"}, check=7)
     assert "cannot reach the Chroma server" in result.stderr and "chroma run" in result.stderr
 
 
@@ -149,6 +100,6 @@ def test_ask_and_batch_through_an_openai_compatible_server(rag, corpus: Path, tm
 def test_unreachable_llm_server_is_a_clear_error(rag, corpus: Path, tmp_path: Path) -> None:
     index = tmp_path / "idx"
     rag("ingest", str(corpus / "faq.html"), index=index)
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     result = rag("ask", "How many books can a member borrow?", index=index, env={"RAG_LLM_URL": url}, check=7)
     assert "cannot reach the LLM server" in result.stderr and "llama_cpp.server" in result.stderr
