@@ -392,9 +392,13 @@ def eval_qa_command(
 @click.option("--port", default=7860, show_default=True, type=int)
 @click.option("--auth", envvar="RAG_AUTH", help="user:password required to open the page (or RAG_AUTH).")
 @click.option("--max-upload-mb", default=50.0, show_default=True, type=float, help="Largest file the page accepts.")
+@click.option(
+    "--max-waiting", default=8, show_default=True, type=click.IntRange(min=0),
+    help="Questions that may wait behind the one being answered; beyond that the page answers 'busy, try again'.",
+)
 @settings_options
 @handle_errors
-def serve_command(host: str, port: int, auth: str | None, max_upload_mb: float, **kwargs: Any) -> None:
+def serve_command(host: str, port: int, auth: str | None, max_upload_mb: float, max_waiting: int, **kwargs: Any) -> None:
     """Open the chat page over the index (http://127.0.0.1:7860)."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     from .serve import check_bind, launch
@@ -402,7 +406,7 @@ def serve_command(host: str, port: int, auth: str | None, max_upload_mb: float, 
 
     credentials = check_bind(host, auth)
     settings = _settings(kwargs)
-    launch(Rag(settings), host=host, port=port, auth=credentials, max_upload_mb=max_upload_mb)
+    launch(Rag(settings), host=host, port=port, auth=credentials, max_upload_mb=max_upload_mb, max_waiting=max_waiting)
 
 
 @main.command("demo")

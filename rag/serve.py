@@ -34,11 +34,11 @@ def check_bind(host: str, auth: str | None) -> tuple[str, str] | None:
     return credentials
 
 
-def launch(rag: Rag, *, host: str, port: int, auth: tuple[str, str] | None, max_upload_mb: float) -> None:
+def launch(rag: Rag, *, host: str, port: int, auth: tuple[str, str] | None, max_upload_mb: float, max_waiting: int = 8) -> None:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     from ui.app import CSS, create_app
 
-    app = create_app(rag)
+    app = create_app(rag, max_waiting=max_waiting)
     blocked = [str(rag.settings.index_dir.resolve())]
     app.launch(
         server_name=host,

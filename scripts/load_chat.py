@@ -73,8 +73,9 @@ def session(url: str, n: int, deadline: float, results: dict, lock: threading.Lo
                     first = time.perf_counter() - started
             chat = job.result()[0]
             text = _text(chat[-1]) if chat else ""
+            busy = text.startswith("The assistant is busy")
             with lock:
-                if "busy" in text:
+                if busy:
                     results["busy"] += 1
                 elif text.startswith("Error"):
                     results["errors"] += 1
@@ -83,6 +84,8 @@ def session(url: str, n: int, deadline: float, results: dict, lock: threading.Lo
                     results["completed"] += 1
                     results["ttft"].append(first if first is not None else time.perf_counter() - started)
                     results["total"].append(time.perf_counter() - started)
+            if busy:  # as a person would: wait a moment before asking again
+                time.sleep(2)
         except Exception as err:  # noqa: BLE001 - every failure is counted
             with lock:
                 results["errors"] += 1

@@ -11,22 +11,81 @@ from rag.errors import InputError
 from rag.serve import check_bind, is_loopback
 
 
-def test_waiting_room_serialises_and_turns_away_the_overflow() -> None:
+def test_waiting_room_admits_a_bounded_number_and_turns_away_the_overflow() -> None:
     from ui.app import WaitingRoom
 
     room = WaitingRoom(max_waiting=1)
-    assert room.enter()  # working
-    results: list[bool] = []
-    waiter = threading.Thread(target=lambda: results.append(room.enter()))
-    waiter.start()
-    time.sleep(0.2)
-    assert results == []  # the second one waits for the first
-    assert room.enter() is False  # a third has no room
+    assert room.enter() == 0  # answered now
+    assert room.enter() == 1  # one ahead of it
+    assert room.enter() is None  # no room: the page says busy
     room.leave()
-    waiter.join(timeout=5)
-    assert results == [True]
+    assert room.enter() == 1
     room.leave()
-    assert room.waiting == 0
+    room.leave()
+    assert room.admitted == 0
+
+
+def test_waiting_room_runs_all_model_work_on_one_thread_in_order() -> None:
+    from ui.app import WaitingRoom
+
+    room = WaitingRoom(max_waiting=4)
+    log: list[tuple[str, int]] = []
+    threads: set[str] = set()
+
+    def work(tag: str) -> object:
+        def produce():
+            for i in range(3):
+                threads.add(threading.current_thread().name)
+                log.append((tag, i))
+                time.sleep(0.02)
+                yield f"{tag}{i}"
+        return produce
+
+    got: dict[str, list[str]] = {}
+    callers = [threading.Thread(target=lambda t=t: got.__setitem__(t, list(room.stream(work(t))))) for t in "abc"]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=10)
+    assert got == {t: [f"{t}0", f"{t}1", f"{t}2"] for t in "abc"}
+    assert len(threads) == 1 and threading.current_thread().name not in threads
+    for t in "abc":  # one answer at a time: each one's items are contiguous in the log
+        at = [n for n, (tag, _) in enumerate(log) if tag == t]
+        assert at == list(range(at[0], at[0] + 3))
+
+
+def test_waiting_room_relays_errors_and_stops_work_nobody_reads() -> None:
+    from ui.app import WaitingRoom
+
+    room = WaitingRoom(max_waiting=4)
+
+    def failing():
+        yield 1
+        raise ValueError("model fell over")
+
+    relayed = room.stream(failing)
+    assert next(relayed) == 1
+    with pytest.raises(ValueError, match="model fell over"):
+        next(relayed)
+
+    produced: list[int] = []
+    finished = threading.Event()
+
+    def endless():
+        try:
+            for i in range(10_000):
+                produced.append(i)
+                time.sleep(0.005)
+                yield i
+        finally:
+            finished.set()
+
+    relayed = room.stream(endless)
+    assert next(relayed) == 0
+    relayed.close()  # the reader went away (Stop button, closed tab)
+    assert finished.wait(timeout=5)
+    assert len(produced) < 100
+    assert list(room.stream(lambda: iter([7]))) == [7]  # the model thread is free for the next one
 
 
 def test_bind_rules() -> None:
@@ -38,26 +97,39 @@ def test_bind_rules() -> None:
         check_bind("0.0.0.0", None)
 
 
-def test_model_failure_is_shown_and_the_page_keeps_working(tmp_path, embedder) -> None:
+def _last_text(chat: list[dict]) -> str:
+    content = chat[-1]["content"]
+    return content[0]["text"] if isinstance(content, list) else content
+
+
+def test_model_failure_is_shown_a_full_room_says_busy_and_the_page_keeps_working(tmp_path, embedder) -> None:
     from gradio_client import Client
 
     from rag.config import Settings
     from rag.service import Rag
-    from ui.app import create_app
+    from ui.app import BUSY, WaitingRoom, create_app
 
     (tmp_path / "note.txt").write_text("The kiln at Harrow Lane is fired every Thursday.\n", encoding="utf-8")
     settings = Settings(index_dir=tmp_path / "index", model=str(tmp_path / "missing.gguf"))
     rag = Rag(settings, embedder=embedder)
     rag.ingest([tmp_path / "note.txt"])
-    app = create_app(rag)
+    room = WaitingRoom(max_waiting=0)
+    app = create_app(rag, room=room)
     app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, ssr_mode=False)
     try:
         client = Client(app.local_url, verbose=False)
         for _ in range(2):  # the same failure twice: the page is still answering
             chat, sources, _, _ = client.predict("When is the kiln fired?", [], 5, 0.0, 100, api_name="/ask")
-            text = chat[-1]["content"][0]["text"] if isinstance(chat[-1]["content"], list) else chat[-1]["content"]
+            text = _last_text(chat)
             assert text.startswith("Error: model file not found")
             assert "Fix:" in text
+        assert room.admitted == 0
+        assert room.enter() == 0  # someone else's question is being answered and nobody may wait
+        chat, sources, _, _ = client.predict("When is the kiln fired?", [], 5, 0.0, 100, api_name="/ask")
+        assert _last_text(chat) == BUSY and "Busy" in sources
+        room.leave()
+        chat, _, _, _ = client.predict("When is the kiln fired?", [], 5, 0.0, 100, api_name="/ask")
+        assert _last_text(chat).startswith("Error: model file not found")  # served again once there is room
     finally:
         app.close()
 

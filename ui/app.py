@@ -7,11 +7,14 @@ text (no Markdown, no HTML), and the sources panel is HTML built here with every
 from __future__ import annotations
 
 import html
+import queue
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -30,28 +33,83 @@ CSS = """
 #sources details.reasoning { color: #57606a; font-size: 0.9em; }
 """
 
+T = TypeVar("T")
+BUSY = "The assistant is busy answering other questions. Please try again in a moment."
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """The standalone query a follow-up question was rewritten to, before retrieval starts."""
+
+    query: str
+
 
 class WaitingRoom:
-    """Serialises answers (one model per process) and turns away requests beyond a bounded wait."""
+    """One model per process: every model call runs on one worker thread, in arrival order.
+
+    At most `max_waiting` questions wait behind the one being answered; beyond that a caller is
+    turned away at once, and the page says the assistant is busy. Keeping the models on one thread
+    also keeps their memory (allocator arenas, thread pools) from multiplying with the web server's
+    worker threads under load.
+    """
 
     def __init__(self, max_waiting: int) -> None:
         self.max_waiting = max_waiting
-        self._work = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-model")
         self._count = threading.Lock()
-        self.waiting = 0
+        self.admitted = 0
 
-    def enter(self) -> bool:
+    def enter(self) -> int | None:
+        """How many admitted questions are ahead of this one, or None when the room is full."""
         with self._count:
-            if self.waiting >= self.max_waiting + 1:
-                return False
-            self.waiting += 1
-        self._work.acquire()
-        return True
+            if self.admitted > self.max_waiting:
+                return None
+            self.admitted += 1
+            return self.admitted - 1
 
     def leave(self) -> None:
-        self._work.release()
         with self._count:
-            self.waiting -= 1
+            self.admitted -= 1
+
+    def stream(self, work: Callable[[], Iterator[T]]) -> Iterator[T]:
+        """Run `work` on the model thread and relay what it yields, with its exception if it fails.
+
+        Closing the returned iterator (the page's Stop button, a closed tab) stops the work at its
+        next item, so the next question does not wait for an answer nobody reads.
+        """
+        items: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                if stop.is_set():
+                    return
+                produced = work()
+                try:
+                    for item in produced:
+                        items.put(("item", item))
+                        if stop.is_set():
+                            break
+                finally:
+                    close = getattr(produced, "close", None)
+                    if close is not None:
+                        close()
+            except BaseException as err:  # handed to the caller's thread and raised there
+                items.put(("error", err))
+            finally:
+                items.put(("done", None))
+
+        self._executor.submit(run)
+        try:
+            while True:
+                kind, value = items.get()
+                if kind == "done":
+                    return
+                if kind == "error":
+                    raise value
+                yield value
+        finally:
+            stop.set()
 
 
 def _passage(chunks: dict[str, Any], citation: Citation) -> str:
@@ -123,10 +181,14 @@ def _file_choices(rag: Rag) -> list[tuple[str, str]]:
     return sorted((entry.display_name, source) for source, entry in rag.index.manifest.files.items())
 
 
-def create_app(rag: Rag, *, max_waiting: int = 8) -> gr.Blocks:
-    """Build the page. Nothing heavy happens here: models load on the first question."""
+def create_app(rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = None) -> gr.Blocks:
+    """Build the page. Nothing heavy happens here: models load on the first question.
+
+    `max_waiting` questions may wait behind the one being answered; more get a "busy" reply.
+    """
     settings = rag.settings
-    room = WaitingRoom(max_waiting)
+    room = room or WaitingRoom(max_waiting)
+    max_waiting = room.max_waiting
     upload_dir = settings.index_dir / "uploads"
 
     def respond(message: str, history: list[dict[str, Any]], pairs: list[list[str]], k: float, temperature: float, max_tokens: float) -> Iterator[tuple[Any, ...]]:
@@ -135,16 +197,28 @@ def create_app(rag: Rag, *, max_waiting: int = 8) -> gr.Blocks:
             yield history, gr.skip(), gr.skip(), pairs, ""
             return
         history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-        yield history, "<p>Searching your documents…</p>", "", pairs, ""
-        if not room.enter():
-            history[-1]["content"] = "The assistant is busy answering other questions. Please try again in a moment."
+        ahead = room.enter()
+        if ahead is None:
+            history[-1]["content"] = BUSY
             yield history, "<p>Busy.</p>", "", pairs, ""
             return
-        try:
+        waiting = f"<p>Waiting for the model: {ahead} question(s) ahead of yours…</p>" if ahead else "<p>Searching your documents…</p>"
+
+        def work() -> Iterator[Any]:
             standalone = rag.condense(message, [(q, a) for q, a in pairs])
+            yield Rewritten(standalone)
+            yield from rag.ask_stream(standalone, top_k=int(k), temperature=float(temperature), max_tokens=int(max_tokens))
+
+        try:  # from here on, however the generator ends (Stop, a closed tab), the place is given back
+            yield history, waiting, "", pairs, ""
+            standalone = ""
             answer = None
             checked = ""
-            for event in rag.ask_stream(standalone, top_k=int(k), temperature=float(temperature), max_tokens=int(max_tokens)):
+            for event in room.stream(work):
+                if isinstance(event, Rewritten):
+                    standalone = event.query
+                    yield history, "<p>Searching your documents…</p>", standalone, pairs, ""
+                    continue
                 if isinstance(event, Answer):
                     answer = event
                     continue
@@ -236,7 +310,9 @@ def create_app(rag: Rag, *, max_waiting: int = 8) -> gr.Blocks:
 
         inputs = [question, chat, pairs, top_k, temperature, max_tokens]
         outputs = [chat, sources, rewritten, pairs, question]
-        limit = max_waiting + 1
+        # Gradio lets several times the room's size in at once, so that the room (not Gradio's
+        # queue) decides who waits, and the overflow gets the clear "busy" reply at once.
+        limit = 4 * (max_waiting + 1)
         submitted = question.submit(respond, inputs, outputs, concurrency_limit=limit, api_name="ask")
         clicked = ask.click(respond, inputs, outputs, concurrency_limit=limit, api_name=False)
         stop.click(None, None, None, cancels=[submitted, clicked])
