@@ -6,6 +6,7 @@ import ipaddress
 import os
 
 from .errors import InputError
+from .malloc import cap_arenas
 from .service import Rag
 
 
@@ -36,6 +37,7 @@ def check_bind(host: str, auth: str | None) -> tuple[str, str] | None:
 
 def launch(rag: Rag, *, host: str, port: int, auth: tuple[str, str] | None, max_upload_mb: float, max_waiting: int = 8) -> None:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    cap_arenas()
     from ui.app import CSS, create_app
 
     app = create_app(rag, max_waiting=max_waiting)

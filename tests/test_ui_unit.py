@@ -154,3 +154,15 @@ def test_sources_panel_flags_unsupported_shows_related_and_collapses_reasoning()
     assert "<img" not in page and "<b>hot" not in page
     assert '<details class="reasoning"><summary>' in page and "<details open" not in page
     assert "&lt;think-ish&gt; I should check [1]" in page
+
+
+def test_arena_cap_respects_the_users_setting(monkeypatch) -> None:
+    import sys
+
+    from rag.malloc import cap_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert cap_arenas() is False  # the user's choice stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    if sys.platform.startswith("linux"):
+        assert cap_arenas() is True

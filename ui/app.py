@@ -20,6 +20,7 @@ import gradio as gr
 
 from rag.errors import RagError
 from rag.loaders import SUPPORTED_SUFFIXES
+from rag.malloc import trim
 from rag.schema import Answer, Citation, Draft
 from rag.service import Rag
 
@@ -98,6 +99,7 @@ class WaitingRoom:
                 items.put(("error", err))
             finally:
                 items.put(("done", None))
+                trim()  # an answer's transient buffers go back to the system, not into the next one's RSS
 
         self._executor.submit(run)
         try:
