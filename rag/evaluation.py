@@ -161,6 +161,7 @@ def evaluate_qa(
     report: dict[str, Any] = {"dataset": str(folder), "questions": len(items)}
     sink = details.open("w", encoding="utf-8") if details is not None else None
     report |= _qa_metrics(eval_rag, sources, items, sink, "answerable")
+    report.pop("answered_with_gold")
     report["false_refusal_rate"] = report["refusal_rate"]
     if unanswerable:
         gold = frozenset(str(d) for item in items for d in item.get("doc_ids", []))
@@ -172,6 +173,12 @@ def evaluate_qa(
             "documents_removed": len(gold),
             "refusal_rate": blind["refusal_rate"],
             "answered_rate": round(1 - blind["refusal_rate"], 4),
+            # Other documents sometimes answer a question too (SQuAD articles repeat facts): answers
+            # that still contain a gold answer are counted, and the refusal rate is also given without them.
+            "answered_with_gold_from_other_documents": blind["answered_with_gold"],
+            "refusal_rate_without_those": round(
+                blind["refusal_rate"] * len(items) / max(1, len(items) - blind["answered_with_gold"]), 4
+            ),
             "latency_p50_s": blind["latency_p50_s"],
         }
         report["refusal_rate_unanswerable"] = blind["refusal_rate"]
@@ -187,7 +194,7 @@ def evaluate_qa(
 def _qa_metrics(
     eval_rag: Rag, doc_of: dict[str, str], items: list[dict[str, Any]], sink: IO[str] | None = None, setting: str = ""
 ) -> dict[str, Any]:
-    em = f1 = contained = refused = 0.0
+    em = f1 = contained = refused = answered_with_gold = 0.0
     cited = cited_gold = recall_hits = recall_total = 0
     sentences = unsupported = 0
     latencies: list[float] = []
@@ -198,8 +205,10 @@ def _qa_metrics(
         text = answer.text
         em += max(float(normalise_answer(text) == normalise_answer(g)) for g in golds)
         f1 += max(f1_score(text, g) for g in golds)
-        contained += any(normalise_answer(g) and normalise_answer(g) in normalise_answer(text) for g in golds)
+        has_gold = any(normalise_answer(g) and normalise_answer(g) in normalise_answer(text) for g in golds)
+        contained += has_gold
         refused += answer.refused
+        answered_with_gold += has_gold and not answer.refused
         claims = answer.claims
         sentences += len(claims)
         unsupported += sum(1 for c in claims if not c.supported)
@@ -236,6 +245,7 @@ def _qa_metrics(
         "unsupported_sentence_share": round(unsupported / sentences, 4) if sentences else None,
         f"retrieval_recall@{eval_rag.settings.top_k}": round(recall_hits / recall_total, 4) if recall_total else None,
         "refusal_rate": round(refused / n, 4),
+        "answered_with_gold": int(answered_with_gold),
         "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "latency_p95_s": round(sorted(latencies)[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3) if latencies else None,
     }

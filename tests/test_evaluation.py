@@ -102,3 +102,17 @@ def test_unanswerable_mode_removes_the_gold_documents(tmp_path: Path, embedder) 
     # with their gold passages gone, both questions are refused (the other passage is unrelated)
     assert report["refusal_rate_unanswerable"] == 1.0
     assert report["unsupported_sentence_share"] == 0.0
+
+
+def test_unanswerable_mode_counts_questions_another_document_answers(tmp_path: Path, embedder) -> None:
+    folder = write_dataset(tmp_path / "qa", gz=False)
+    repeat = {"_id": "d4", "title": "Antarctica", "text": "Mount Erebus, on Ross Island, is the southernmost active volcano on Earth."}
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in [*DOCS, repeat]), encoding="utf-8")
+    rag = Rag(Settings(index_dir=tmp_path / "index", answer_mode="extract"), embedder=embedder)
+    report = evaluate_qa(folder, rag, limit=None, seed=0, unanswerable=True)
+    blind = report["unanswerable"]
+    # d1 is removed, but d4 still says it: that answer is right, and is counted apart
+    assert blind["answered_with_gold_from_other_documents"] == 1
+    assert report["refusal_rate_unanswerable"] == 0.5
+    assert blind["refusal_rate_without_those"] == 1.0
+    assert "answered_with_gold" not in report
