@@ -81,8 +81,8 @@ class QuestionAnswerer:
             return
         focused = focus(retrieval, self.settings.relative_cutoff)
         packed = self.pack(llm, question, focused, max_tokens) if llm is not None else PackedPrompt([], focused.hits, 0, 0)
-        embedder = self.retriever.index.embedder
-        verifier = Verifier(packed.hits, question, embedder, self.thresholds, self._entailment)
+        index = self.retriever.index
+        verifier = Verifier(packed.hits, question, index.embedder, self.thresholds, self._entailment, index.bm25().idf)
         evidence = verifier.evidence(3)
         answerability = evidence[0].score if evidence else 0.0
         if answerability < self.settings.min_answerability:
@@ -127,7 +127,7 @@ class QuestionAnswerer:
             refused=False,
             truncated=finish == "length",
             model=llm.name,
-            embedder=embedder.name,
+            embedder=index.embedder.name,
             prompt_version=self.prompts.version,
             latency_s=round(time.perf_counter() - started, 3),
             sources_considered=len(packed.hits),

@@ -269,6 +269,16 @@ class BM25Index:
         return name
 
     # queries ----------------------------------------------------------------------------
+    def idf(self, word: str) -> float | None:
+        """BM25's inverse document frequency of a word over the live chunks: how much finding it
+        says about a passage. None for a stop word or an empty index."""
+        terms = self._tokenize(word)
+        total_docs = sum(s.live_length()[0] for s in self.segments)
+        if not terms or total_docs == 0:
+            return None
+        df = sum(len(s.postings(terms[0])[0]) for s in self.segments)
+        return float(np.log(1.0 + (total_docs - df + 0.5) / (df + 0.5)))
+
     def search(self, query: str, n: int) -> list[tuple[str, float]]:
         terms = sorted(set(self._tokenize(query)))
         if not terms or not self.segments:

@@ -53,6 +53,21 @@ def content_words(text: str) -> set[str]:
     }
 
 
+def content_word_forms(text: str) -> dict[str, str]:
+    """Each content word of ``text`` (as ``content_words`` stems it) with a surface form it had."""
+    forms: dict[str, str] = {}
+    for w in (m.group(0).lower() for m in _WORD.finditer(text)):
+        if (w not in STOPWORDS and len(w) > 2) or w.isdigit() or w in NUMBER_WORDS:
+            forms.setdefault(_stem(w), w)
+    return forms
+
+
+def weighted_overlap(weights: dict[str, float], evidence: set[str]) -> float:
+    """Share of the words' total weight found in the evidence (0 when there are none)."""
+    total = sum(weights.values())
+    return sum(w for word, w in weights.items() if word in evidence) / total if total else 0.0
+
+
 def numbers(text: str) -> set[str]:
     """Digits and number words: a claim must not change any of them."""
     words = {m.group(0).lower() for m in _WORD.finditer(text)}

@@ -18,7 +18,7 @@ answerability score (how well the best of them covers the question) used to refu
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
@@ -28,7 +28,7 @@ import numpy as np
 from .embeddings import Embedder
 from .safety import instruction_spans, mask_instructions
 from .schema import Hit
-from .textspan import content_words, numbers, overlap, sentences
+from .textspan import content_word_forms, content_words, numbers, overlap, sentences, weighted_overlap
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
@@ -85,8 +85,25 @@ class Evidence:
     start: int
     end: int
     score: float  # how well the sentence answers the question
-    coverage: float  # share of the question's content words in the sentence (with its heading)
+    coverage: float  # share of the question's content words in the sentence (with its heading), by weight
     similarity: float
+
+
+def question_weights(question: str, term_weight: Callable[[str], float | None] | None) -> dict[str, float]:
+    """How much each content word of the question counts when a sentence covers it.
+
+    With ``term_weight`` (the keyword index's inverse document frequency), a rare word such as a
+    name or a date counts for more than a word every passage of the collection has: a passage that
+    shares only the topic words with a question seldom answers it. Without it, all words count alike.
+    Words the weighting knows nothing about get the mean weight of the others.
+    """
+    forms = content_word_forms(question)
+    if term_weight is None:
+        return dict.fromkeys(forms, 1.0)
+    weights = {stem: term_weight(form) for stem, form in forms.items()}
+    known = [w for w in weights.values() if w is not None]
+    fallback = sum(known) / len(known) if known else 1.0
+    return {stem: (fallback if w is None else w) for stem, w in weights.items()}
 
 
 class Verifier:
@@ -97,12 +114,14 @@ class Verifier:
         embedder: Embedder | None,
         thresholds: Thresholds,
         entailment: EntailmentModel | None = None,
+        term_weight: Callable[[str], float | None] | None = None,
     ) -> None:
         self.hits = hits
         self.thresholds = thresholds
         self._embedder = embedder
         self._entailment = entailment
         self.question_words = content_words(question)
+        self.question_weights = question_weights(question, term_weight)
         # sentences that address the assistant (prompt injection) never count as evidence or support
         trusted = [mask_instructions(h.chunk.text, " ") for h in hits]
         self.passage_words = [content_words(t + " " + h.chunk.heading) for t, h in zip(trusted, hits)]
@@ -174,7 +193,7 @@ class Verifier:
         scored: list[Evidence] = []
         for (i, start, end), words, sim in zip(self.spans, self._span_words, similarity):
             heading = content_words(self.hits[i].chunk.heading)
-            coverage = overlap(self.question_words, words | heading)
+            coverage = weighted_overlap(self.question_weights, words | heading)
             score = 0.5 * float(sim) + 0.5 * coverage
             scored.append(Evidence(i + 1, start, end, round(score, 4), round(coverage, 4), round(float(sim), 4)))
         scored.sort(key=lambda e: (-e.score, e.n, e.start))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rag.answer import QuestionAnswerer
+from rag.bm25 import BM25Index
 from rag.citations import cite
 from rag.config import Settings
 from rag.errors import InputError
@@ -123,8 +124,13 @@ class FakeRetriever:
         self.best = best
         self.settings = Settings()
 
+        keywords = BM25Index.build([(h.chunk.id, h.chunk.text) for h in hits], 0)
+
         class _Index:
             embedder = BagOfWordsEmbedder()
+
+            def bm25(self) -> BM25Index:
+                return keywords
 
         self.index = _Index()
 
@@ -274,3 +280,31 @@ def test_reasoning_is_kept_out_of_the_answer_and_returned_apart() -> None:
     assert answer.reasoning == "The user asks about dogs; source 2 says Fridays."
     assert all("source 2 says" not in c.quote for c in answer.citations)
     assert answer.to_json()["claims"][0]["supported"] is True
+
+
+def test_rare_question_words_count_for_more_when_scoring_evidence() -> None:
+    from rag.verify import Thresholds, Verifier, question_weights
+
+    keywords = BM25Index.build([
+        ("a", "The harbour opens in spring."), ("b", "The harbour closes in winter."),
+        ("c", "The harbour master is Ines Okafor."), ("d", "Ferries leave the harbour hourly."),
+    ], 0)
+    assert keywords.idf("Okafor") > keywords.idf("harbour") > 0
+    assert keywords.idf("the") is None and BM25Index.build([], 0).idf("harbour") is None
+    keywords.remove(["c"])  # deleted chunks no longer count
+    assert keywords.idf("Okafor") > keywords.idf("Ferries")
+
+    question = "Who is the harbour master, Okafor or Zbigniewska?"
+    assert set(question_weights(question, None).values()) == {1.0}
+    weights = question_weights(question, {"harbour": 0.5, "master": 2.0, "okafor": 3.0}.get)
+    assert weights["harbour"] == 0.5 and weights["okafor"] == 3.0
+    assert weights["zbigniewska"] == pytest.approx((0.5 + 2.0 + 3.0) / 3)  # unknown: the mean of the others
+
+    # the same two words of the question are covered, but the rare one decides
+    hits = [hit(1, "The harbour is busy and the master of ceremonies arrives."), hit(2, "Okafor keeps the harbour.")]
+    plain = Verifier(hits, "Who is the harbour master Okafor?", None, Thresholds(0, 0, -1))
+    assert plain.evidence(1)[0].n == 1  # unweighted: two of three words beat two of three, first wins
+    idf = {"harbour": 0.2, "master": 1.0, "okafor": 3.0}.get
+    weighted = Verifier(hits, "Who is the harbour master Okafor?", None, Thresholds(0, 0, -1), term_weight=idf)
+    best = weighted.evidence(1)[0]
+    assert best.n == 2 and best.coverage == pytest.approx(3.2 / 4.2, abs=1e-3)
