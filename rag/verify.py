@@ -5,7 +5,8 @@ scored against a passage by four signals:
 
 - ``lexical``: share of its content words found in the passage;
 - ``novel``: share of the words it adds *beyond the question* found in the passage (a small model
-  restates the question and adds the answer: the added words are the claim, and must be sourced);
+  restates the question and adds the answer: the added words are the claim, and must be sourced;
+  a sentence that adds nothing answers a yes/no question at most, never a what/who/when question);
 - ``semantic``: cosine similarity to the passage's closest sentence;
 - ``numbers``: every number in it (digits or words) appears in the passage;
 - optionally ``entailment`` from an NLI cross-encoder (``--verifier``).
@@ -31,6 +32,8 @@ from .schema import Hit
 from .textspan import content_word_forms, content_words, numbers, overlap, sentences, weighted_overlap
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A question asking for something (not yes/no): a sentence that only restates it answers nothing.
+_OPEN_QUESTION = re.compile(r"\b(what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
 
 
 class EntailmentModel(Protocol):
@@ -122,6 +125,7 @@ class Verifier:
         self._entailment = entailment
         self.question_words = content_words(question)
         self.question_weights = question_weights(question, term_weight)
+        self.open_question = bool(_OPEN_QUESTION.search(question))
         # sentences that address the assistant (prompt injection) never count as evidence or support
         trusted = [mask_instructions(h.chunk.text, " ") for h in hits]
         self.passage_words = [content_words(t + " " + h.chunk.heading) for t, h in zip(trusted, hits)]
@@ -214,7 +218,10 @@ class Verifier:
         words = content_words(sentence)
         added = words - self.question_words
         lexical = overlap(words, self.passage_words[i])
-        novel = overlap(added, self.passage_words[i]) if added else 1.0
+        if added:
+            novel = overlap(added, self.passage_words[i])
+        else:  # nothing beyond the question's own words: it confirms a yes/no question, answers no other
+            novel = 0.0 if self.open_question else 1.0
         evidence = self.evidence_text[i]
         numbers_ok = set(_NUMBER.findall(sentence)) <= set(_NUMBER.findall(evidence)) and numbers(sentence) <= numbers(evidence)
         best_j, semantic = -1, 0.0

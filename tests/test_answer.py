@@ -308,3 +308,20 @@ def test_rare_question_words_count_for_more_when_scoring_evidence() -> None:
     weighted = Verifier(hits, "Who is the harbour master Okafor?", None, Thresholds(0, 0, -1), term_weight=idf)
     best = weighted.evidence(1)[0]
     assert best.n == 2 and best.coverage == pytest.approx(3.2 / 4.2, abs=1e-3)
+
+
+def test_restating_an_open_question_is_not_an_answer() -> None:
+    from rag.verify import Thresholds, Verifier
+
+    hits = [hit(1, "Dogs are allowed in the office on Fridays only.")]
+    loose = Thresholds(0, 0, -1)
+    open_question = Verifier(hits, "When are dogs allowed in the office?", None, loose)
+    assert open_question.support("Dogs are allowed in the office.", 1).novel == 0.0  # says nothing about when
+    assert open_question.support("Dogs are allowed in the office on Fridays.", 1).novel == 1.0
+    yes_no = Verifier(hits, "Are dogs allowed in the office?", None, loose)
+    assert yes_no.support("Dogs are allowed in the office.", 1).novel == 1.0  # a yes, sourced
+
+    llm = FakeLLM(4096, reply="Dogs are allowed in the office [1].")
+    answer = answerer(llm, hits, min_answerability=0.2).ask("When are dogs allowed in the office?")
+    assert answer.mode == "extractive" and "Fridays" in answer.text  # the vacuous sentence is not passed off as the answer
+    assert [(c.text, c.supported) for c in answer.claims][0] == ("Dogs are allowed in the office.", False)
