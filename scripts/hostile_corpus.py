@@ -1,0 +1,186 @@
+"""A corpus of hostile files, and what `rag ingest` reports for it.
+
+    python scripts/hostile_corpus.py [--keep DIR]
+
+Builds, in a temporary folder: a PDF decompression bomb, a PDF whose page tree contains itself, an
+encrypted PDF, a truncated PDF, a billion-laughs DOCX, a zip bomb named .docx, Latin-1 text, an
+empty file, a file over the size cap, a symlink loop, and a link to a secret outside the folder; plus
+one good file. Runs `rag ingest --json --max-file-mb 2` on it (parse limits 20 s and 768 MB) and
+prints one JSON object: the reason given for each file, whether each matches the expected reason,
+the time, the parse worker's peak memory, and whether the secret outside the folder stayed out.
+`tests/test_hostile.py` builds the same corpus with `build()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from docgen import make_pdf  # noqa: E402
+
+SECRET = "The vault code is 8841-ZEBRA."
+EXPECTED = {
+    "bomb.pdf": "decompression-bomb",
+    "loop.pdf": "corrupt-pdf",
+    "encrypted.pdf": "encrypted-pdf",
+    "truncated.pdf": "corrupt-pdf",
+    "laughs.docx": "xml-bomb",
+    "zipbomb.docx": "zip-bomb",
+    "latin1.txt": "not-utf8",
+    "empty.txt": "empty-file",
+    "big.txt": "too-large",
+    "loop_a.txt": "bad-symlink",
+    "loop_b.txt": "bad-symlink",
+    "link.txt": "outside-root",
+}
+LIMITS = {"RAG_PARSE_TIMEOUT_S": "20", "RAG_PARSE_MEMORY_MB": "768"}
+
+
+def _pdf(objects: list[bytes]) -> bytes:
+    """A PDF with a correct cross-reference table around the given object bodies (1-based)."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def pdf_bomb(path: Path) -> None:
+    """One page whose content stream inflates from ~0.3 MB to 300 MB."""
+    compressor = zlib.compressobj(9)
+    block = b" " * (16 << 20)
+    data = b"".join(compressor.compress(block) for _ in range(19)) + compressor.flush()
+    path.write_bytes(_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
+    ]))
+
+
+def pdf_reference_loop(path: Path) -> None:
+    path.write_bytes(_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>",  # the page tree contains itself
+        b"<< /Type /Pages /Kids [2 0 R] /Parent 2 0 R /Count 1 >>",
+    ]))
+
+
+DOCX_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/word/document.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>'
+)
+DOCX_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+    'Target="word/document.xml"/></Relationships>'
+)
+
+
+def docx_billion_laughs(path: Path) -> None:
+    entities = '<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)
+    )
+    document = (
+        f'<?xml version="1.0"?><!DOCTYPE lolz [{entities}]>'
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        "<w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>"
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", DOCX_TYPES)
+        archive.writestr("_rels/.rels", DOCX_RELS)
+        archive.writestr("word/document.xml", document)
+
+
+def docx_zip_bomb(path: Path) -> None:
+    """A zip that unpacks to 1 GB of zeros, named .docx."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("[Content_Types].xml", DOCX_TYPES)
+        archive.writestr("_rels/.rels", DOCX_RELS)
+        with archive.open("word/document.xml", "w", force_zip64=True) as member:
+            zeros = bytes(64 << 20)
+            for _ in range(16):
+                member.write(zeros)
+
+
+def build(base: Path) -> Path:
+    """Write the corpus under ``base/hostile`` (and the secret under ``base/outside``); returns the corpus folder."""
+    root = base / "hostile"
+    root.mkdir(parents=True)
+    (root / "good.md").write_text("# Good\n\nThe lighthouse keeper logs the weather at six every morning.\n")
+    pdf_bomb(root / "bomb.pdf")
+    pdf_reference_loop(root / "loop.pdf")
+    make_pdf(root / "encrypted.pdf", ["A secret page."], password="hunter2")
+    valid = make_pdf(base / "valid.pdf", ["A page that will be cut in half. " * 40])
+    (root / "truncated.pdf").write_bytes(valid.read_bytes()[: valid.stat().st_size // 2])
+    docx_billion_laughs(root / "laughs.docx")
+    docx_zip_bomb(root / "zipbomb.docx")
+    (root / "latin1.txt").write_bytes("caf\xe9 au lait, cr\xe8me br\xfbl\xe9e\n".encode("latin-1"))
+    (root / "empty.txt").write_bytes(b"")
+    (root / "big.txt").write_text("word " * 600_000)  # 3 MB, over a 2 MB cap
+    os.symlink(root / "loop_b.txt", root / "loop_a.txt")
+    os.symlink(root / "loop_a.txt", root / "loop_b.txt")
+    outside = base / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(SECRET + "\n")
+    os.symlink(outside / "secret.txt", root / "link.txt")
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", type=Path, help="Build the corpus and index here (an empty or new folder) and keep them.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = args.keep or Path(tmp)
+        root = build(base)
+        index = base / "index"
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "rag.cli", "ingest", str(root), "--json", "--max-file-mb", "2", "--index", str(index)],
+            capture_output=True, text=True, env={**os.environ, **LIMITS},
+        )
+        seconds = time.monotonic() - started
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the ingest and its parse workers
+        if result.returncode != 0:
+            raise SystemExit(f"rag ingest failed ({result.returncode}): {result.stderr[-2000:]}")
+        report = json.loads(result.stdout)
+        reasons = {e["path"]: e["reason"] for e in report["skipped"]}
+        stored = subprocess.run(
+            [sys.executable, "-m", "rag.cli", "ask", "What is the vault code?", "--json", "--index", str(index)],
+            capture_output=True, text=True,
+        ).stdout
+        print(json.dumps({
+            "added": report["added"],
+            "skipped": reasons,
+            "all_as_expected": reasons == EXPECTED,
+            "unexpected": {k: v for k, v in reasons.items() if EXPECTED.get(k) != v},
+            "seconds": round(seconds, 1),
+            "peak_ingest_rss_mb": round(peak_mb),
+            "secret_outside_root_in_answer": "8841" in stored,
+        }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
