@@ -51,6 +51,11 @@ STOPWORDS = frozenset(
 )
 
 
+def _idf(df: np.ndarray, total_docs: int) -> np.ndarray:
+    """Lucene's BM25 inverse document frequency (never negative)."""
+    return np.log(1.0 + (total_docs - df + 0.5) / (df + 0.5))
+
+
 class Tokenizer:
     """Lower-case words of two or more characters, stop words dropped, Snowball-stemmed (memoised)."""
 
@@ -277,7 +282,7 @@ class BM25Index:
         if not terms or total_docs == 0:
             return None
         df = sum(len(s.postings(terms[0])[0]) for s in self.segments)
-        return float(np.log(1.0 + (total_docs - df + 0.5) / (df + 0.5)))
+        return float(_idf(np.float64(df), total_docs))
 
     def search(self, query: str, n: int) -> list[tuple[str, float]]:
         terms = sorted(set(self._tokenize(query)))
@@ -290,7 +295,7 @@ class BM25Index:
         avgdl = max(sum(t for _, t in stats) / total_docs, 1e-9)
         postings = [[s.postings(t) for t in terms] for s in self.segments]
         df = np.array([sum(len(p[i][0]) for p in postings) for i in range(len(terms))], dtype=np.float64)
-        idf = np.log(1.0 + (total_docs - df + 0.5) / (df + 0.5))
+        idf = _idf(df, total_docs)
         found: list[tuple[float, str]] = []
         for s, seg_postings in zip(self.segments, postings):
             if not any(len(d) for d, _ in seg_postings):

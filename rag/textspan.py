@@ -45,19 +45,19 @@ def _stem(word: str) -> str:
     return word
 
 
+def _is_content(word: str) -> bool:
+    return (word not in STOPWORDS and len(word) > 2) or word.isdigit() or word in NUMBER_WORDS
+
+
 def content_words(text: str) -> set[str]:
-    return {
-        _stem(w)
-        for w in (m.group(0).lower() for m in _WORD.finditer(text))
-        if (w not in STOPWORDS and len(w) > 2) or w.isdigit() or w in NUMBER_WORDS
-    }
+    return {_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if _is_content(w)}
 
 
 def content_word_forms(text: str) -> dict[str, str]:
     """Each content word of ``text`` (as ``content_words`` stems it) with a surface form it had."""
     forms: dict[str, str] = {}
     for w in (m.group(0).lower() for m in _WORD.finditer(text)):
-        if (w not in STOPWORDS and len(w) > 2) or w.isdigit() or w in NUMBER_WORDS:
+        if _is_content(w):
             forms.setdefault(_stem(w), w)
     return forms
 
