@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from functools import lru_cache
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # A sentence ends at . ! or ? (after any closing quotes or a citation marker like ". [2]") followed by
@@ -37,12 +39,19 @@ NUMBER_WORDS = frozenset(
 )
 
 
+_stemmers = threading.local()  # a Snowball stemmer object is not safe to share between threads
+
+
+@lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
-    """A very light stemmer, enough to match plurals and simple verb forms."""
-    for suffix in ("ies", "es", "s", "ed", "ing"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return word
+    """The Snowball (Porter 2) stem, as the keyword index uses: "ruled" and "rule", "counties" and
+    "county" match."""
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        import Stemmer
+
+        stemmer = _stemmers.english = Stemmer.Stemmer("english")
+    return stemmer.stemWord(word)
 
 
 def _is_content(word: str) -> bool:
