@@ -88,7 +88,7 @@ class Evidence:
     start: int
     end: int
     score: float  # how well the sentence answers the question
-    coverage: float  # share of the question's content words in the sentence (with its heading), by weight
+    coverage: float  # share of the question's words (by weight, less its heading's) in the sentence, 3/4, and its passage, 1/4
     similarity: float
 
 
@@ -196,12 +196,27 @@ class Verifier:
         )
         scored: list[Evidence] = []
         for (i, start, end), words, sim in zip(self.spans, self._span_words, similarity):
-            heading = content_words(self.hits[i].chunk.heading)
-            coverage = weighted_overlap(self.question_weights, words | heading)
+            weights, words = self._topical_weights(i, words)
+            # the sentence answers; its passage gives context (a sentence often names by a pronoun
+            # what the question names), so the passage's own coverage counts for a quarter
+            coverage = 0.75 * weighted_overlap(weights, words) + 0.25 * weighted_overlap(weights, self.passage_words[i])
             score = 0.5 * float(sim) + 0.5 * coverage
             scored.append(Evidence(i + 1, start, end, round(score, 4), round(coverage, 4), round(float(sim), 4)))
         scored.sort(key=lambda e: (-e.score, e.n, e.start))
         return scored
+
+    def _topical_weights(self, i: int, words: set[str]) -> tuple[dict[str, float], set[str]]:
+        """The question's word weights for judging a sentence of passage ``i``, and its words.
+
+        Words of the passage's heading (a document's title, a section name) say what the whole
+        passage is about, not whether this sentence answers: every passage of an article about
+        Warsaw shares "Warsaw" with a question about Warsaw. They are left out of the weights, so a
+        sentence must cover what the question asks about that topic. A question made only of
+        heading words is judged on all of them, the heading counting as part of the sentence.
+        """
+        heading = content_words(self.hits[i].chunk.heading)
+        topical = {w: v for w, v in self.question_weights.items() if w not in heading}
+        return (topical, words) if topical else (self.question_weights, words | heading)
 
     def passage_scores(self) -> dict[int, float]:
         """Each passage's best evidence score (how well its best sentence answers the question)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -308,6 +309,48 @@ def test_rare_question_words_count_for_more_when_scoring_evidence() -> None:
     weighted = Verifier(hits, "Who is the harbour master Okafor?", None, Thresholds(0, 0, -1), term_weight=idf)
     best = weighted.evidence(1)[0]
     assert best.n == 2 and best.coverage == pytest.approx(3.2 / 4.2, abs=1e-3)
+
+
+def test_word_forms_match_as_the_keyword_index_stems_them() -> None:
+    from rag.textspan import content_words
+
+    # Snowball stems: inflections that a suffix-stripper splits apart match again
+    assert content_words("Mexico ruled California") == content_words("Mexico rule California")
+    assert content_words("three counties") == content_words("three county")
+    assert content_words("he moved the engines") == content_words("he moves the engine")
+
+
+def titled(n: int, heading: str, text: str) -> Hit:
+    h = hit(n, text)
+    return Hit(replace(h.chunk, heading=heading), h.score, h.dense_similarity, None)
+
+
+def test_heading_words_do_not_make_a_sentence_an_answer() -> None:
+    from rag.verify import Thresholds, Verifier
+
+    question = "Where does Warsaw rank by population in the EU?"
+    topic_only = [titled(1, "Warsaw", "The old town was rebuilt after the war. Tourists visit the castle.")]
+    verifier = Verifier(topic_only, question, None, Thresholds(0, 0, -1))
+    assert verifier.evidence(1)[0].coverage == 0.0  # "Warsaw" is what every passage of the article is about
+    answering = topic_only + [titled(2, "Warsaw", "The city ranks ninth by population in the EU.")]
+    best = Verifier(answering, question, None, Thresholds(0, 0, -1)).evidence(1)[0]
+    assert best.n == 2 and best.coverage == 1.0  # rank and population: what is asked about Warsaw
+    # a question made only of the heading's words is judged on them, the heading counting
+    only_topic = Verifier(topic_only, "Warsaw?", None, Thresholds(0, 0, -1))
+    assert only_topic.evidence(1)[0].coverage == 1.0
+
+
+def test_the_rest_of_the_passage_counts_for_a_quarter_of_the_coverage() -> None:
+    from rag.verify import Thresholds, Verifier
+
+    question = "When did Marie Curie receive the Nobel Prize?"  # marie, curie, receive, nobel, prize
+    answer = "She received the Nobel Prize in 1903."  # covers three of the five words
+    in_context = hit(1, "Marie Curie was a physicist and chemist. " + answer)
+    best = Verifier([in_context], question, None, Thresholds(0, 0, -1)).evidence(1)[0]
+    assert in_context.chunk.text[best.start : best.end] == answer
+    assert best.coverage == pytest.approx(0.75 * 3 / 5 + 0.25 * 5 / 5)  # the passage names her
+    alone = Verifier([hit(1, answer)], question, None, Thresholds(0, 0, -1)).evidence(1)[0]
+    assert alone.coverage == pytest.approx(3 / 5) and alone.coverage < best.coverage
 
 
 def test_restating_an_open_question_is_not_an_answer() -> None:
