@@ -88,7 +88,7 @@ class Evidence:
     start: int
     end: int
     score: float  # how well the sentence answers the question
-    coverage: float  # share of the question's words (by weight, less its heading's) in the sentence, 3/4, and its passage, 1/4
+    coverage: float  # share of the question's words (by weight, less those all headings share) in the sentence, 3/4, and its passage, 1/4
     similarity: float
 
 
@@ -129,6 +129,8 @@ class Verifier:
         # sentences that address the assistant (prompt injection) never count as evidence or support
         trusted = [mask_instructions(h.chunk.text, " ") for h in hits]
         self.passage_words = [content_words(t + " " + h.chunk.heading) for t, h in zip(trusted, hits)]
+        self._headings = [content_words(h.chunk.heading) for h in hits]
+        self._shared_heading = set.intersection(*self._headings) if len(hits) > 1 else set()
         self.evidence_text = [t + " " + h.chunk.heading for t, h in zip(trusted, hits)]
         self.spans: list[tuple[int, int, int]] = []  # (hit index, start, end) of every trusted passage sentence
         for i, hit in enumerate(hits):
@@ -206,17 +208,21 @@ class Verifier:
         return scored
 
     def _topical_weights(self, i: int, words: set[str]) -> tuple[dict[str, float], set[str]]:
-        """The question's word weights for judging a sentence of passage ``i``, and its words.
+        """The question's word weights for judging a sentence of passage ``i``, and the words that
+        sentence offers (its own and its heading's).
 
-        Words of the passage's heading (a document's title, a section name) say what the whole
-        passage is about, not whether this sentence answers: every passage of an article about
-        Warsaw shares "Warsaw" with a question about Warsaw. They are left out of the weights, so a
-        sentence must cover what the question asks about that topic. A question made only of
-        heading words is judged on all of them, the heading counting as part of the sentence.
+        Words that the headings of all the retrieved passages share (a document's title when they
+        all come from one document) say what every passage is about, not which of them answers:
+        every passage of an article about Warsaw has "Warsaw". They are left out of the weights, so
+        a sentence must cover what the question asks about that topic; a heading of its own (a
+        section named "Staff discount") still counts as part of the sentence. With one passage
+        there is nothing to compare and a question made only of shared words is judged on all.
         """
-        heading = content_words(self.hits[i].chunk.heading)
-        topical = {w: v for w, v in self.question_weights.items() if w not in heading}
-        return (topical, words) if topical else (self.question_weights, words | heading)
+        heading = self._headings[i]
+        topical = {w: v for w, v in self.question_weights.items() if w not in self._shared_heading}
+        if not topical:
+            return self.question_weights, words | heading
+        return topical, words | (heading - self._shared_heading)
 
     def passage_scores(self) -> dict[int, float]:
         """Each passage's best evidence score (how well its best sentence answers the question)."""

@@ -325,19 +325,35 @@ def titled(n: int, heading: str, text: str) -> Hit:
     return Hit(replace(h.chunk, heading=heading), h.score, h.dense_similarity, None)
 
 
-def test_heading_words_do_not_make_a_sentence_an_answer() -> None:
+def test_heading_words_all_passages_share_do_not_make_a_sentence_an_answer() -> None:
     from rag.verify import Thresholds, Verifier
 
+    loose = Thresholds(0, 0, -1)
     question = "Where does Warsaw rank by population in the EU?"
-    topic_only = [titled(1, "Warsaw", "The old town was rebuilt after the war. Tourists visit the castle.")]
-    verifier = Verifier(topic_only, question, None, Thresholds(0, 0, -1))
-    assert verifier.evidence(1)[0].coverage == 0.0  # "Warsaw" is what every passage of the article is about
-    answering = topic_only + [titled(2, "Warsaw", "The city ranks ninth by population in the EU.")]
-    best = Verifier(answering, question, None, Thresholds(0, 0, -1)).evidence(1)[0]
-    assert best.n == 2 and best.coverage == 1.0  # rank and population: what is asked about Warsaw
-    # a question made only of the heading's words is judged on them, the heading counting
-    only_topic = Verifier(topic_only, "Warsaw?", None, Thresholds(0, 0, -1))
-    assert only_topic.evidence(1)[0].coverage == 1.0
+    topic_only = [titled(1, "Warsaw", "The old town was rebuilt after the war."), titled(2, "Warsaw", "Tourists visit the castle.")]
+    assert Verifier(topic_only, question, None, loose).answerability() == 0.0  # "Warsaw" is what every passage is about
+    answering = topic_only + [titled(3, "Warsaw", "The city ranks ninth by population in the EU.")]
+    best = Verifier(answering, question, None, loose).evidence(1)[0]
+    assert best.n == 3 and best.coverage == 1.0  # rank and population: what is asked about Warsaw
+    # one passage: nothing to compare it with, its heading counts as before
+    assert Verifier(topic_only[:1], question, None, loose).evidence(1)[0].coverage == pytest.approx(1 / 3, abs=1e-3)
+    # a question made only of the shared words is judged on them
+    assert Verifier(topic_only, "Warsaw?", None, loose).evidence(1)[0].coverage == 1.0
+
+
+def test_a_section_heading_of_its_own_still_counts_for_its_sentences() -> None:
+    from rag.verify import Thresholds, Verifier
+
+    handbook = "Harbor Light Bakery - Employee Handbook"
+    hits = [
+        titled(1, f"{handbook} > Staff discount", "Employees receive 30% off all bakery products."),
+        titled(2, f"{handbook} > Paid leave", "Full-time employees receive 25 days of paid leave per year."),
+    ]
+    verifier = Verifier(hits, "What discount do bakery employees get?", None, Thresholds(0, 0, -1))
+    best = verifier.evidence(1)[0]
+    # bakery and employees are in every heading and drop out; "discount" is in the first one's own heading
+    assert best.n == 1 and best.coverage > 0.4
+    assert verifier.evidence(2)[1].coverage == 0.0
 
 
 def test_the_rest_of_the_passage_counts_for_a_quarter_of_the_coverage() -> None:
