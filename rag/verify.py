@@ -131,6 +131,7 @@ class Verifier:
         self.passage_words = [content_words(t + " " + h.chunk.heading) for t, h in zip(trusted, hits)]
         self._headings = [content_words(h.chunk.heading) for h in hits]
         self._shared_heading = set.intersection(*self._headings) if len(hits) > 1 else set()
+        self._topical = {w: v for w, v in self.question_weights.items() if w not in self._shared_heading}
         self.evidence_text = [t + " " + h.chunk.heading for t, h in zip(trusted, hits)]
         self.spans: list[tuple[int, int, int]] = []  # (hit index, start, end) of every trusted passage sentence
         for i, hit in enumerate(hits):
@@ -219,10 +220,9 @@ class Verifier:
         there is nothing to compare and a question made only of shared words is judged on all.
         """
         heading = self._headings[i]
-        topical = {w: v for w, v in self.question_weights.items() if w not in self._shared_heading}
-        if not topical:
+        if not self._topical:
             return self.question_weights, words | heading
-        return topical, words | (heading - self._shared_heading)
+        return self._topical, words | (heading - self._shared_heading)
 
     def passage_scores(self) -> dict[int, float]:
         """Each passage's best evidence score (how well its best sentence answers the question)."""
