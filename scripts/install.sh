@@ -14,6 +14,13 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   echo "installing ${RAG_TORCH_SPEC:-torch==2.13.0} ..." >&2
   "${pip[@]}" install -q "${RAG_TORCH_SPEC:-torch==2.13.0}"
 fi
+# Some virtual machines report Intel AMX in CPUID without enabling it, and a native llama.cpp build
+# then dies with "Illegal instruction" on its first token. AMX only speeds up a few quantisations
+# on server CPUs, so x86-64 builds leave it out (set CFLAGS/CXXFLAGS yourself to decide otherwise).
+if [ "$(uname -m)" = "x86_64" ] && [ -z "${CFLAGS:-}${CXXFLAGS:-}" ] \
+   && echo 'int main(void){return 0;}' | "${CC:-cc}" -mno-amx-tile -mno-amx-int8 -mno-amx-bf16 -x c - -o /dev/null 2>/dev/null; then
+  export CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" CXXFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+fi
 extras=""
 [ "${1:-}" = "test" ] && extras="[test]"
 echo "installing rag$extras (llama-cpp-python compiles on first install: ~5 minutes on 2 cores) ..." >&2
