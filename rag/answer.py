@@ -82,7 +82,7 @@ class QuestionAnswerer:
         focused = focus(retrieval, self.settings.relative_cutoff)
         packed = self.pack(llm, question, focused, max_tokens) if llm is not None else PackedPrompt([], focused.hits, 0, 0)
         index = self.retriever.index
-        verifier = Verifier(packed.hits, question, index.embedder, self.thresholds, self._entailment, index.bm25().idf)
+        verifier = Verifier(packed.hits, question, index.embedder, self.thresholds, self._entailment, index.idf)
         evidence = verifier.evidence(3)
         answerability = evidence[0].score if evidence else 0.0
         if answerability < self.settings.min_answerability:

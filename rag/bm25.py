@@ -21,7 +21,7 @@ import shutil
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -190,9 +190,7 @@ class Segment:
         (tmp / "vocab.txt").write_text("\n".join(self.vocab), encoding="utf-8")
         for array in ("doc_len", "indptr", "docs", "tf"):
             np.save(tmp / f"{array}.npy", getattr(self, array))
-        final = directory / self.name
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        tmp.rename(directory / self.name)  # never over an existing segment: readers may have it open
         self.saved = True
 
     @classmethod
@@ -201,9 +199,25 @@ class Segment:
         split = lambda f: [line for line in (folder / f).read_text(encoding="utf-8").split("\n") if line]  # noqa: E731
         arrays = {a: np.load(folder / f"{a}.npy", mmap_mode="r") for a in ("doc_len", "indptr", "docs", "tf")}
         segment = cls(name, split("ids.txt"), split("vocab.txt"), deleted=set(deleted), saved=True, **arrays)
-        if len(segment.doc_len) != segment.size or len(segment.indptr) != len(segment.vocab) + 1:
-            raise ValueError(f"BM25 segment {name} is inconsistent")
+        segment.validate()
         return segment
+
+    def validate(self) -> None:
+        """Raise ValueError unless the arrays describe this segment's documents (a damaged file
+        must make the segment unusable, never a wrong or failing search)."""
+        indptr, docs, tf = self.indptr, self.docs, self.tf
+        problems = [
+            len(self.doc_len) != self.size,
+            len(indptr) != len(self.vocab) + 1,
+            len(indptr) > 0 and (int(indptr[0]) != 0 or int(indptr[-1]) != len(docs)),
+            len(tf) != len(docs),
+            len(indptr) > 1 and bool(np.any(np.diff(indptr) < 0)),
+            len(docs) > 0 and (int(np.min(docs)) < 0 or int(np.max(docs)) >= self.size),
+            any(p < 0 or p >= self.size for p in self.deleted),
+            bool(np.any(np.asarray(self.doc_len) < 0)),
+        ]
+        if any(problems):
+            raise ValueError(f"BM25 segment {self.name} is inconsistent")
 
 
 _EMPTY_I = np.zeros(0, dtype=np.int32)
@@ -221,6 +235,12 @@ class BM25Index:
     @property
     def ids(self) -> list[str]:
         return [i for s in self.segments for i, keep in zip(s.ids, s.live) if keep]
+
+    def copy(self) -> "BM25Index":
+        """An index that can be changed without changing this one (segment arrays are shared:
+        they are never modified)."""
+        segments = [replace(s, deleted=set(s.deleted), _live=None) for s in self.segments]
+        return BM25Index(segments, self.generation, self._next)
 
     def __len__(self) -> int:
         return sum(s.live_length()[0] for s in self.segments)
@@ -329,6 +349,8 @@ class BM25Index:
         directory.mkdir(parents=True, exist_ok=True)
         for s in self.segments:
             if not s.saved:
+                while (directory / s.name).exists():  # left by a writer that died: never reuse the name
+                    s.name = self._new_name()
                 s.write(directory)
         meta = {
             "format": FORMAT,
@@ -344,12 +366,26 @@ class BM25Index:
 
     @classmethod
     def load(cls, directory: Path, generation: int) -> "BM25Index | None":
-        """The saved index if it matches ``generation``; ``None`` means the caller must rebuild."""
+        """The saved index if it matches ``generation``; ``None`` means the caller must bring one
+        up to date (a writer between commits, a crash, a damaged file)."""
+        found = cls.load_latest(directory)
+        return found if found is not None and found.generation == generation else None
+
+    @staticmethod
+    def saved_generation(directory: Path) -> int | None:
         try:
-            meta = json.loads((directory / "meta.json").read_text())
-            if meta.get("format") != FORMAT or int(meta["generation"]) != generation:
+            return int(json.loads((directory / "meta.json").read_text(encoding="utf-8"))["generation"])
+        except Exception:  # noqa: BLE001 - missing or damaged: nothing usable is saved
+            return None
+
+    @classmethod
+    def load_latest(cls, directory: Path) -> "BM25Index | None":
+        """The saved index, whatever its generation; ``None`` if there is none or it is damaged."""
+        try:
+            meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("format") != FORMAT:
                 return None
-            segments = [Segment.read(directory, s["name"], s["deleted"]) for s in meta["segments"]]
-            return cls(segments, generation, int(meta["next_segment"]))
-        except (OSError, ValueError, KeyError, TypeError):
+            segments = [Segment.read(directory, str(s["name"]), [int(d) for d in s["deleted"]]) for s in meta["segments"]]
+            return cls(segments, int(meta["generation"]), int(meta["next_segment"]))
+        except Exception:  # noqa: BLE001 - any damage means the index is rebuilt, never a failing search
             return None

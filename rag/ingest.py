@@ -1,8 +1,10 @@
 """Incremental ingestion: discover → hash → load → chunk → embed → store, one writer at a time.
 
-Order of writes per file (crash-safe): delete the file's old chunks, add the new ones, then
-record them in the manifest. A crash in between leaves the file "changed" in the manifest, so the
-next run deletes whatever is stored for it and adds it again: the index converges.
+Everything runs inside ``Index.writing()``: the writer lock is held and the run starts from the
+manifest on disk. Each batch of finished files is written in the order a crash can be recovered
+from (``IndexWriter.replace_files``): add the new chunks, commit the manifest that points at
+them, then delete the old ones. A file that cannot be read is skipped with a typed reason; it
+never stops the run, and its previously indexed version is kept.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from pathlib import Path
 
 from .chunking import chunk_document
 from .config import Settings
-from .index import Index
+from .index import Index, IndexWriter
 from .isolation import IsolatedParser
-from .loaders import FoundFile, LoadError, discover
-from .manifest import FileEntry, WriterLock, file_sha256
+from .loaders import FoundFile, LoadError, discover, path_state
+from .manifest import FileEntry, file_sha256
 from .schema import Chunk, FileError, IngestReport
 
 
@@ -37,14 +39,21 @@ def _noop(_: ProgressEvent) -> None:
 
 
 @dataclass
-class _Pending:
+class _ToParse:
     found: FoundFile
     sha256: str
     size: int
     mtime_ns: int
+
+
+@dataclass
+class _Pending:
+    file: _ToParse
     chunks: list[Chunk]
-    is_new: bool
-    chunking: str
+
+    def entry(self, chunking: str) -> FileEntry:
+        f = self.file
+        return FileEntry(f.sha256, f.size, f.mtime_ns, f.found.display_name, [c.id for c in self.chunks], chunking)
 
 
 def ingest(
@@ -57,24 +66,45 @@ def ingest(
 ) -> IngestReport:
     started = time.perf_counter()
     report = IngestReport()
-    with WriterLock(index.dir):
+    budget = min(settings.chunk_tokens, index.embedder.max_tokens)
+    chunking = f"{budget}/{settings.chunk_overlap}"
+    with index.writing() as writer:
         found, errors = discover(paths, int(settings.max_file_mb * 1_000_000))
         report.skipped.extend(errors)
-        index.mark_dirty()  # until the end: a crash in between is recovered when the index is next opened
+        given = _roots_with_files(paths, found)
         if rebuild:
-            index.wipe()
-        manifest = index.manifest
-        manifest.roots = sorted(set(manifest.roots) | {str(p.resolve()) for p in paths})
-        index.bm25()  # load (or repair) the keyword index before changing anything
+            writer.wipe()  # the recorded roots stay until the rebuild has committed
+        elif not set(given) <= set(writer.manifest.roots):
+            writer.manifest.roots = sorted(set(writer.manifest.roots) | set(given))
+            writer.touch()
         progress(ProgressEvent("scan", 0, len(found)))
+        to_parse = _changed_files(writer, found, chunking, report, progress)
+        _remove_gone(writer, paths, found, report)
+        pending = _parse(index, to_parse, set(writer.manifest.files), settings, budget, report, progress)
+        _embed_and_write(index, writer, pending, settings, chunking, report, progress)
+        if rebuild and given:  # found nothing at all (a folder unreadable for now): keep the old ones
+            writer.manifest.roots = given
+            writer.touch()
+    report.seconds = time.perf_counter() - started
+    return report
 
-        # 1. what changed (content, or the chunking settings it was split with)
-        budget = min(settings.chunk_tokens, index.embedder.max_tokens)
-        chunking = f"{budget}/{settings.chunk_overlap}"
-        to_parse: list[tuple[FoundFile, str, int, int]] = []
-        for n, item in enumerate(found, start=1):
+
+def _roots_with_files(paths: list[Path], found: list[FoundFile]) -> list[str]:
+    """The given paths to record as roots: those under which something indexable was found."""
+    roots = {p.resolve() for p in paths}
+    return sorted(str(r) for r in roots if any(_under(f.path, r) for f in found))
+
+
+def _changed_files(
+    writer: IndexWriter, found: list[FoundFile], chunking: str, report: IngestReport, progress: ProgressCallback
+) -> list[_ToParse]:
+    """The files whose content (or the chunking they were split with) changed since indexed."""
+    manifest = writer.manifest
+    to_parse: list[_ToParse] = []
+    for n, item in enumerate(found, start=1):
+        key = str(item.path)
+        try:
             stat = item.path.stat()
-            key = str(item.path)
             entry = manifest.files.get(key)
             if entry and entry.chunking not in (None, chunking):
                 entry = None  # same file, new chunk size or overlap: split and embed it again
@@ -82,133 +112,123 @@ def ingest(
                 report.unchanged.append(item.display_name)
                 continue
             digest = file_sha256(item.path)
-            if entry and entry.sha256 == digest:
-                entry.mtime_ns = stat.st_mtime_ns
-                report.unchanged.append(item.display_name)
+        except OSError as err:
+            report.skipped.append(_unreadable(item.display_name, err, key in manifest.files))
+            continue
+        if entry and entry.sha256 == digest:
+            entry.mtime_ns = stat.st_mtime_ns  # saved when the writer finishes: not hashed again next time
+            writer.touch()
+            report.unchanged.append(item.display_name)
+            continue
+        to_parse.append(_ToParse(item, digest, stat.st_size, stat.st_mtime_ns))
+        progress(ProgressEvent("scan", n, len(found)))
+    return to_parse
+
+
+def _unreadable(display_name: str, err: OSError, indexed: bool) -> FileError:
+    kept = " (its previously indexed version is kept)" if indexed else ""
+    return FileError(display_name, "unreadable", f"cannot read it ({err.strerror or err}); check its permissions{kept}")
+
+
+def _remove_gone(writer: IndexWriter, paths: list[Path], found: list[FoundFile], report: IngestReport) -> None:
+    """Files under the given roots that the manifest has but the disk no longer does. A file that
+    is only unreadable now (its folder lost its permissions) is kept, and reported."""
+    present = {str(f.path) for f in found}
+    roots = [p.resolve() for p in paths]
+    gone: list[str] = []
+    for source in sorted(writer.manifest.files):
+        if source in present or not any(_under(Path(source), root) for root in roots):
+            continue
+        state = path_state(Path(source))
+        if state == "missing":
+            gone.append(source)
+        elif state == "unreadable":
+            name = writer.manifest.files[source].display_name
+            report.skipped.append(FileError(name, "unreadable", "its folder cannot be read; its previously indexed version is kept"))
+    entries, removed = writer.remove_files(gone)
+    report.removed.extend(e.display_name for e in entries)
+    report.chunks_removed += removed
+
+
+def _parse(
+    index: Index,
+    to_parse: list[_ToParse],
+    indexed: set[str],
+    settings: Settings,
+    budget: int,
+    report: IngestReport,
+    progress: ProgressCallback,
+) -> list[_Pending]:
+    pending: list[_Pending] = []
+    with IsolatedParser(timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb) as parser:
+        for n, item in enumerate(to_parse, start=1):
+            progress(ProgressEvent("parse", n - 1, len(to_parse), item.found.display_name))
+            try:
+                document = parser.load(item.found.path, item.found.display_name)
+            except LoadError as err:
+                kept = " (its previously indexed version is kept)" if str(item.found.path) in indexed else ""
+                report.skipped.append(FileError(item.found.display_name, err.reason, err.detail + kept))
                 continue
-            to_parse.append((item, digest, stat.st_size, stat.st_mtime_ns))
-            progress(ProgressEvent("scan", n, len(found)))
+            chunks = chunk_document(document, index.embedder.count_tokens, budget, settings.chunk_overlap)
+            if not chunks:
+                report.skipped.append(FileError(item.found.display_name, "no-text", "no text to index"))
+                continue
+            pending.append(_Pending(item, chunks))
+    progress(ProgressEvent("parse", len(to_parse), len(to_parse)))
+    return pending
 
-        # 2. files under the given roots that the manifest has but the disk no longer does
-        present = {str(f.path) for f in found}
-        roots = [p.resolve() for p in paths]
-        gone = [
-            source
-            for source in sorted(manifest.files)
-            if source not in present
-            and any(_under(Path(source), root) for root in roots)
-            and not Path(source).exists()  # still on disk but skipped this time (see report): keep its indexed version
-        ]
-        if gone:
-            entries = {source: manifest.files.pop(source) for source in gone}
-            manifest.generation += 1
-            index.save_manifest()  # commit first: a crash below leaves orphans, never a missing chunk
-            for source, entry in entries.items():
-                deleted = index.store.delete_source(source)
-                report.chunks_removed += len(set(deleted) | set(entry.chunk_ids))
-                report.removed.append(entry.display_name)
-                index.update_keywords(deleted + entry.chunk_ids, [])
 
-        # 3. parse and chunk
-        pending: list[_Pending] = []
-        with IsolatedParser(timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb) as parser:
-            for n, (item, digest, size, mtime_ns) in enumerate(to_parse, start=1):
-                progress(ProgressEvent("parse", n - 1, len(to_parse), item.display_name))
-                try:
-                    document = parser.load(item.path, item.display_name)
-                except LoadError as err:
-                    kept = " (its previously indexed version is kept)" if str(item.path) in manifest.files else ""
-                    report.skipped.append(FileError(item.display_name, err.reason, err.detail + kept))
-                    continue
-                chunks = chunk_document(document, index.embedder.count_tokens, budget, settings.chunk_overlap)
-                if not chunks:
-                    report.skipped.append(FileError(item.display_name, "no-text", "no text to index"))
-                    continue
-                pending.append(_Pending(item, digest, size, mtime_ns, chunks, str(item.path) not in manifest.files, chunking))
-        progress(ProgressEvent("parse", len(to_parse), len(to_parse)))
+def _embed_and_write(
+    index: Index,
+    writer: IndexWriter,
+    pending: list[_Pending],
+    settings: Settings,
+    chunking: str,
+    report: IngestReport,
+    progress: ProgressCallback,
+) -> None:
+    """Embed a window of chunks at a time, shortest first (little padding), and write each file
+    once all its chunks have vectors; several finished files go to the store in one batch."""
+    import numpy as np
 
-        # 4. embed a window of chunks at a time, shortest first (little padding), and write each file
-        #    once all its chunks have vectors; several finished files go to the store in one batch
-        total = sum(len(p.chunks) for p in pending)
-        done = 0
-        progress(ProgressEvent("embed", 0, total))
-        queue = [(p, c) for p in pending for c in p.chunks]
-        window = max(512, settings.embed_batch_size * 16)
-        vectors_by_file: dict[str, list] = {}
-        for start in range(0, len(queue), window):
-            part = queue[start : start + window]
-            order = sorted(range(len(part)), key=lambda i: part[i][1].n_tokens)
-            vectors: list = [None] * len(part)
-            for b in range(0, len(order), settings.embed_batch_size):
-                batch = order[b : b + settings.embed_batch_size]
-                for i, vector in zip(batch, index.embedder.embed_documents([part[i][1].embedding_text() for i in batch])):
-                    vectors[i] = vector
-                done += len(batch)
-                progress(ProgressEvent("embed", done, total))
-            finished: list[_Pending] = []
-            for (item, _), vector in zip(part, vectors):
-                got = vectors_by_file.setdefault(str(item.found.path), [])
-                got.append(vector)
-                if len(got) == len(item.chunks):
-                    finished.append(item)
-            if finished:
-                _write_files(index, finished, [vectors_by_file.pop(str(i.found.path)) for i in finished], report)
-        if report.changed or rebuild:
-            index.save_keywords()
-        index.mark_clean()
-    report.seconds = time.perf_counter() - started
-    return report
+    total = sum(len(p.chunks) for p in pending)
+    done = 0
+    progress(ProgressEvent("embed", 0, total))
+    queue = [(p, c) for p in pending for c in p.chunks]
+    window = max(512, settings.embed_batch_size * 16)
+    vectors_by_file: dict[int, list[np.ndarray]] = {}
+    for start in range(0, len(queue), window):
+        part = queue[start : start + window]
+        order = sorted(range(len(part)), key=lambda i: part[i][1].n_tokens)
+        vectors: list[np.ndarray] = [np.empty(0)] * len(part)
+        for b in range(0, len(order), settings.embed_batch_size):
+            batch = order[b : b + settings.embed_batch_size]
+            for i, vector in zip(batch, index.embedder.embed_documents([part[i][1].embedding_text() for i in batch])):
+                vectors[i] = vector
+            done += len(batch)
+            progress(ProgressEvent("embed", done, total))
+        finished: list[_Pending] = []
+        for (item, _), vector in zip(part, vectors):
+            got = vectors_by_file.setdefault(id(item), [])
+            got.append(vector)
+            if len(got) == len(item.chunks):
+                finished.append(item)
+        if finished:
+            stacked = np.stack([v for item in finished for v in vectors_by_file.pop(id(item))])
+            files = [(item.entry(chunking), str(item.file.found.path), item.chunks) for item in finished]
+            removed, new_sources = writer.replace_files(files, stacked)
+            report.chunks_removed += removed
+            report.chunks_added += sum(len(item.chunks) for item in finished)
+            for item in finished:
+                is_new = str(item.file.found.path) in new_sources
+                (report.added if is_new else report.updated).append(item.file.found.display_name)
 
 
 def remove(index: Index, sources: list[str]) -> int:
     """Remove files from the index (their chunks and manifest entries); returns chunks removed."""
-    removed = 0
-    with WriterLock(index.dir):
-        index.mark_dirty()
-        entries = {s: index.manifest.files.pop(s) for s in sources if s in index.manifest.files}
-        index.manifest.generation += 1
-        index.save_manifest()  # commit, then delete (see _write_files)
-        for source, entry in entries.items():
-            deleted = index.store.delete_source(source)
-            removed += len(deleted)
-            index.update_keywords(deleted + entry.chunk_ids, [])
-        index.save_keywords()
-        index.mark_clean()
+    with index.writing() as writer:
+        _, removed = writer.remove_files(sources)
     return removed
-
-
-def _write_files(index: Index, items: list[_Pending], vectors: list[list], report: IngestReport) -> None:
-    """Replace the chunks of finished files, in an order a crash at any point can be recovered from:
-    add the new chunks, commit the manifest that points at them, then delete the old ones. A crash
-    before the commit leaves unreferenced new chunks, after it unreferenced old ones; both are
-    orphans that ``Index.recover`` deletes (the manifest never names a chunk the store lacks)."""
-    import numpy as np
-
-    added = [c for item in items for c in item.chunks]
-    index.store.add(added, np.stack([v for vs in vectors for v in vs]))
-    old_ids: list[str] = []
-    for item in items:
-        old = index.manifest.files.get(str(item.found.path))
-        old_ids += old.chunk_ids if old else []
-        index.manifest.files[str(item.found.path)] = FileEntry(
-            sha256=item.sha256,
-            size=item.size,
-            mtime_ns=item.mtime_ns,
-            display_name=item.found.display_name,
-            chunk_ids=[c.id for c in item.chunks],
-            chunking=item.chunking,
-        )
-        report.chunks_added += len(item.chunks)
-        (report.added if item.is_new else report.updated).append(item.found.display_name)
-    index.manifest.generation += 1
-    index.save_manifest()  # the commit point
-    current = {c.id for c in added}
-    stale: list[str] = []
-    for item in items:
-        stale += [i for i in index.store.ids_of_source(str(item.found.path)) if i not in current]
-    index.store.delete(stale)
-    report.chunks_removed += len(set(stale) | (set(old_ids) - current))
-    index.update_keywords(sorted(set(stale) | set(old_ids)), added)
 
 
 def _under(path: Path, root: Path) -> bool:

@@ -38,12 +38,22 @@ class Manifest:
     def chunk_count(self) -> int:
         return sum(len(e.chunk_ids) for e in self.files.values())
 
+    def chunk_ids(self) -> set[str]:
+        return {i for e in self.files.values() for i in e.chunk_ids}
+
     @classmethod
     def load(cls, path: Path, embedder: str) -> "Manifest":
+        if path.is_dir():
+            raise IndexMismatchError(
+                f"the index manifest {path} is a folder, not a file",
+                f"move it out of the way (mv {path} {path}.bad), then {rebuild_hint(path.parent)}",
+            )
         if not path.exists():
             return cls(embedder=embedder)
         try:
             raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict):
+                raise TypeError("not a JSON object")
             if raw.get("version") != MANIFEST_VERSION:
                 writer = raw.get("written_by") or {}
                 raise IndexMismatchError(
@@ -59,7 +69,7 @@ class Manifest:
                 written_by=dict(raw.get("written_by", {})),
                 roots=[str(r) for r in raw.get("roots", [])],
             )
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError, OSError) as err:
             raise IndexMismatchError(f"the index manifest {path} is unreadable ({err})", rebuild_hint(path.parent)) from None
 
     @staticmethod

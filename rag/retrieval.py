@@ -62,7 +62,7 @@ class HybridRetriever:
                 vector = self.index.embedder.embed_queries([query])[0]
             dense = self.index.store.query(vector, n)
         if mode != "dense":
-            keyword = self.index.bm25().search(query, n)
+            keyword = self.index.search_keywords(query, n)
         similarity = {c.id: s for c, s in dense}
         bm25_scores = dict(keyword)
         chunks = {c.id: c for c, _ in dense}
@@ -74,7 +74,7 @@ class HybridRetriever:
         depth = max(top_k, self.settings.rerank_candidates) if mode == "rerank" else top_k
         ranked = sorted(fused, key=lambda i: (-fused[i], i))[:depth]
         missing = [i for i in ranked if i not in chunks]
-        chunks.update({c.id: c for c in self.index.store.get(missing)})
+        chunks.update({c.id: c for c in self.index.get(missing)})
         hits = [
             Hit(chunks[i], fused[i], similarity.get(i), bm25_scores.get(i)) for i in ranked if i in chunks
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -11,7 +12,7 @@ from .answer import QuestionAnswerer, check_question
 from .config import Settings
 from .embeddings import Embedder, SentenceTransformerEmbedder
 from .errors import IndexMismatchError, InputError, NotIndexedError
-from .index import Index
+from .index import Index, check_index_dir
 from .ingest import ProgressCallback, ingest
 from .llm import LLM, LlamaCppLLM, resolve_model
 from .manifest import Manifest, WriterLock
@@ -27,6 +28,7 @@ class Rag:
     def __init__(
         self, settings: Settings, *, embedder: Embedder | None = None, llm: LLM | None = None, reranker: Reranker | None = None
     ) -> None:
+        check_index_dir(settings.index_dir)
         self.settings = settings
         self._embedder = embedder
         self._llm = llm
@@ -83,7 +85,7 @@ class Rag:
             except IndexMismatchError:
                 s = self.settings
                 with WriterLock(s.index_dir):
-                    Index.discard(s.index_dir, s.chroma_url, s.chroma_collection)
+                    Index.discard(s.index_dir, self.embedder.name, s.chroma_url, s.chroma_collection)
         return ingest(self.index, paths, self.settings, **kwargs)
 
     def require_index(self) -> Index:
@@ -93,11 +95,14 @@ class Rag:
                 "run `rag ingest PATH...` first (or `rag demo` for the bundled sample), or pass --index DIR",
             )
         index = self.index
-        if index.store.count() == 0:
-            raise NotIndexedError(
-                f"the index at {self.settings.index_dir.resolve()} holds no passages",
-                "run `rag ingest PATH...` with files that contain text",
-            )
+        index.refresh()
+        if index.manifest.chunk_count == 0:
+            roots = " ".join(shlex.quote(r) for r in index.manifest.roots) or "PATH..."
+            lost = index.recovered.get("reindex") if index.recovered else None
+            problem = f"the index at {self.settings.index_dir.resolve()} holds no passages"
+            if lost:
+                problem += f" (its store had lost the passages of {len(lost)} file(s), which were taken out of the manifest)"
+            raise NotIndexedError(problem, f"run `rag ingest {roots}` to index the documents (again)")
         return index
 
     @property

@@ -25,6 +25,20 @@ def _chroma_settings() -> Any:
     return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
 
 
+def chroma_client(url: str) -> Any:
+    """The one way this project talks to a Chroma server: ``http(s)://host[:port]``."""
+    import chromadb
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return chromadb.HttpClient(
+        host=parsed.hostname or "127.0.0.1",
+        port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+        ssl=parsed.scheme == "https",
+        settings=_chroma_settings(),
+    )
+
+
 class _NoEmbedding:
     """Stands in for Chroma's embedding function so it never loads (or downloads) its default model.
 
@@ -81,21 +95,13 @@ class ChromaStore:
         self.collection_name = collection
         self.index_dir = index_dir
         if url:
-            from urllib.parse import urlparse
-
-            parsed = urlparse(url)
             try:
-                self._client = chromadb.HttpClient(
-                    host=parsed.hostname or "127.0.0.1",
-                    port=parsed.port or (443 if parsed.scheme == "https" else 8000),
-                    ssl=parsed.scheme == "https",
-                    settings=_chroma_settings(),
-                )
+                self._client = chroma_client(url)
                 self._client.heartbeat()
             except Exception as err:
                 raise ServerUnavailableError(
                     f"cannot reach the Chroma server at {url} ({type(err).__name__}: {err})",
-                    f"start it (chroma run --path DIR --host {parsed.hostname} --port {parsed.port or 8000}), "
+                    "start it (chroma run --path DIR --host HOST --port PORT), "
                     "or unset RAG_CHROMA_URL / --chroma-url to use the embedded store",
                 ) from None
             self.location = f"{url} (collection {collection})"

@@ -140,7 +140,7 @@ def main() -> None:
         if not retrieval.hits:
             return -1.0  # refused by the similarity gate already
         hits = focus(retrieval, settings.relative_cutoff).hits
-        return Verifier(hits, question, embedder, loose, term_weight=target.index.bm25().idf).answerability()
+        return Verifier(hits, question, embedder, loose, term_weight=target.index.idf).answerability()
 
     answerable = [score(full_rag, q["question"]) for q in items]
     unanswerable = [score(blind_rag, q["question"]) for q in items]

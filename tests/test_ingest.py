@@ -77,8 +77,8 @@ def test_ingest_then_incremental_changes(corpus: Path, settings: Settings, embed
     # a reopened index sees the same thing, and BM25 follows the changes
     reopened = open_index(settings, embedder)
     assert reopened.store.count() == index.store.count()
-    assert [i for i, _ in reopened.bm25().search("parrots", 5)]
-    assert reopened.bm25().search("reimbursed", 5) == []
+    assert [i for i, _ in reopened.keywords().search("parrots", 5)]
+    assert reopened.keywords().search("reimbursed", 5) == []
 
 
 def test_same_content_gives_the_same_index(corpus: Path, tmp_path: Path, embedder) -> None:
@@ -149,7 +149,7 @@ def test_keyword_index_is_updated_not_rebuilt(corpus: Path, settings: Settings, 
     (corpus / "faq.html").unlink()
     ingest(open_index(settings, embedder), [corpus], settings)
     reopened = open_index(settings, embedder)
-    keywords = reopened.bm25()  # loaded from disk, at the manifest's generation
+    keywords = reopened.keywords()  # loaded from disk, at the manifest's generation
     assert set(keywords.ids) == {c.id for c in reopened.store.iter_all()}
     assert keywords.search("capybara", 5) and not keywords.search("library lends", 5)
 
@@ -159,10 +159,10 @@ def test_stale_keyword_index_is_rebuilt_from_the_store(corpus: Path, settings: S
     index = open_index(settings, embedder)
     ingest(index, [corpus], settings)
     index.manifest.generation += 1  # as if the process died before saving the keyword index
-    index.save_manifest()
+    index.manifest.save(index.manifest_path)
     reopened = open_index(settings, embedder)
-    assert set(reopened.bm25().ids) == {c.id for c in reopened.store.iter_all()}
-    assert reopened.bm25().search("quokka", 3)
+    assert set(reopened.keywords().ids) == {c.id for c in reopened.store.iter_all()}
+    assert reopened.keywords().search("quokka", 3)
 
 
 def test_changing_chunk_size_rechunks_the_files(corpus: Path, settings: Settings, embedder) -> None:
@@ -201,14 +201,19 @@ def test_an_interrupted_writer_is_recovered_when_the_index_is_next_opened(corpus
     index.store.add(strays, np.stack(embedder.embed_documents([c.text for c in strays])))
     travel = next(s for s in index.manifest.files if s.endswith("travel.txt"))
     index.store.delete(index.manifest.files[travel].chunk_ids[:1])
-    index.mark_dirty()
+    index.dirty_path.write_text("1")
 
     reopened = open_index(settings, embedder)
-    assert reopened.recovered == {"orphan_chunks_removed": 2 + len(clean[travel]) - 1, "files_to_reindex": 1}
+    assert reopened.recovered == {
+        "orphan_chunks_removed": 2 + len(clean[travel]) - 1,
+        "files_to_reindex": 1,
+        "keyword_chunks_fixed": len(clean[travel]),
+        "reindex": [os.path.join("sub", "travel.txt")],
+    }
     assert not reopened.dirty_path.exists()
     assert_consistent(reopened)
     assert travel not in reopened.manifest.files
-    assert {i for i, _ in reopened.bm25().search("half-written never committed", 10)} == set()
+    assert {i for i, _ in reopened.keywords().search("half-written never committed", 10)} == set()
 
     report = ingest(reopened, [corpus], settings)
     assert report.added == [os.path.join("sub", "travel.txt")]
@@ -218,8 +223,28 @@ def test_an_interrupted_writer_is_recovered_when_the_index_is_next_opened(corpus
 def test_no_recovery_while_a_writer_holds_the_lock(corpus: Path, settings: Settings, embedder) -> None:
     index = open_index(settings, embedder)
     ingest(index, [corpus], settings)
-    index.mark_dirty()
+    index.dirty_path.write_text("1")
     with WriterLock(settings.index_dir):
         reader = open_index(settings, embedder)
         assert reader.recovered is None and reader.dirty_path.exists()
-    assert open_index(settings, embedder).recovered == {"orphan_chunks_removed": 0, "files_to_reindex": 0}
+    recovered = open_index(settings, embedder).recovered
+    assert recovered == {"orphan_chunks_removed": 0, "files_to_reindex": 0, "keyword_chunks_fixed": 0, "reindex": []}
+
+
+def test_a_touched_file_is_hashed_once_not_on_every_run(corpus: Path, settings: Settings, embedder, monkeypatch) -> None:
+    import rag.ingest as ingest_module
+
+    index = open_index(settings, embedder)
+    ingest(index, [corpus], settings)
+    manifest_before = index.manifest_path.read_bytes()
+    assert ingest(index, [corpus], settings).unchanged  # nothing changed: the manifest is not rewritten
+    assert index.manifest_path.read_bytes() == manifest_before
+    pets = corpus / "pets.md"
+    os.utime(pets, ns=(pets.stat().st_atime_ns, pets.stat().st_mtime_ns + 10_000_000_000))
+    hashed: list[Path] = []
+    real = ingest_module.file_sha256
+    monkeypatch.setattr(ingest_module, "file_sha256", lambda path: hashed.append(path) or real(path))
+    assert "pets.md" in ingest(index, [corpus], settings).unchanged
+    assert hashed == [pets.resolve()]  # the content is the same: only the new mtime is recorded
+    ingest(open_index(settings, embedder), [corpus], settings)
+    assert hashed == [pets.resolve()]  # and the next run trusts it

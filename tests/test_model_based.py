@@ -97,7 +97,7 @@ class IndexMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def query_a_current_file(self, data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(sorted(self.indexed)))
-        hits = self.index.bm25().search(self.indexed[name], 5)
+        hits = self.index.keywords().search(self.indexed[name], 5)
         assert hits, name
         top = self.index.store.get([hits[0][0]])[0]
         assert Path(top.source) == (self.docs / name).resolve()
@@ -117,7 +117,7 @@ class IndexMachine(RuleBasedStateMachine):
             assert mark in " ".join(texts[str((self.docs / name).resolve())])
         live = set(self.indexed.values())
         stale = {marker(n, v) for n, latest in self.versions.items() for v in range(1, latest + 1)} - live
-        keyword_hits = {h[0] for m in stale for h in self.index.bm25().search(m, 3)}
+        keyword_hits = {h[0] for m in stale for h in self.index.keywords().search(m, 3)}
         stale_found = [c for c in self.index.store.get(sorted(keyword_hits)) if any(m in c.text for m in stale)]
         assert stale_found == []
 
