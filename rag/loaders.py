@@ -33,20 +33,24 @@ class FoundFile:
 def discover(paths: list[Path], max_bytes: int) -> tuple[list[FoundFile], list[FileError]]:
     """Walk files and folders (recursively), never leaving the given roots through symlinks.
 
-    Returns the supported files and a per-file error for everything skipped.
-    """
+    Returns the supported files and an error for everything skipped: files, and folders that
+    cannot be listed or are links that leave the root or loop. Nothing is skipped silently."""
     found: dict[Path, FoundFile] = {}
     errors: list[FileError] = []
     for given in paths:
-        if not given.exists() and not given.is_symlink():
+        state = path_state(given)
+        if state == "missing" and not given.is_symlink():
             from .errors import InputError
 
             raise InputError(f"path does not exist: {given}", "check the spelling, or pass an existing file or folder")
+        if state == "unreadable":
+            errors.append(FileError(display_path(str(given)), "unreadable", "cannot be read (permission denied); check its permissions"))
+            continue
         root = given.resolve()
-        if given.is_file():
-            candidates: Iterator[tuple[Path, str]] = iter([(given, given.name)])
+        if given.is_dir():
+            candidates: Iterator[tuple[Path, str]] = _walk(given, root, errors)
         else:
-            candidates = _walk(given, root)
+            candidates = iter([(given, given.name)])
         for path, display in candidates:
             error = _check_file(path, root, max_bytes, display)
             if error is not None:
@@ -57,9 +61,36 @@ def discover(paths: list[Path], max_bytes: int) -> tuple[list[FoundFile], list[F
     return sorted(found.values(), key=lambda f: str(f.path)), errors
 
 
-def _walk(folder: Path, root: Path) -> Iterator[tuple[Path, str]]:
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+def path_state(path: Path) -> str:
+    """"present", "missing", or "unreadable" (a folder on the way cannot be searched)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError:
+        return "unreadable"
+    return "present"
+
+
+def display_path(text: str) -> str:
+    """A path as text that can always be printed and stored (undecodable bytes become �)."""
+    return os.fsencode(text).decode("utf-8", errors="replace")
+
+
+def _walk(folder: Path, root: Path, errors: list[FileError]) -> Iterator[tuple[Path, str]]:
+    def unreadable(err: OSError) -> None:
+        where = display_path(os.path.relpath(err.filename, folder)) if err.filename else str(folder)
+        errors.append(FileError(where, "unreadable", f"cannot list this folder ({err.strerror}); its files are not indexed"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False, onerror=unreadable):
+        kept = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            error = _check_linked_folder(Path(dirpath) / d, folder, root)
+            if error is not None:
+                errors.append(error)
+            elif not (Path(dirpath) / d).is_symlink():
+                kept.append(d)  # a link to a folder inside the root is indexed where it really is
+        dirnames[:] = kept
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
@@ -67,7 +98,30 @@ def _walk(folder: Path, root: Path) -> Iterator[tuple[Path, str]]:
             yield path, str(path.relative_to(folder))
 
 
+def _check_linked_folder(path: Path, folder: Path, root: Path) -> FileError | None:
+    if not path.is_symlink():
+        return None
+    display = display_path(str(path.relative_to(folder)))
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError) as err:
+        return FileError(display, "bad-symlink", f"a folder link that loops or dangles ({type(err).__name__}); not followed")
+    if not target.is_relative_to(root):
+        return FileError(display, "outside-root", f"a folder link to {display_path(str(target))}, outside {display_path(str(root))}; not followed")
+    if path.parent.resolve().is_relative_to(target):
+        return FileError(display, "bad-symlink", "a folder link to a folder that contains it (a loop); not followed")
+    return None
+
+
 def _check_file(path: Path, root: Path, max_bytes: int, display: str) -> FileError | None:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return FileError(
+            display_path(display),
+            "bad-filename",
+            "the file name is not valid UTF-8; rename it (for example: convmv -f latin1 -t utf-8 --notest FILE)",
+        )
     try:
         resolved = path.resolve(strict=True)
     except (OSError, RuntimeError) as err:  # broken link or symlink loop
@@ -82,7 +136,10 @@ def _check_file(path: Path, root: Path, max_bytes: int, display: str) -> FileErr
             "unsupported-type",
             f"'{resolved.suffix or '(none)'}' files are not supported; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}",
         )
-    size = resolved.stat().st_size
+    try:
+        size = resolved.stat().st_size
+    except OSError as err:
+        return FileError(display, "unreadable", f"cannot read it ({err.strerror}); check its permissions")
     if size == 0:
         return FileError(display, "empty-file", "the file is empty")
     if size > max_bytes:
@@ -108,6 +165,8 @@ def load(path: Path, display_name: str = "") -> Document:
             raise LoadError("unsupported-type", f"'{suffix}' files are not supported")
     except LoadError:
         raise
+    except PermissionError as err:
+        raise LoadError("unreadable", f"cannot read it ({err.strerror}); check its permissions") from None
     except MemoryError:
         raise LoadError("too-large", "ran out of memory while parsing") from None
     except Exception as err:  # a parser bug or a malformed file must not stop the run
