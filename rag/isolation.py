@@ -61,7 +61,7 @@ class IsolatedParser:
         if self._worker is None or self._worker.poll() is not None:
             env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
             self._worker = subprocess.Popen(
-                [sys.executable, "-m", "rag.parse_worker", str(self.memory_mb << 20)],
+                [sys.executable, "-m", "rag.parse_worker", str(self.memory_mb << 20), str(self.timeout_s), str(os.getpid())],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
             )
         return self._worker

@@ -1,16 +1,28 @@
-"""The parsing worker: ``python -m rag.parse_worker MEMORY_BYTES``, driven by ``rag.isolation``.
+"""The parsing worker: ``python -m rag.parse_worker MEMORY_BYTES TIMEOUT_S PARENT_PID``, driven
+by ``rag.isolation``.
 
 Reads length-prefixed pickled ``(path, display_name)`` requests on stdin and answers each with a
 length-prefixed pickled ``("ok", Document)`` or ``("error", (reason, detail))`` on stdout, under an
 address-space cap set once at start. Only the parent (rag itself) talks to it, through pipes.
+
+It never outlives its parent or its deadline, even if the parent is killed: the kernel sends it
+SIGKILL when the parent dies (``PR_SET_PDEATHSIG`` on Linux), a thread watches the parent's pid
+elsewhere, and each request runs under an alarm a little past the parent's own deadline.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import pickle
+import signal
 import struct
 import sys
+import threading
+import time
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
 
 
 def _read(stream) -> bytes | None:  # noqa: ANN001
@@ -27,8 +39,33 @@ def _write(stream, payload: object) -> None:  # noqa: ANN001
     stream.flush()
 
 
+def die_with_parent(parent: int) -> None:
+    """Exit as soon as ``parent`` is gone."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the watch below still holds
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before the kernel was told
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def main() -> None:
     memory = int(sys.argv[1])
+    timeout_s = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
+    if len(sys.argv) > 3:
+        die_with_parent(int(sys.argv[3]))
+    # SIGALRM's default action ends the process, even inside a parser's C code
+    alarm = math.ceil(timeout_s) + 5 if timeout_s > 0 else 0
     try:
         import resource
 
@@ -41,6 +78,7 @@ def main() -> None:
     sys.stdout = sys.stderr  # a parser that prints must not corrupt the channel
     while (request := _read(source)) is not None:
         path, display_name = pickle.loads(request)
+        signal.alarm(alarm)
         try:
             _write(sink, ("ok", load(Path(path), display_name)))
         except LoadError as err:
@@ -50,6 +88,8 @@ def main() -> None:
             return  # start afresh after running out of memory
         except BaseException as err:  # noqa: BLE001 - anything else is one bad file
             _write(sink, ("error", ("parse-error", f"{type(err).__name__}: {err}")))
+        finally:
+            signal.alarm(0)
 
 
 if __name__ == "__main__":
