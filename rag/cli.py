@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shlex
 import json
 import os
 import sys
@@ -16,7 +17,21 @@ import click
 from . import __version__
 from .config import Settings, load_settings
 from .errors import InputError, RagError
+from .safety import for_terminal, json_for_terminal
 from .schema import Answer, IngestReport
+
+
+def echo(message: object = "", **kwargs: Any) -> None:
+    """click.echo for text that may come from a document or a model: control characters removed."""
+    click.echo(for_terminal(str(message)), **kwargs)
+
+
+def secho(message: object = "", **kwargs: Any) -> None:
+    click.secho(for_terminal(str(message)), **kwargs)
+
+
+def echo_json(text: str) -> None:
+    click.echo(json_for_terminal(text))
 
 
 def _quiet_libraries() -> None:
@@ -74,20 +89,20 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except RagError as err:
-            click.secho(f"error: {err.problem}", fg="red", err=True)
+            secho(f"error: {err.problem}", fg="red", err=True)
             if err.hint:
-                click.echo(f"  fix: {err.hint}", err=True)
+                echo(f"  fix: {err.hint}", err=True)
             sys.exit(err.exit_code)
         except (click.exceptions.Exit, click.ClickException):
             raise
         except Exception as err:  # a bug: say so briefly, show the traceback on request
             if os.environ.get("RAG_DEBUG"):
                 raise
-            click.secho(f"internal error: {type(err).__name__}: {err}", fg="red", err=True)
-            click.echo("  fix: re-run with RAG_DEBUG=1 for the traceback and report it; your index is unchanged", err=True)
+            secho(f"internal error: {type(err).__name__}: {err}", fg="red", err=True)
+            echo("  fix: re-run with RAG_DEBUG=1 for the traceback and report it; your index is unchanged", err=True)
             sys.exit(70)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted; the index is unchanged for files not yet finished", err=True)
+            echo("\ninterrupted; the index is unchanged for files not yet finished", err=True)
             sys.exit(130)
 
     return wrapper
@@ -109,6 +124,7 @@ def main() -> None:
 @handle_errors
 def ingest_command(paths: tuple[Path, ...], rebuild: bool, as_json: bool, **kwargs: Any) -> None:
     """Index files and folders (recursively): .txt .md .pdf .docx .html."""
+    from .loaders import path_state
     from .service import Rag
 
     settings = _settings(kwargs)
@@ -118,12 +134,12 @@ def ingest_command(paths: tuple[Path, ...], rebuild: bool, as_json: bool, **kwar
             "pass the files or folders to index: rag ingest PATH..., or rebuild from the ones already indexed: rag ingest --rebuild",
         )
     for path in paths:
-        if not path.exists():
-            raise RagError(f"path does not exist: {path}", "check the spelling, or pass an existing file or folder")
+        if path_state(path) == "missing":
+            raise InputError(f"path does not exist: {path}", "check the spelling, or pass an existing file or folder")
     rag = Rag(settings)
     report = _run_ingest(rag, list(paths), rebuild, show_progress=not as_json)
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        echo_json(json.dumps(report.to_json(), indent=2))
     else:
         _print_report(report)
     if not (report.added or report.updated or report.unchanged or report.removed):
@@ -169,13 +185,13 @@ def _progress_bar(*, enabled: bool) -> tuple[Any, Any]:
 
 
 def _print_report(report: IngestReport) -> None:
-    click.echo(
+    echo(
         f"indexed {len(report.added)} new, {len(report.updated)} changed, {len(report.unchanged)} unchanged, "
         f"{len(report.removed)} removed file(s): +{report.chunks_added} / -{report.chunks_removed} chunks "
         f"in {report.seconds:.1f}s"
     )
     for error in report.skipped:
-        click.echo(f"  skipped {error.path}: [{error.reason}] {error.detail}", err=True)
+        echo(f"  skipped {error.path}: [{error.reason}] {error.detail}", err=True)
 
 
 @main.command("ask")
@@ -196,48 +212,48 @@ def ask_command(question: str, as_json: bool, **kwargs: Any) -> None:
         if isinstance(event, Answer):
             answer = event
         elif isinstance(event, str) and not as_json:  # checked sentences, as they are accepted
-            click.echo(event, nl=False)
+            echo(event, nl=False)
             sys.stdout.flush()
             streamed = True
     assert answer is not None
     if as_json:
-        click.echo(json.dumps(answer.to_json(), ensure_ascii=False))
+        echo_json(json.dumps(answer.to_json(), ensure_ascii=False))
         return
-    click.echo("" if streamed else answer.text)
+    echo("" if streamed else answer.text)
     _print_answer(answer)
 
 
 def _print_answer(answer: Answer) -> None:
     """Everything after the answer text: flags, sources, each sentence's check, related passages."""
     if answer.truncated:
-        click.secho("[answer cut at --max-tokens; raise it for the rest]", fg="yellow")
+        secho("[answer cut at --max-tokens; raise it for the rest]", fg="yellow")
     if answer.refused:
-        click.secho(f"(no answer: {answer.refusal_reason})", fg="yellow", err=True)
+        secho(f"(no answer: {answer.refusal_reason})", fg="yellow", err=True)
     if answer.citations:
-        click.echo("\nSources:")
+        echo("\nSources:")
         for c in answer.citations:
             page = f" (page {c.page})" if c.page is not None else ""
             flag = "" if c.supported else "  [not supported by this passage]"
-            click.echo(f'[{c.n}] {c.display_name}{page}: "{c.quote}"{flag}')
+            echo(f'[{c.n}] {c.display_name}{page}: "{c.quote}"{flag}')
     supported = [c for c in answer.claims if c.supported]
     if len(supported) > 1:
-        click.echo("\nEach sentence and the passage span that supports it:")
+        echo("\nEach sentence and the passage span that supports it:")
         for claim in supported:
-            click.echo(f'  ✓ {claim.text}  ← [{", ".join(map(str, claim.sources))}] "{claim.quote}"')
+            echo(f'  ✓ {claim.text}  ← [{", ".join(map(str, claim.sources))}] "{claim.quote}"')
     unsupported = [c for c in answer.claims if not c.supported]
     if unsupported:
-        click.echo("\nNot supported by your documents (left out of the answer):")
+        echo("\nNot supported by your documents (left out of the answer):")
         for claim in unsupported:
-            click.echo(f"  ✗ {claim.text}  (support {claim.support:.2f})")
+            echo(f"  ✗ {claim.text}  (support {claim.support:.2f})")
     if answer.refused and answer.evidence:
-        click.echo("\nRelated passages (not an answer):")
+        echo("\nRelated passages (not an answer):")
         for c in answer.evidence:
             page = f" (page {c.page})" if c.page is not None else ""
-            click.echo(f'  - {c.display_name}{page}: "{c.quote}"')
+            echo(f'  - {c.display_name}{page}: "{c.quote}"')
     if answer.mode == "extractive":
-        click.echo("(the model's draft was not supported by the sources, so the best evidence is quoted)", err=True)
+        echo("(the model's draft was not supported by the sources, so the best evidence is quoted)", err=True)
     if answer.sources_dropped:
-        click.echo(f"({answer.sources_dropped} retrieved passage(s) did not fit the context window)", err=True)
+        echo(f"({answer.sources_dropped} retrieved passage(s) did not fit the context window)", err=True)
 
 
 @main.command("status")
@@ -267,23 +283,33 @@ def status_command(as_json: bool, **kwargs: Any) -> None:
         status = index.status()
         if index.recovered is not None:
             info["recovered"] = index.recovered  # an interrupted ingest was cleaned up on opening
+            if index.recovered.get("reindex"):
+                roots = " ".join(shlex.quote(r) for r in index.manifest.roots) or "PATH..."
+                info["note"] = f"{len(index.recovered['reindex'])} file(s) had lost their passages; index them again: rag ingest {roots}"
         info.update(
             store=status.location, embedder=status.embedder, files=status.files, chunks=status.chunks,
-            store_chunks=status.store_chunks, written_by=status.written_by, file_names=status.file_names,
+            store_chunks=status.store_chunks, keyword_chunks=status.keyword_chunks, written_by=status.written_by,
+            roots=status.roots, file_names=status.file_names,
         )
+        if not status.chunks == status.store_chunks == status.keyword_chunks:
+            info["warning"] = (
+                f"the manifest names {status.chunks} chunks, the store holds {status.store_chunks} and the keyword index "
+                f"{status.keyword_chunks}: a write is in progress, or the index could not be repaired; "
+                f"run `rag status` again when no `rag ingest` is running"
+            )
     else:
         info.update(store=settings.chroma_url or str(settings.index_dir.resolve() / "chroma"), files=0, chunks=0,
                     note="nothing indexed yet: run `rag ingest PATH...`")
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        echo_json(json.dumps(info, indent=2))
         return
     keys = ("index", "store", "embedder", "model", "model_path", "gpu_offload", "backend", "layers_offloaded", "device", "reason",
-            "files", "chunks", "recovered", "note")
+            "files", "chunks", "store_chunks", "keyword_chunks", "recovered", "warning", "note")
     for key in keys:
         if key in info:
-            click.echo(f"{key:>22}: {info[key]}")
+            echo(f"{key:>22}: {info[key]}")
     for name in info.get("file_names", [])[:50]:
-        click.echo(f"{'':>24}{name}")
+        echo(f"{'':>24}{name}")
 
 
 @main.command("batch")
@@ -309,8 +335,8 @@ def batch_command(questions: Path, output: Path, concurrency: int, **kwargs: Any
             rag, questions, output, concurrency=concurrency, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
         )
     for bad in report.bad_rows:
-        click.echo(f"  skipped line {bad.line}: {bad.reason}", err=True)
-    click.echo(
+        echo(f"  skipped line {bad.line}: {bad.reason}", err=True)
+    echo(
         f"answered {report.answered} question(s), {report.skipped_done} already in {output}, "
         f"{len(report.bad_rows)} bad row(s), in {report.seconds:.1f}s"
     )
@@ -326,21 +352,21 @@ def _emit_report(report: dict[str, Any], as_json: bool, report_file: Path | None
         report_file.parent.mkdir(parents=True, exist_ok=True)
         report_file.write_text(json.dumps(report, indent=2))
     if as_json:
-        click.echo(json.dumps(report))
+        echo_json(json.dumps(report))
         return
     keys = [k for k in rows[0][1] if isinstance(rows[0][1][k], (int, float)) or rows[0][1][k] is None]
     if len(rows) == 1:  # one report: a metric per line reads better than a very wide row
         for k in keys:
             value = rows[0][1][k]
-            click.echo(f"{k:>28}  {'-' if value is None else value}")
+            echo(f"{k:>28}  {'-' if value is None else value}")
         if report_file is not None:
-            click.echo(f"report: {report_file}")
+            echo(f"report: {report_file}")
         return
-    click.echo(f"{'':12}" + "".join(f"{k:>16}" for k in keys))
+    echo(f"{'':12}" + "".join(f"{k:>16}" for k in keys))
     for name, row in rows:
-        click.echo(f"{name:12}" + "".join(f"{row[k]:>16}" if row[k] is not None else f"{'-':>16}" for k in keys))
+        echo(f"{name:12}" + "".join(f"{row[k]:>16}" if row[k] is not None else f"{'-':>16}" for k in keys))
     if report_file is not None:
-        click.echo(f"report: {report_file}")
+        echo(f"report: {report_file}")
 
 
 @eval_group.command("retrieval")
@@ -417,12 +443,12 @@ def demo_command(question: str, **kwargs: Any) -> None:
     """Index the bundled sample documents and answer a question about them."""
     from .sample import sample_dir
 
-    click.echo(f"indexing the sample documents in {sample_dir()} …", err=True)
+    echo(f"indexing the sample documents in {sample_dir()} …", err=True)
     ctx = click.get_current_context()
     ctx.invoke(ingest_command, paths=(sample_dir(),), rebuild=False, as_json=False, max_file_mb=None, **kwargs)
-    click.echo(f"\nQ: {question}\nA: ", nl=False)
+    echo(f"\nQ: {question}\nA: ", nl=False)
     ctx.invoke(ask_command, question=question, as_json=False, top_k=None, max_tokens=None, temperature=None, **kwargs)
-    click.echo("\nNext: ask your own question with  rag ask \"...\"  or index your folder with  rag ingest ~/Documents")
+    echo("\nNext: ask your own question with  rag ask \"...\"  or index your folder with  rag ingest ~/Documents")
 
 
 @main.group("models")
@@ -439,7 +465,7 @@ def models_list_command(n_ctx: int, as_json: bool) -> None:
 
     rows = [m.row(n_ctx) for m in load_catalogue()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(json.dumps(rows, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -453,7 +479,7 @@ def models_list_command(n_ctx: int, as_json: bool) -> None:
             r["licence"], "yes" if r["reasoning"] else "", f"{r['repo']}/{r['file']}" if not r["repo"].startswith("bundled:") else r["repo"],
         )
     Console(width=200).print(table)
-    click.echo("use one with --model NAME (after `rag models pull NAME`), or see `rag models recommend`")
+    echo("use one with --model NAME (after `rag models pull NAME`), or see `rag models recommend`")
 
 
 @models_group.command("recommend")
@@ -466,16 +492,16 @@ def models_recommend_command(no_reasoning: bool, as_json: bool) -> None:
     machine = detect_machine()
     choice = recommend(machine, reasoning=not no_reasoning)
     if as_json:
-        click.echo(json.dumps({"machine": machine.describe(), "recommendation": choice.to_json()}, indent=2))
+        echo_json(json.dumps({"machine": machine.describe(), "recommendation": choice.to_json()}, indent=2))
         return
-    click.echo(f"machine: {choice.device}")
+    echo(f"machine: {choice.device}")
     for note in machine.notes:
-        click.echo(f"  note: {note}")
-    click.echo(f"recommended: {choice.model.name} with --n-ctx {choice.n_ctx}")
-    click.echo(f"  why: {choice.reason}")
+        echo(f"  note: {note}")
+    echo(f"recommended: {choice.model.name} with --n-ctx {choice.n_ctx}")
+    echo(f"  why: {choice.reason}")
     if choice.alternative is not None:
-        click.echo(f"  for quicker answers: {choice.alternative.name} ({choice.alternative.params_b:g}B)")
-    click.echo(f"  run: {choice.to_json()['command']}")
+        echo(f"  for quicker answers: {choice.alternative.name} ({choice.alternative.params_b:g}B)")
+    echo(f"  run: {choice.to_json()['command']}")
 
 
 @models_group.command("pull")
@@ -490,8 +516,8 @@ def models_pull_command(name: str, offline: bool | None) -> None:
     settings = load_settings(None, **({"offline": offline} if offline is not None else {}))
     os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
     path = pull(name, downloads_allowed=settings.downloads_allowed)
-    click.echo(f"ready: {path}")
-    click.echo(f"use it with: rag ask --model {name} \"...\"")
+    echo(f"ready: {path}")
+    echo(f"use it with: rag ask --model {name} \"...\"")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,6 +43,32 @@ def test_sanitise_removes_active_outside_content() -> None:
     assert sanitise("local page http://127.0.0.1:7860/ stays") == "local page http://127.0.0.1:7860/ stays"
 
 
+def test_sanitise_judges_the_real_host_of_every_url_form() -> None:
+    outside = [
+        "http://localhost:80@evil.example/fee.png",  # userinfo: the host is evil.example
+        "http://127.0.0.1:1@evil.example/x",
+        "http://localhost\\@evil.example/x",  # browsers read the backslash as a slash
+        "http://127.0.0.1.evil.example/x",
+        "http://xn--80ak6aa92e.com/x",  # IDN, punycode
+        "http://аpple.com/x",  # IDN, Cyrillic a
+        "//evil.example/pixel.png",  # scheme-relative
+        "data:image/png;base64,iVBORw0KGgo=",
+        "javascript:alert(1)",
+        "http&#58;//evil.example/x",  # HTML entities render to a live URL
+        "&#104;ttps://evil.example/x",
+        "&#x68;ttp&#x3a;//evil.example/x",
+        "HTTPS://EVIL.EXAMPLE/X",
+    ]
+    for url in outside:
+        out = sanitise(f"See {url} now.")
+        assert "://" not in out.replace("[:]//", "") and "data:" not in out and "javascript:" not in out, (url, out)
+        assert "[:]" in out or "[//]" in out, (url, out)
+    assert "[:]" in sanitise("See http://[::1]:8000/y now.")  # cut at the bracket: judged as malformed, defanged
+    for url in ["http://127.0.0.1:7860/file.png", "http://localhost/x", "http://localhost:8080"]:
+        assert sanitise(f"See {url} now.") == f"See {url} now."
+    assert sanitise("Meet at 10:30; note: bring ID. and/or later") == "Meet at 10:30; note: bring ID. and/or later"
+
+
 def _hit(n: int, text: str) -> Hit:
     return Hit(Chunk(f"c{n}", text, f"/d/{n}.md", f"{n}.md", None, "", 0, len(text), 10), 1.0)
 
