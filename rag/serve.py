@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+from typing import Any
+from urllib.parse import unquote
 
+from .egress import EgressGuard, url_hosts
 from .errors import InputError
 from .malloc import cap_arenas
 from .service import Rag
@@ -35,9 +39,38 @@ def check_bind(host: str, auth: str | None) -> tuple[str, str] | None:
     return credentials
 
 
+_REMOTE_FILE = re.compile(r"/file=\s*(?:[a-z][a-z0-9+.-]*:|//|\\\\)", re.IGNORECASE)
+
+
+class RefuseRemoteFiles:
+    """ASGI middleware: the page's file routes serve local files only, never a URL they are handed
+    (``/gradio_api/file=https://host/x`` would make the server fetch it)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            path = unquote(unquote(scope.get("raw_path", b"").decode("latin-1") or scope.get("path", "")))
+            if _REMOTE_FILE.search(path):
+                await send({"type": "http.response.start", "status": 403, "headers": [(b"content-type", b"text/plain")]})
+                await send({"type": "http.response.body", "body": b"rag serves no remote files"})
+                return
+        await self.app(scope, receive, send)
+
+
+def guard_egress(rag: Rag, host: str) -> EgressGuard:
+    """Refuse every connection beyond this machine, except to the servers the settings name."""
+    settings = rag.settings
+    return EgressGuard(url_hosts([settings.chroma_url, settings.llm_url]) | {host}).install()
+
+
 def launch(rag: Rag, *, host: str, port: int, auth: tuple[str, str] | None, max_upload_mb: float, max_waiting: int = 8) -> None:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    guard_egress(rag, host)
     cap_arenas()
+    from starlette.middleware import Middleware
+
     from ui.app import CSS, create_app
 
     app = create_app(rag, max_waiting=max_waiting)
@@ -57,4 +90,5 @@ def launch(rag: Rag, *, host: str, port: int, auth: tuple[str, str] | None, max_
         mcp_server=False,
         pwa=False,
         enable_monitoring=False,
+        app_kwargs={"middleware": [Middleware(RefuseRemoteFiles)]},
     )

@@ -169,7 +169,8 @@ def test_api_streams_answers_and_reports_upload_errors(server: Server, tmp_path:
 
     # the index folder is never served as files
     index = Path(server.log).parent / "index"
-    for path in (index / "manifest.json", index / "uploads" / "tides.txt"):
+    uploaded = next((index / "uploads").rglob("tides.txt"))
+    for path in (index / "manifest.json", uploaded):
         assert path.exists()
         for prefix in ("gradio_api/file=", "file="):
             try:
@@ -179,8 +180,21 @@ def test_api_streams_answers_and_reports_upload_errors(server: Server, tmp_path:
                 assert err.code in (403, 404)
 
     # remove a document: it is gone from the index and from answers
-    sources = [str((index / "uploads" / "tides.txt").resolve())]
+    sources = [str(uploaded.resolve())]
     report, status, _ = client.predict(sources, api_name="/remove")
     assert "Removed 1 file" in report
     chat, sources_html, _, _ = client.predict("When is high tide at Port Evander on Sundays?", [], 5, 0.0, 200, api_name="/ask")
     assert "tides.txt" not in sources_html
+
+
+def test_file_routes_never_fetch_a_url(server: Server) -> None:
+    """`/gradio_api/file=URL` must not make the server connect anywhere (the egress log stays empty)."""
+    for target in ("https://93.184.215.14/x.png", "http://evil.example/x", "http%3A//evil.example/x", "//evil.example/x"):
+        for prefix in ("gradio_api/file=", "file="):
+            try:
+                with urllib.request.urlopen(f"{server.url}{prefix}{target}", timeout=10) as response:
+                    status = response.status
+            except urllib.error.HTTPError as err:
+                status = err.code
+            assert status in (403, 404), (prefix, target, status)
+    assert not server.egress_log.exists(), server.egress_log.read_text()

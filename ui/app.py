@@ -12,6 +12,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ import gradio as gr
 from rag.errors import RagError
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.malloc import trim
+from rag.manifest import file_sha256
 from rag.schema import Answer, Citation, Draft
 from rag.service import Rag
 
@@ -137,7 +139,7 @@ def render_sources(rag: Rag, answer: Answer) -> str:
     related passages when refused, and any model reasoning collapsed. All text escaped."""
     parts: list[str] = []
     wanted = [c.chunk_id for c in answer.citations + answer.evidence]
-    chunks = {c.id: c for c in rag.index.store.get(wanted)} if wanted else {}
+    chunks = {c.id: c for c in rag.index.get(wanted)} if wanted else {}
     if answer.refused:
         parts.append(
             '<div class="refusal"><b>Not answered.</b> The documents do not answer this question'
@@ -163,6 +165,19 @@ def render_sources(rag: Rag, answer: Answer) -> str:
     return "\n".join(parts)
 
 
+def _keep_upload(path: Path, upload_dir: Path) -> Path:
+    """Copy an upload into its own folder, named by its content: two files with the same name
+    but different content are two documents, and the same file uploaded again is unchanged."""
+    digest = file_sha256(path)[:16]
+    target = upload_dir / digest / path.name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{path.name}.part")
+        shutil.copyfile(path, tmp)
+        tmp.replace(target)
+    return target
+
+
 def _status_markdown(rag: Rag) -> str:
     from rag.index import Index
 
@@ -180,7 +195,9 @@ def _file_choices(rag: Rag) -> list[tuple[str, str]]:
 
     if not Index.exists(rag.settings.index_dir):
         return []
-    return sorted((entry.display_name, source) for source, entry in rag.index.manifest.files.items())
+    files = rag.index.files()
+    names = Counter(files.values())
+    return sorted((name if names[name] == 1 else f"{name} ({Path(source).parent.name})", source) for source, name in files.items())
 
 
 def create_app(rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = None) -> gr.Blocks:
@@ -250,12 +267,7 @@ def create_app(rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = Non
     def add_documents(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[str, str, Any]:
         if not paths:
             return "No files given.", _status_markdown(rag), gr.update(choices=_file_choices(rag))
-        upload_dir.mkdir(parents=True, exist_ok=True)
-        copies = []
-        for path in paths:
-            target = upload_dir / Path(path).name
-            shutil.copyfile(path, target)
-            copies.append(target)
+        copies = [_keep_upload(Path(path), upload_dir) for path in paths]
 
         def on_progress(event: Any) -> None:
             if event.total:
