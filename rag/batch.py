@@ -1,6 +1,6 @@
 """Batch question answering: files of questions in, one cited JSON answer per line out.
 
-Resumable (questions already in the output are skipped, by id or by text), crash-safe (each record
+Resumable (questions already in the output are skipped by id; ids must be unique), crash-safe (each record
 is one whole line, appended and fsync'd; a torn last line is cut off before resuming), and faster
 than asking one by one (one loaded model, queries embedded in batches, the shared prompt prefix
 reused from llama.cpp's cache).
@@ -15,7 +15,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,13 +67,31 @@ def read_questions(path: Path) -> tuple[list[Question], list[BadRow]]:
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text", f"convert it first, e.g. iconv -f latin1 -t utf-8 {path.name}") from None
     if suffix == ".jsonl":
-        return _from_jsonl(text)
-    if suffix == ".csv":
-        return _from_csv(text, path)
-    if suffix == ".txt":
+        questions, bad = _from_jsonl(text)
+    elif suffix == ".csv":
+        questions, bad = _from_csv(text, path)
+    elif suffix == ".txt":
         questions = [Question(str(n), " ".join(line.split()), n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-        return questions, []
-    raise InputError(f"unsupported questions file type '{suffix}'", "use .jsonl, .csv or .txt")
+        bad = []
+    else:
+        raise InputError(f"unsupported questions file type '{suffix}'", "use .jsonl, .csv or .txt")
+    _refuse_duplicate_ids(questions, path)
+    return questions, bad
+
+
+def _refuse_duplicate_ids(questions: list[Question], path: Path) -> None:
+    """Answers are resumed by id, so every question needs its own (a row without one is known by
+    its line number)."""
+    lines: dict[str, list[int]] = {}
+    for q in questions:
+        lines.setdefault(q.id, []).append(q.line)
+    repeated = {i: ls for i, ls in lines.items() if len(ls) > 1}
+    if repeated:
+        shown = "; ".join(f"id {i!r} on lines {', '.join(map(str, ls))}" for i, ls in list(repeated.items())[:10])
+        raise InputError(
+            f"{path} gives {len(repeated)} id(s) to more than one question: {shown}",
+            "give each question its own id (a row without an id is known by its line number, so do not use line numbers as ids)",
+        )
 
 
 def _from_jsonl(text: str) -> tuple[list[Question], list[BadRow]]:
@@ -98,17 +116,28 @@ def _from_jsonl(text: str) -> tuple[list[Question], list[BadRow]]:
 
 
 def _from_csv(text: str, path: Path) -> tuple[list[Question], list[BadRow]]:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     if "question" not in fields:
         raise InputError(
             f"{path} has no 'question' column (header: {', '.join(reader.fieldnames or []) or 'empty'})",
             "add a header row with a 'question' column (and optionally 'id')",
         )
-    questions, bad = [], []
-    for row in reader:
-        n = reader.line_num
-        row = {(k or "").strip().lower(): (v or "") for k, v in row.items()}
+    questions: list[Question] = []
+    bad: list[BadRow] = []
+    first = reader.line_num + 1
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            last = len(text.splitlines())
+            bad.append(BadRow(first, f"{err}: a quote opened on line {first} is never closed, so lines {first}-{last} were not read"))
+            break
+        n, first = first, reader.line_num + 1
+        row = {(k or "").strip().lower(): (v if isinstance(v, str) else "") for k, v in row.items()}
         question = " ".join(row.get("question", "").split())
         if not question:
             bad.append(BadRow(n, "empty question"))
@@ -117,25 +146,25 @@ def _from_csv(text: str, path: Path) -> tuple[list[Question], list[BadRow]]:
     return questions, bad
 
 
-def already_answered(output: Path) -> tuple[set[str], set[str]]:
-    """Ids and question texts in an existing output; a torn last line is cut off first."""
+def already_answered(output: Path) -> set[str]:
+    """Ids in an existing output; a torn last line is cut off first."""
     if not output.exists():
-        return set(), set()
+        return set()
     data = output.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):  # an interrupted write: drop the partial record
         with output.open("r+b") as handle:
             handle.truncate(end)
         data = data[:end]
-    ids, texts = set(), set()
+    ids = set()
     for line in data.decode("utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        ids.add(str(record.get("id")))
-        texts.add(str(record.get("question")))
-    return ids, texts
+        if isinstance(record, dict) and "id" in record:
+            ids.add(str(record["id"]))
+    return ids
 
 
 def provenance(rag: Rag) -> dict[str, Any]:
@@ -191,8 +220,8 @@ def run_batch(
     started = time.perf_counter()
     questions, bad = read_questions(questions_file)
     report = BatchReport(bad_rows=bad)
-    done_ids, done_texts = already_answered(output)
-    todo = [q for q in questions if q.id not in done_ids and q.text not in done_texts]
+    done = already_answered(output)
+    todo = [q for q in questions if q.id not in done]
     report.skipped_done = len(questions) - len(todo)
     meta = provenance(rag) if todo else {}
     total = len(todo)
@@ -234,8 +263,3 @@ def _answer_record(rag: Rag, question: Question, vector: Any, meta: dict[str, An
         return {"id": question.id, "question": question.text, "error": err.problem, "fix": err.hint, **meta}
     return {"id": question.id, **answer.to_json(), **meta}
 
-
-def iter_records(output: Path) -> Iterator[dict[str, Any]]:
-    with output.open(encoding="utf-8") as handle:
-        for line in handle:
-            yield json.loads(line)

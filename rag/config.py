@@ -191,6 +191,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as err:
         lines = [f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()]
         raise InputError("invalid settings: " + "; ".join(lines), "correct the flag, RAG_* variable or config file named above") from None
+    except ValueError as err:  # the TOML parser's error names the line and column
+        where = config_file or os.environ.get("RAG_CONFIG")
+        raise InputError(f"the config file {where} is not valid TOML: {err}", "correct the line named above") from None
+    except OSError as err:
+        where = config_file or os.environ.get("RAG_CONFIG")
+        raise InputError(f"the config file {where} cannot be read ({err.strerror or err})", "pass a readable TOML file") from None
     finally:
         if config_file is not None:
             if previous is None:

@@ -56,7 +56,7 @@ def test_bad_input_gets_clear_errors_and_leaves_the_index_alone(rag, corpus: Pat
     empty = rag("ask", "   ", index=index, check=2)
     assert "question is empty" in empty.stderr
 
-    missing = rag("ingest", str(tmp_path / "no-such-folder"), index=index, check=1)
+    missing = rag("ingest", str(tmp_path / "no-such-folder"), index=index, check=2)  # an InputError, as from the library
     assert "does not exist" in missing.stderr
 
     (tmp_path / "pictures").mkdir()
