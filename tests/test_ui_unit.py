@@ -140,7 +140,7 @@ def test_sources_panel_flags_unsupported_shows_related_and_collapses_reasoning()
     from rag.schema import Answer, Citation, Claim
     from ui.app import render_sources
 
-    fake_rag = SimpleNamespace(index=SimpleNamespace(store=SimpleNamespace(get=lambda ids: [])))
+    fake_rag = SimpleNamespace(index=SimpleNamespace(get=lambda ids: []))
     related = Citation(1, "/d/a.md", "a.md", None, "c1", "Kilns are <b>hot</b>.", 0, 19, False)
     answer = Answer(
         question="q", text="The documents do not say.", citations=[], refused=True, truncated=False, model="m",
