@@ -6,12 +6,13 @@ A generated corpus (plain-text files of seeded pseudo-English, ~2,400 chunks at 
 to cross Chroma's HNSW sync threshold) is indexed once cleanly for reference. Then each run:
 
 1. changes the corpus a little (edits, deletions, re-creations) or, one run in three, starts over
-   with `--rebuild`;
+   with `--rebuild` (every other time without paths: from the folders the index records);
 2. starts `rag ingest` and SIGKILLs it after a random delay;
 3. checks: `rag status` and `rag ask` work; the manifest agrees with the store (no chunk of a file
-   the manifest lists is missing; no chunk the manifest does not list);
-4. re-runs `rag ingest` to the end and checks that the store holds exactly the chunk ids a clean
-   build of the current corpus gives (computed with the library's own loader and chunker).
+   the manifest lists is missing; no chunk the manifest does not list) and with the keyword index;
+4. re-runs the same command to the end (a rebuild without paths must still know the folders) and
+   checks that the store and the keyword index hold exactly the chunk ids a clean build of the
+   current corpus gives (computed with the library's own loader and chunker).
 
 Prints JSON: runs, kills that landed mid-ingest, recoveries, failures (with reasons), chunks.
 """
@@ -80,6 +81,9 @@ def consistency(index_dir: Path, embedder: SentenceTransformerEmbedder) -> list[
     orphans = {i for ids in stored.values() for i in ids} - listed
     if orphans:
         problems.append(f"{len(orphans)} orphan chunk(s) in the store")
+    keywords = set(index.keywords().ids)
+    if keywords != listed:
+        problems.append(f"keyword index disagrees: {len(keywords - listed)} extra, {len(listed - keywords)} missing")
     del index
     return problems
 
@@ -132,7 +136,9 @@ def main() -> None:
                 deleted.append(path)
             while len(deleted) > 4:
                 write_file(deleted.pop(0), rng, args.sentences)
-        command = [sys.executable, "-m", "rag.cli", "ingest", str(corpus)] + (["--rebuild"] if rebuild else [])
+        paths = [] if run % 6 == 0 else [str(corpus)]  # half the rebuilds name no paths
+        args_run = ["ingest", *paths] + (["--rebuild"] if rebuild else [])
+        command = [sys.executable, "-m", "rag.cli", *args_run]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
         delay = rng.uniform(2.0, (full_build_s if rebuild else full_build_s / 3) + 2.0)
         time.sleep(delay)
@@ -152,14 +158,17 @@ def main() -> None:
         problems += consistency(index_dir, embedder)
         if (index_dir / "ingest.dirty").exists():
             problems.append("the dirty marker survived an open with no writer alive")
-        again = rag("ingest", str(corpus), env=env)
+        again = rag(*args_run, env=env)
         if again.returncode != 0:
             problems.append(f"re-ingest failed ({again.returncode}): {again.stderr.strip()[-300:]}")
         index = Index(index_dir, embedder)
         got = {i for ids in index.store.ids_by_source().values() for i in ids}
         listed = {i for e in index.manifest.files.values() for i in e.chunk_ids}
+        keyword_ids = set(index.keywords().ids)
         del index
         want = expected_ids(corpus, settings, embedder)
+        if keyword_ids != want:
+            problems.append(f"keyword index did not converge: {len(keyword_ids - want)} extra, {len(want - keyword_ids)} missing")
         if got != want or listed != want:
             index = Index(index_dir, embedder)
             extra_files = sorted({Path(c.source).name for c in index.store.get(sorted(got - want))})
@@ -167,11 +176,13 @@ def main() -> None:
             problems.append(f"did not converge: store {len(got)} / manifest {len(listed)} / clean {len(want)} ids, "
                             f"{len(got - want)} extra (in {extra_files}), {len(want - got)} missing")
         if problems:
-            failures.append({"run": run, "rebuild": rebuild, "killed_after_s": round(delay, 2), "problems": problems})
-        print(f"run {run}: {'rebuild' if rebuild else 'update'}, killed after {delay:.1f}s, "
+            failures.append({"run": run, "command": args_run, "killed_after_s": round(delay, 2), "problems": problems})
+        print(f"run {run}: rag {' '.join(args_run)}, killed after {delay:.1f}s, "
               f"{'ok' if not problems else problems}", file=sys.stderr, flush=True)
     print(json.dumps({
         "runs": args.runs,
+        "rebuilds": sum(1 for run in range(1, args.runs + 1) if run % 3 == 0),
+        "rebuilds_without_paths": sum(1 for run in range(1, args.runs + 1) if run % 6 == 0),
         "killed_mid_ingest": mid_ingest,
         "recovered_on_open": recoveries,
         "failures": len(failures),

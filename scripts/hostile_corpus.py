@@ -4,10 +4,15 @@
 
 Builds, in a temporary folder: a PDF decompression bomb, a PDF whose page tree contains itself, an
 encrypted PDF, a truncated PDF, a billion-laughs DOCX, a zip bomb named .docx, Latin-1 text, an
-empty file, a file over the size cap, a symlink loop, and a link to a secret outside the folder; plus
-one good file. Runs `rag ingest --json --max-file-mb 2` on it (parse limits 20 s and 768 MB) and
+empty file, a file over the size cap, a symlink loop, a link to a secret outside the folder, folder
+links that leave the root or loop, a file name that is not UTF-8, an unreadable file and an
+unreadable folder; plus good files, one full of terminal escape codes and one of links that only
+look local (userinfo, scheme-relative, data:, IDN, HTML entities). Runs
+`rag ingest --json --max-file-mb 2` on it (parse limits 20 s and 768 MB; as root, without the
+capability to read what permissions forbid) and `rag ask` about the two tricky good files, and
 prints one JSON object: the reason given for each file, whether each matches the expected reason,
-the time, the parse worker's peak memory, and whether the secret outside the folder stayed out.
+the time, the parse worker's peak memory, whether the secret outside the folder stayed out,
+whether any escape code reached the terminal, and whether an answer carried a live outside link.
 `tests/test_hostile.py` builds the same corpus with `build()`.
 """
 
@@ -17,6 +22,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +49,19 @@ EXPECTED = {
     "loop_a.txt": "bad-symlink",
     "loop_b.txt": "bad-symlink",
     "link.txt": "outside-root",
+    "out": "outside-root",
+    "self": "bad-symlink",
+    "caf\ufffd.md": "bad-filename",
+    "locked.md": "unreadable",
+    "locked-folder": "unreadable",
 }
+GOOD = ["escapes.md", "good.md", "links.md"]
+ESCAPES = "\x1b]8;;http://evil.example/pwn\x1b\\click\x1b]8;;\x1b\\ \x1b]0;owned\x07\x1b[2J\x9b31m"
+LINKS = [
+    "http://localhost:80@evil.example/fee.png", "http://127.0.0.1:1@evil.example/x", "//evil.example/pixel.png",
+    "data:image/png;base64,iVBORw0KGgo=", "http://xn--80ak6aa92e.com/x", "http&#58;//evil.example/y",
+]
+QUESTIONS = {"escapes.md": "When does the ferry leave the pier?", "links.md": "Where is the supplier portal?"}
 LIMITS = {"RAG_PARSE_TIMEOUT_S": "20", "RAG_PARSE_MEMORY_MB": "768"}
 
 
@@ -145,7 +163,32 @@ def build(base: Path) -> Path:
     outside.mkdir()
     (outside / "secret.txt").write_text(SECRET + "\n")
     os.symlink(outside / "secret.txt", root / "link.txt")
+    os.symlink(outside, root / "out", target_is_directory=True)
+    os.symlink(root, root / "self", target_is_directory=True)
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.md"), "wb") as handle:
+        handle.write(b"A name in Latin-1.")
+    (root / "locked.md").write_text("Nobody may read this.")
+    (root / "locked.md").chmod(0)
+    (root / "locked-folder").mkdir()
+    (root / "locked-folder" / "inside.md").write_text("Nor this.")
+    (root / "locked-folder").chmod(0)
+    (root / "escapes.md").write_text(f"# Ferry\n\nThe ferry leaves the pier {ESCAPES} at 07:40 every day.\n")
+    (root / "links.md").write_text("# Suppliers\n\nThe supplier portal is at " + " and ".join(LINKS) + ".\n")
     return root
+
+
+def unprivileged(argv: list[str]) -> list[str]:
+    """As root, drop the capability to read what permissions forbid, so an unreadable file is one."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        return argv
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *argv]
+
+
+def unlock(root: Path) -> None:
+    """Give the unreadable parts their permissions back, so the folder can be deleted."""
+    for path in (root / "locked.md", root / "locked-folder"):
+        if path.exists():
+            path.chmod(0o755)
 
 
 def main() -> None:
@@ -158,23 +201,30 @@ def main() -> None:
         index = base / "index"
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "rag.cli", "ingest", str(root), "--json", "--max-file-mb", "2", "--index", str(index)],
+            unprivileged([sys.executable, "-m", "rag.cli", "ingest", str(root), "--json", "--max-file-mb", "2", "--index", str(index)]),
             capture_output=True, text=True, env={**os.environ, **LIMITS},
         )
+        unlock(root)
         seconds = time.monotonic() - started
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the ingest and its parse workers
         if result.returncode != 0:
             raise SystemExit(f"rag ingest failed ({result.returncode}): {result.stderr[-2000:]}")
         report = json.loads(result.stdout)
         reasons = {e["path"]: e["reason"] for e in report["skipped"]}
-        stored = subprocess.run(
-            [sys.executable, "-m", "rag.cli", "ask", "What is the vault code?", "--json", "--index", str(index)],
-            capture_output=True, text=True,
-        ).stdout
+        ask = [sys.executable, "-m", "rag.cli", "ask", "--index", str(index)]
+        extract = {**os.environ, "RAG_ANSWER_MODE": "extract"}
+        stored = subprocess.run([*ask, "What is the vault code?", "--json"], capture_output=True, text=True).stdout
+        printed = result.stdout + result.stderr + "".join(
+            (lambda r: r.stdout + r.stderr)(subprocess.run([*ask, q], capture_output=True, text=True, env=extract)) for q in QUESTIONS.values()
+        )
+        links_answer = json.loads(subprocess.run([*ask, QUESTIONS["links.md"], "--json"], capture_output=True, text=True, env=extract).stdout)
         print(json.dumps({
             "added": report["added"],
             "skipped": reasons,
-            "all_as_expected": reasons == EXPECTED,
+            "all_as_expected": reasons == EXPECTED and report["added"] == GOOD,
+            "escape_codes_printed": any(ch in printed for ch in "\x1b\x07\x9b"),
+            "links_answer": links_answer["answer"],
+            "live_outside_link_in_answer": any(m in links_answer["answer"] for m in ("://", " //", "data:", "&#58;")),
             "unexpected": {k: v for k, v in reasons.items() if EXPECTED.get(k) != v},
             "seconds": round(seconds, 1),
             "peak_ingest_rss_mb": round(peak_mb),

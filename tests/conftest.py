@@ -151,16 +151,26 @@ def rag(tmp_path: Path):
     guarded = Path(__file__).resolve().parent / "guarded_cli.py"
 
     def run(
-        *args: str, index: Path | None = None, check: int | None = 0, env: dict[str, str] | None = None, timeout: float = 300
+        *args: str,
+        index: Path | None = None,
+        check: int | None = 0,
+        env: dict[str, str] | None = None,
+        timeout: float = 300,
+        as_user: bool = False,
     ) -> subprocess.CompletedProcess[str]:
+        """``as_user``: as root, run without the capability to read what permissions forbid."""
         argv = [sys.executable, str(guarded), str(attempts), *args]
+        if as_user and os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("setpriv (util-linux) is needed to drop root's read-anything capability")
+            argv = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *argv]
         if index is not None:
             argv += ["--index", str(index)]
         environ = os.environ | (env or {})
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=environ)
         if check is not None:
             assert result.returncode == check, result.stdout + result.stderr
-        assert "Traceback" not in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
         assert not attempts.exists(), f"network attempts: {attempts.read_text()}"
         return result
 

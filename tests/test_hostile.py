@@ -5,12 +5,13 @@ bounded, and nothing outside the ingested root is read."""
 from __future__ import annotations
 
 import json
+import re
 import resource
 import time
 from pathlib import Path
 
 import pytest
-from hostile_corpus import EXPECTED, LIMITS, SECRET, build, pdf_bomb
+from hostile_corpus import EXPECTED, GOOD, LIMITS, LINKS, QUESTIONS, SECRET, build, pdf_bomb, unlock
 
 pytestmark = pytest.mark.slow
 
@@ -22,15 +23,17 @@ def test_hostile_corpus_is_reported_file_by_file(rag, tmp_path: Path) -> None:
     started = time.monotonic()
     result = rag(
         "ingest", str(root), "--json", "--max-file-mb", "2", index=index,
-        env=LIMITS, timeout=600,
+        env=LIMITS, timeout=600, as_user=True,
     )
     elapsed = time.monotonic() - started
+    unlock(root)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     report = json.loads(result.stdout)
     reasons = {e["path"]: e["reason"] for e in report["skipped"]}
 
-    assert report["added"] == ["good.md"]
+    assert report["added"] == GOOD
     assert reasons == EXPECTED, report["skipped"]
+    assert not any(ch in result.stdout + result.stderr for ch in "\x1b\x07\x9b")
     assert elapsed < 300  # every parse is bounded (20 s each at most)
     assert peak_mb < 3000, peak_mb  # a 1 GB bomb never lands in the ingesting process
 
@@ -40,6 +43,17 @@ def test_hostile_corpus_is_reported_file_by_file(rag, tmp_path: Path) -> None:
 
     texts = " ".join(c.text for c in Rag(Settings(index_dir=index, offline=True)).index.store.iter_all())
     assert "lighthouse" in texts and SECRET.split()[-1] not in texts
+
+    # documents reach the terminal without escape codes, and answers without live outside links
+    extract = {"RAG_ANSWER_MODE": "extract"}
+    ferry = rag("ask", QUESTIONS["escapes.md"], index=index, env=extract)
+    assert "07:40" in ferry.stdout and not any(ch in ferry.stdout + ferry.stderr for ch in "\x1b\x07\x9b")
+    portal = json.loads(rag("ask", QUESTIONS["links.md"], "--json", index=index, env=extract).stdout)["answer"]
+    assert "supplier portal" in portal
+    for link in LINKS:
+        assert link not in portal, portal
+    assert "://" not in portal and "data:" not in portal and "&#58;" not in portal, portal
+    assert not re.search(r"(^|[\s(\"'])//", portal), portal  # no live scheme-relative link either
 
 
 def test_each_parse_runs_under_a_time_limit_and_a_memory_cap(tmp_path: Path) -> None:
