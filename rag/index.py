@@ -244,7 +244,6 @@ class Index:
             keywords = BM25Index.load(self.bm25_dir, manifest.generation)
             if keywords is None:  # only an empty index has none
                 keywords, _ = self._keywords_agreeing(manifest, None)
-            atomic_write(self.dirty_path, str(os.getpid()).encode())
             writer = IndexWriter(self, manifest, keywords)
             yield writer
             writer.finish()
@@ -302,9 +301,19 @@ class IndexWriter:
         self.manifest = manifest
         self.keywords = keywords
         self._unsaved = False
+        self._changing = False
+
+    def _begin_change(self) -> None:
+        """Mark the index dirty before the first change: if this writer dies from here on, the
+        next open (or write) settles what it left. A writer that fails before changing anything
+        leaves nothing to settle."""
+        if not self._changing:
+            atomic_write(self._index.dirty_path, str(os.getpid()).encode())
+            self._changing = True
 
     def commit(self) -> None:
         """Bump the generation and write the manifest: the commit point."""
+        self._begin_change()
         self.manifest.generation += 1
         self._index._save(self.manifest)
         self._unsaved = False
@@ -316,6 +325,7 @@ class IndexWriter:
 
     def wipe(self) -> None:
         """Drop every chunk (``--rebuild``). The recorded roots stay until the rebuild commits."""
+        self._begin_change()
         self.store.drop_all()
         shutil.rmtree(self._index.bm25_dir, ignore_errors=True)
         self.manifest = Manifest(embedder=self.manifest.embedder, generation=self.manifest.generation, roots=self.manifest.roots)
@@ -327,6 +337,7 @@ class IndexWriter:
 
         Returns how many chunks were removed, and which sources were new."""
         added = [c for _, _, chunks in files for c in chunks]
+        self._begin_change()
         self.store.add(added, vectors)
         old_ids: set[str] = set()
         new_sources: list[str] = []
@@ -367,4 +378,5 @@ class IndexWriter:
         if self.keywords.generation != BM25Index.saved_generation(self._index.bm25_dir):
             self.keywords.save(self._index.bm25_dir, self.manifest.generation)
         if self._unsaved:
+            self._begin_change()
             self._index._save(self.manifest)
