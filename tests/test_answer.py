@@ -130,8 +130,8 @@ class FakeRetriever:
         class _Index:
             embedder = BagOfWordsEmbedder()
 
-            def bm25(self) -> BM25Index:
-                return keywords
+            def idf(self, word: str) -> float | None:
+                return keywords.idf(word)
 
         self.index = _Index()
 
