@@ -84,7 +84,7 @@ class QuestionAnswerer:
         index = self.retriever.index
         verifier = Verifier(packed.hits, question, index.embedder, self.thresholds, self._entailment, index.idf)
         evidence = verifier.evidence(3)
-        answerability = evidence[0].score if evidence else 0.0
+        answerability = verifier.answerability()
         if answerability < self.settings.min_answerability:
             reason = f"no retrieved sentence answers the question (answerability {answerability:.2f} < {self.settings.min_answerability})"
             yield from _with_text(self._refusal(question, started, reason, verifier, evidence, packed))
@@ -158,14 +158,19 @@ class QuestionAnswerer:
         packed: PackedPrompt,
         removed: list[str],
     ) -> Answer:
-        best = evidence[0]
-        chunk = verifier.hits[best.n - 1].chunk
-        quote = " ".join(chunk.text[best.start : best.end].split())
-        citation = make_citation(best.n, chunk, best.start, best.end, supported=True)
+        quoted = self._quoted_evidence(verifier, evidence)
+        texts, citations, claims = [], [], []
+        for e in quoted:
+            chunk = verifier.hits[e.n - 1].chunk
+            quote = sanitise(" ".join(chunk.text[e.start : e.end].split()))
+            citation = make_citation(e.n, chunk, e.start, e.end, supported=True)
+            texts.append(f'"{quote}" [{e.n}]')
+            citations.append(citation)
+            claims.append(Claim(quote, [e.n], True, 1.0, citation.quote, citation.quote_start, citation.quote_end, passage=e.n))
         return Answer(
             question=question,
-            text=self.prompts.render("extractive", quote=sanitise(quote), n=best.n),
-            citations=[citation],
+            text=self.prompts.render("extractive", quotes="; ".join(texts)),
+            citations=citations,
             refused=False,
             truncated=False,
             model=model,
@@ -176,10 +181,21 @@ class QuestionAnswerer:
             sources_dropped=packed.dropped,
             removed_sentences=removed,
             mode="extractive",
-            claims=[Claim(sanitise(quote), [best.n], True, 1.0, citation.quote, citation.quote_start, citation.quote_end)],
+            claims=claims,
             evidence=self._evidence_citations(verifier, evidence, supported=True),
-            answerability=best.score,
+            answerability=verifier.answerability(),
         )
+
+    def _quoted_evidence(self, verifier: Verifier, evidence: list[Evidence]) -> list[Evidence]:
+        """What an extractive answer quotes: the best evidence, and for a question that asks two
+        things the best evidence for each further part, when it answers nearly as well."""
+        best = evidence[0]
+        others = [e for e in evidence[1:] if e.part != best.part and e.rank >= best.rank - self.settings.relevance_margin]
+        chosen = [best]
+        for e in others:
+            if e.part not in {c.part for c in chosen} and (e.n, e.start) != (best.n, best.start):
+                chosen.append(e)
+        return chosen
 
     def condense(self, question: str, history: list[tuple[str, str]]) -> str:
         """Rewrite a follow-up into a standalone question using the chat history (prompts/condense.txt).

@@ -13,13 +13,15 @@ from .schema import Chunk, Citation, Claim, Hit
 from .config import Settings
 from .safety import sanitise
 from .textspan import complete_prefix, content_words, sentences
-from .verify import Thresholds, Verifier
+from .verify import Support, Thresholds, Verifier
 
 _FIELDS = Settings.model_fields
-DEFAULT_THRESHOLDS = Thresholds(
-    _FIELDS["support_lexical"].default, _FIELDS["support_novel"].default, _FIELDS["support_semantic"].default
+DEFAULT_THRESHOLDS = Thresholds(  # the thresholds that ship, relevance margin included
+    _FIELDS["support_lexical"].default,
+    _FIELDS["support_novel"].default,
+    _FIELDS["support_semantic"].default,
+    relevance_margin=_FIELDS["relevance_margin"].default,
 )
-TOPIC_SIMILARITY = 0.35  # a sentence sharing one word with the question must also be this close to it
 MAX_SENTENCES = 3  # longer answers from a small model are mostly repetition
 
 _ECHO = re.compile(r"^\s*(source|passage)\s*\[?\d+\]?\s*:\s*$", re.IGNORECASE | re.MULTILINE)
@@ -37,20 +39,19 @@ class CitationChecker:
 
     ``feed`` takes raw model text and returns the sentences accepted so far, each ending with the
     numbers of the sources that support it. Each sentence is verified (``rag.verify``) against the
-    passages it cites; a citation to a passage that does not support it moves to the passage that
-    does, or the sentence is flagged unsupported and kept out of the answer text. It must also be
-    about the question. Every sentence becomes a ``Claim`` (supported or not) for the outputs.
+    passages it cites; a citation to a passage that does not support it (or none) moves to the
+    passage that does, or the sentence is kept out of the answer text with its reason. The passage
+    that supports it must answer the question (``Verifier.answers_question``). Every sentence
+    becomes a ``Claim`` (kept or not, with its reason) for the outputs.
     """
 
     def __init__(
         self,
         hits: list[Hit],
         question: str,
-        similarity: Callable[[str], float] | None = None,
         verifier: Verifier | None = None,
     ) -> None:
         self.hits = hits
-        self._similarity = similarity  # sentence → similarity to the question, when an embedder is at hand
         self.verifier = verifier or Verifier(hits, question, None, DEFAULT_THRESHOLDS)
         self.question_words = content_words(question)
         self.kept: list[str] = []
@@ -126,12 +127,11 @@ class CitationChecker:
             self.model_refused = True
             return None
         supports, best = self.verifier.check(bare, numbers_cited)
-        shared = len(words & self.question_words)
-        on_topic = shared >= 2 or shared == 1 and self._similar_enough(bare)
-        if not supports or not on_topic or len(self.kept) >= MAX_SENTENCES:
-            if len(self.kept) < MAX_SENTENCES:
+        if not supports or len(self.kept) >= MAX_SENTENCES:
+            reason = "over-limit" if supports else self.verifier.reason(bare, best)
+            if reason != "over-limit":
                 self.removed.append(sanitise(bare))
-                self.claims.append(Claim(sanitise(bare), [], False, best.score if best else 0.0))
+            self.claims.append(self._rejected(sanitise(bare), best, reason))
             return None
         numbers = [s.n for s in supports]
         first = supports[0]
@@ -147,16 +147,22 @@ class CitationChecker:
                 chunk.text[first.start : first.end],
                 chunk.char_start + first.start,
                 chunk.char_start + first.end,
+                passage=first.n,
             )
         )
         sentence = sanitise(_with_markers(bare, numbers))
         self.kept.append(sentence)
         return sentence
 
-    def _similar_enough(self, sentence: str) -> bool:
-        """Close enough to the question by embedding (given similarity, else the verifier's)."""
-        similarity = self._similarity(sentence) if self._similarity is not None else self.verifier.question_similarity(sentence)
-        return similarity is None or similarity >= TOPIC_SIMILARITY
+    def _rejected(self, text: str, best: Support | None, reason: str) -> Claim:
+        """A sentence left out, with why and the passage span that came closest to supporting it."""
+        if best is None:
+            return Claim(text, [], False, 0.0, reason=reason)
+        chunk = self.hits[best.n - 1].chunk
+        return Claim(
+            text, [], False, best.score, chunk.text[best.start : best.end],
+            chunk.char_start + best.start, chunk.char_start + best.end, reason=reason, passage=best.n,
+        )
 
     def result(self) -> tuple[str, list[Citation], list[str]]:
         citations = []

@@ -14,7 +14,7 @@ REQUIRED: dict[str, set[str]] = {
     "qa": {"sources", "question"},
     "source": {"n", "text"},
     "refusal": set(),
-    "extractive": {"quote", "n"},
+    "extractive": {"quotes"},
     "condense": {"history", "question"},
 }
 

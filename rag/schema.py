@@ -102,6 +102,10 @@ class Claim:
     quote: str = ""  # best-supporting span in the first supporting source
     quote_start: int | None = None  # offsets of ``quote`` in the source document
     quote_end: int | None = None
+    # "supported", or why it was left out: "unsupported", "off-topic", "restates-question",
+    # "contradicted" (an NLI verifier disagreed) or "over-limit" (the answer had enough sentences)
+    reason: str = "supported"
+    passage: int | None = None  # the source that supports it best, even when it was left out
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

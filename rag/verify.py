@@ -27,6 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from .embeddings import Embedder
+from .question import QuestionPart, holds, parts
 from .safety import instruction_spans, mask_instructions
 from .schema import Hit
 from .textspan import content_word_forms, content_words, numbers, overlap, sentences, weighted_overlap
@@ -82,6 +83,11 @@ class Support:
         )
 
 
+# how much holding the kind of answer asked for (a duration for "how long") counts when evidence is
+# ranked; it orders evidence and judges relevance, and never changes answerability (calibrated without it)
+KIND_BONUS = 0.1
+
+
 @dataclass(frozen=True)
 class Evidence:
     n: int
@@ -90,6 +96,23 @@ class Evidence:
     score: float  # how well the sentence answers the question
     coverage: float  # share of the question's words (by weight, less those all headings share) in the sentence, 3/4, and its passage, 1/4
     similarity: float
+    rank: float = 0.0  # the score for ranking: the best over the question's parts, with KIND_BONUS for holding the kind of answer
+    part: int = 0  # the part of the question (0-based) this sentence answers best
+
+
+def _part_weights(
+    question_parts: list[QuestionPart], whole: dict[str, float], term_weight: Callable[[str], float | None] | None
+) -> list[dict[str, float]]:
+    """The word weights of each part of the question. A later part ("and what voids it?") keeps
+    the first part's words at half weight: it names its topic by a pronoun."""
+    if len(question_parts) == 1:
+        return [whole]
+    first = question_weights(question_parts[0].text, term_weight)
+    out = [first]
+    for part in question_parts[1:]:
+        own = question_weights(part.text, term_weight)
+        out.append({**{w: v / 2 for w, v in first.items()}, **own})
+    return out
 
 
 def question_weights(question: str, term_weight: Callable[[str], float | None] | None) -> dict[str, float]:
@@ -126,12 +149,13 @@ class Verifier:
         self.question_words = content_words(question)
         self.question_weights = question_weights(question, term_weight)
         self.open_question = bool(_OPEN_QUESTION.search(question))
+        self.parts: list[QuestionPart] = parts(question)
+        self._part_weights = _part_weights(self.parts, self.question_weights, term_weight)
         # sentences that address the assistant (prompt injection) never count as evidence or support
         trusted = [mask_instructions(h.chunk.text, " ") for h in hits]
         self.passage_words = [content_words(t + " " + h.chunk.heading) for t, h in zip(trusted, hits)]
         self._headings = [content_words(h.chunk.heading) for h in hits]
         self._shared_heading = set.intersection(*self._headings) if len(hits) > 1 else set()
-        self._topical = {w: v for w, v in self.question_weights.items() if w not in self._shared_heading}
         self.evidence_text = [t + " " + h.chunk.heading for t, h in zip(trusted, hits)]
         self.spans: list[tuple[int, int, int]] = []  # (hit index, start, end) of every trusted passage sentence
         for i, hit in enumerate(hits):
@@ -148,6 +172,7 @@ class Verifier:
             self._span_vectors = None
             self._question_vector = None
         self._sentence_vectors: dict[str, np.ndarray] = {}
+        self._part_ranks: dict[tuple[int, int, int], list[float]] = {}  # each span's rank for each part of the question
 
     def sentence_vector(self, sentence: str) -> np.ndarray | None:
         """The embedding of an answer sentence, computed once however many checks use it."""
@@ -166,26 +191,48 @@ class Verifier:
 
     # evidence for the question -------------------------------------------------------------
     def evidence(self, k: int = 3) -> list[Evidence]:
-        """The passage sentences that best answer the question, best first (one per passage)."""
-        return self._best_per_passage[:k]
+        """The passage sentences that best answer the question, best first: the best for each part
+        of the question, then the best of each other passage."""
+        return self._evidence_order[:k]
 
     @cached_property
-    def _best_per_passage(self) -> list[Evidence]:
-        best: dict[int, Evidence] = {}
+    def _evidence_order(self) -> list[Evidence]:
+        chosen: list[Evidence] = []
+        for part in range(len(self.parts)):
+            best = next((e for e in self._scored_spans if e.part == part), None)
+            if best is not None and best not in chosen:
+                chosen.append(best)
+        passages = {e.n for e in chosen}
         for e in self._scored_spans:
-            best.setdefault(e.n, e)
-        return list(best.values())
+            if e.n not in passages:
+                passages.add(e.n)
+                chosen.append(e)
+        return chosen
 
     @cached_property
-    def _span_scores(self) -> dict[tuple[int, int, int], float]:
-        return {(e.n, e.start, e.end): e.score for e in self._scored_spans}
+    def _passage_ranks(self) -> dict[int, float]:
+        best: dict[int, float] = {}
+        for e in self._scored_spans:
+            best.setdefault(e.n, e.rank)
+        return best
+
+    @cached_property
+    def _answering_passages(self) -> set[int]:
+        """Passages whose best sentence, for some part of the question, ranks within
+        ``thresholds.relevance_margin`` of that part's best evidence."""
+        self._scored_spans  # noqa: B018 - scoring fills _part_ranks
+        answering: set[int] = set()
+        for p in range(len(self.parts)):
+            ranked = [(ranks[p], n) for (n, _, _), ranks in self._part_ranks.items()]
+            best = max((r for r, _ in ranked), default=0.0)
+            answering |= {n for r, n in ranked if r >= best - self.thresholds.relevance_margin}
+        return answering
 
     def answers_question(self, support: Support) -> bool:
-        """Whether the span that supports a sentence is about the question: its evidence score is
-        within ``thresholds.relevance_margin`` of the best evidence sentence's. A true sentence
-        copied from a passage about something else is not an answer, however well it is sourced."""
-        best = self._scored_spans[0].score if self._scored_spans else 0.0
-        return self._span_scores.get((support.n, support.start, support.end), 0.0) >= best - self.thresholds.relevance_margin
+        """Whether the passage that supports a sentence answers the question (or a part of it).
+        A true sentence from a passage about something else is not an answer, however well it is
+        sourced; any sentence of a passage that answers belongs, whatever words it shares."""
+        return support.n in self._answering_passages
 
     @cached_property
     def _scored_spans(self) -> list[Evidence]:
@@ -199,16 +246,27 @@ class Verifier:
         )
         scored: list[Evidence] = []
         for (i, start, end), words, sim in zip(self.spans, self._span_words, similarity):
-            weights, words = self._topical_weights(i, words)
-            # the sentence answers; its passage gives context (a sentence often names by a pronoun
-            # what the question names), so the passage's own coverage counts for a quarter
-            coverage = 0.75 * weighted_overlap(weights, words) + 0.25 * weighted_overlap(weights, self.passage_words[i])
+            weights, offered = self._topical_weights(i, words, self.question_weights)
+            coverage = self._coverage(i, weights, offered)
             score = 0.5 * float(sim) + 0.5 * coverage
-            scored.append(Evidence(i + 1, start, end, round(score, 4), round(coverage, 4), round(float(sim), 4)))
-        scored.sort(key=lambda e: (-e.score, e.n, e.start))
+            text = self.hits[i].chunk.text[start:end]
+            ranks = [
+                (0.5 * float(sim) + 0.5 * self._coverage(i, *self._topical_weights(i, words, weights_p)) if len(self.parts) > 1 else score)
+                + KIND_BONUS * holds(part.kind, text)
+                for part, weights_p in zip(self.parts, self._part_weights)
+            ]
+            part = max(range(len(ranks)), key=lambda p: ranks[p])
+            self._part_ranks[(i + 1, start, end)] = ranks
+            scored.append(Evidence(i + 1, start, end, round(score, 4), round(coverage, 4), round(float(sim), 4), round(ranks[part], 4), part))
+        scored.sort(key=lambda e: (-e.rank, -e.score, e.n, e.start))
         return scored
 
-    def _topical_weights(self, i: int, words: set[str]) -> tuple[dict[str, float], set[str]]:
+    def _coverage(self, i: int, weights: dict[str, float], words: set[str]) -> float:
+        """The sentence answers; its passage gives context (a sentence often names by a pronoun
+        what the question names), so the passage's own coverage counts for a quarter."""
+        return 0.75 * weighted_overlap(weights, words) + 0.25 * weighted_overlap(weights, self.passage_words[i])
+
+    def _topical_weights(self, i: int, words: set[str], weights: dict[str, float]) -> tuple[dict[str, float], set[str]]:
         """The question's word weights for judging a sentence of passage ``i``, and the words that
         sentence offers (its own and its heading's).
 
@@ -220,18 +278,18 @@ class Verifier:
         there is nothing to compare and a question made only of shared words is judged on all.
         """
         heading = self._headings[i]
-        if not self._topical:
-            return self.question_weights, words | heading
-        return self._topical, words | (heading - self._shared_heading)
+        topical = {w: v for w, v in weights.items() if w not in self._shared_heading}
+        if not topical:
+            return weights, words | heading
+        return topical, words | (heading - self._shared_heading)
 
     def passage_scores(self) -> dict[int, float]:
         """Each passage's best evidence score (how well its best sentence answers the question)."""
-        return {e.n: e.score for e in self.evidence(len(self.hits))}
+        return dict(self._passage_ranks)
 
     def answerability(self) -> float:
         """How well the best evidence sentence answers the question (0 when there is none)."""
-        found = self.evidence(1)
-        return found[0].score if found else 0.0
+        return max((e.score for e in self._scored_spans), default=0.0)
 
     # support for a sentence ----------------------------------------------------------------
     def support(self, sentence: str, n: int, vector: np.ndarray | None = None) -> Support:
@@ -259,6 +317,18 @@ class Verifier:
             entailment = self._entailment.entailment([(self.hits[i].chunk.text, sentence)])[0]
         return Support(n, round(lexical, 4), round(novel, 4), round(semantic, 4), numbers_ok, start, end, entailment)
 
+    def reason(self, sentence: str, best: Support | None) -> str:
+        """Why ``sentence``, whose best support is ``best``, was left out, in one word."""
+        if self.open_question and not content_words(sentence) - self.question_words:
+            return "restates-question"
+        if best is None:
+            return "unsupported"
+        if best.passes(self.thresholds):
+            return "off-topic"
+        if best.entailment is not None and best.entailment < self.thresholds.entailment and best.lexical >= self.thresholds.lexical:
+            return "contradicted"
+        return "unsupported"
+
     def check(self, sentence: str, cited: list[int]) -> tuple[list[Support], Support | None]:
         """(the passage to cite for ``sentence`` as a one-element list, or [] when none supports it;
         and the best support seen, for reporting).
@@ -275,7 +345,7 @@ class Verifier:
         if passing:
             best = self._preferred(passing, cited_set)
             return [best], best
-        return [], max(everything, key=lambda s: s.score) if everything else None
+        return [], max(everything, key=lambda s: (s.passes(self.thresholds), s.score)) if everything else None
 
     def _preferred(self, supports: list[Support], cited: set[int]) -> Support:
         """Of several passages that support a sentence, the one that best answers the question.

@@ -384,3 +384,57 @@ def test_restating_an_open_question_is_not_an_answer() -> None:
     answer = answerer(llm, hits, min_answerability=0.2).ask("When are dogs allowed in the office?")
     assert answer.mode == "extractive" and "Fridays" in answer.text  # the vacuous sentence is not passed off as the answer
     assert [(c.text, c.supported) for c in answer.claims][0] == ("Dogs are allowed in the office.", False)
+
+
+CANTEEN = [
+    hit(1, "The staff canteen is on the second floor. It is run by Marlowe Catering. Lunch costs 4 euros.", "handbook.md"),
+    hit(2, "Visitors sign in at the north gate and wear a badge.", "visitors.md"),
+]
+
+
+def test_a_supported_sentence_without_a_marker_is_kept_and_attributed() -> None:
+    text, citations, removed = cite("It is run by Marlowe Catering.", CANTEEN, "Who runs the staff canteen?")
+    assert text == "It is run by Marlowe Catering [1]." and removed == []
+    assert [c.n for c in citations] == [1] and citations[0].quote == "It is run by Marlowe Catering."
+
+
+def test_a_sentence_of_the_answering_passage_is_kept_whatever_words_it_shares() -> None:
+    from rag.citations import CitationChecker
+
+    checker = CitationChecker(CANTEEN, "Who runs the staff canteen?")
+    checker.feed("It is run by Marlowe Catering [1]. Lunch costs 4 euros [2]. Visitors sign in at the north gate [2].")
+    checker.close()
+    text, _, removed = checker.result()
+    assert text == "It is run by Marlowe Catering [1]. Lunch costs 4 euros [1]."  # the wrong marker is moved
+    reasons = {c.text: (c.reason, c.passage) for c in checker.claims}
+    assert reasons["Visitors sign in at the north gate."] == ("off-topic", 2)  # true, but its passage does not answer
+    assert removed == ["Visitors sign in at the north gate."]
+
+
+def test_rejected_sentences_carry_a_reason_and_their_closest_passage() -> None:
+    from rag.citations import CitationChecker
+
+    checker = CitationChecker(CANTEEN, "Who runs the staff canteen?")
+    checker.feed("The canteen is run by Harbour Foods [1]. Who runs the staff canteen? ")
+    checker.close()
+    by_text = {c.text: c for c in checker.claims}
+    wrong = by_text["The canteen is run by Harbour Foods."]
+    assert (wrong.supported, wrong.reason, wrong.passage) == (False, "unsupported", 1)
+    assert wrong.quote and wrong.quote in CANTEEN[0].chunk.text
+
+
+def test_evidence_answers_what_the_question_asks_and_each_part_of_it() -> None:
+    from rag.verify import Thresholds, Verifier
+
+    manual = [
+        hit(1, "The warranty is void if the heater was installed without a relief valve. "
+               "Warranty claims need the serial number. The tank is covered by a limited warranty of 6 years.", "manual.pdf"),
+    ]
+    thresholds = Thresholds(0.5, 0.67, 0.3, relevance_margin=0.1)
+    how_long = Verifier(manual, "How long is the warranty on the water heater?", None, thresholds)
+    best = how_long.evidence(1)[0]
+    assert "6 years" in manual[0].chunk.text[best.start : best.end]  # a duration, not the sentence that repeats "warranty"
+    both = Verifier(manual, "How long is the warranty on the water heater, and what voids it?", None, thresholds)
+    quoted = [manual[0].chunk.text[e.start : e.end] for e in both.evidence(3)]
+    assert any("6 years" in q for q in quoted) and any("void" in q for q in quoted)
+    assert both.answerability() == max(e.score for e in both.evidence(3))  # ranking never changes the calibrated score
