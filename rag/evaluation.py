@@ -196,7 +196,7 @@ def _qa_metrics(
 ) -> dict[str, Any]:
     em = f1 = contained = refused = answered_with_gold = 0.0
     cited = cited_gold = recall_hits = recall_total = 0
-    sentences = unsupported = 0
+    sentences = unsupported = rejected_supported = generated = 0
     latencies: list[float] = []
     for item in items:
         answer = eval_rag.ask(item["question"])
@@ -210,8 +210,12 @@ def _qa_metrics(
         refused += answer.refused
         answered_with_gold += has_gold and not answer.refused
         claims = answer.claims
-        sentences += len(claims)
-        unsupported += sum(1 for c in claims if not c.supported)
+        # the model's own sentences: an extractive answer appends one claim per quote it makes
+        model_claims = claims[: len(claims) - len(answer.citations)] if answer.mode == "extractive" else claims
+        sentences += len(model_claims)
+        unsupported += sum(1 for c in model_claims if not c.supported)
+        rejected_supported += sum(1 for c in model_claims if not c.supported and c.reason in ("off-topic", "over-limit"))
+        generated += answer.mode == "generated"
         gold_docs = {str(d) for d in item.get("doc_ids", [])}
         if gold_docs:
             for citation in answer.citations:
@@ -232,17 +236,22 @@ def _qa_metrics(
                 "refused": answer.refused,
                 "answerability": answer.answerability,
                 "cited_docs": [doc_of.get(c.source) for c in answer.citations],
-                "claims": [{"text": c.text, "supported": c.supported, "support": c.support} for c in claims],
+                "claims": [{"text": c.text, "supported": c.supported, "support": c.support, "reason": c.reason} for c in claims],
                 "latency_s": answer.latency_s,
             }, ensure_ascii=False) + "\n")
             sink.flush()
-    n = len(items) or 1
+    n_items = len(items)
+    n = n_items or 1
     return {
         "exact_match": round(em / n, 4),
         "f1": round(f1 / n, 4),
         "containment": round(contained / n, 4),
         "citation_precision": round(cited_gold / cited, 4) if cited else None,
         "unsupported_sentence_share": round(unsupported / sentences, 4) if sentences else None,
+        # model sentences a retrieved passage supports that were left out anyway (off-topic, over the limit)
+        "rejected_supported": round(rejected_supported / sentences, 4) if sentences else None,
+        # answered questions answered in the model's own words, not by a quote of the evidence
+        "generated_share": round(generated / max(1, n_items - refused), 4) if n_items - refused > 0 else None,
         f"retrieval_recall@{eval_rag.settings.top_k}": round(recall_hits / recall_total, 4) if recall_total else None,
         "refusal_rate": round(refused / n, 4),
         "answered_with_gold": int(answered_with_gold),

@@ -101,7 +101,8 @@ def test_unanswerable_mode_removes_the_gold_documents(tmp_path: Path, embedder) 
     assert report["unanswerable"]["documents_removed"] == 2
     # with their gold passages gone, both questions are refused (the other passage is unrelated)
     assert report["refusal_rate_unanswerable"] == 1.0
-    assert report["unsupported_sentence_share"] == 0.0
+    assert report["unsupported_sentence_share"] is None  # extract mode: the model wrote no sentence
+    assert report["generated_share"] == 0.0 and report["rejected_supported"] is None
 
 
 def test_unanswerable_mode_counts_questions_another_document_answers(tmp_path: Path, embedder) -> None:
