@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass
 
 _KINDS: list[tuple[str, re.Pattern[str]]] = [
-    ("duration", re.compile(r"\bhow long\b|\bfor how many (seconds|minutes|hours|days|weeks|months|years)\b", re.I)),
+    ("duration", re.compile(
+        r"\bhow long\b|\bfor how many (seconds|minutes|hours|days|weeks|months|years)\b"
+        r"|\bwhat (is|was|are|were) the (\w+\s){0,3}(period|term|duration)\b(?!\s*['\"“‘])", re.I)),
     ("date", re.compile(r"\bwhen\b|\b(what|which) (year|date|day|month|time|century|decade)\b|\bwhat time\b", re.I)),
     ("quantity", re.compile(r"\bhow (many|much|often|far|big|large|old|tall|high|wide|deep|heavy)\b|\bwhat (percentage|share|proportion|number|amount|price|cost|fee|rate)\b", re.I)),
     ("person", re.compile(r"\bwho(m|se)?\b", re.I)),
@@ -49,6 +51,21 @@ def answer_kind(question: str) -> str | None:
 def holds(kind: str | None, sentence: str) -> bool:
     """Whether ``sentence`` holds something of ``kind`` (a duration, a date, a number, a name...)."""
     return kind is not None and bool(_HOLDS[kind].search(sentence))
+
+
+# kinds whose presence the patterns above find reliably: a sentence without one does not answer
+# (a name or a place can stand where the patterns do not look, so their absence is not held against it)
+_REQUIRED = {"duration", "date", "quantity"}
+
+
+def kind_fit(kind: str | None, sentence: str) -> int:
+    """+1 when ``sentence`` holds the kind of answer asked for, -1 when it lacks a kind that can be
+    told reliably (a duration, a date, a number), 0 otherwise."""
+    if kind is None:
+        return 0
+    if holds(kind, sentence):
+        return 1
+    return -1 if kind in _REQUIRED else 0
 
 
 def parts(question: str) -> list[QuestionPart]:

@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from .embeddings import Embedder
-from .question import QuestionPart, holds, parts
+from .question import QuestionPart, kind_fit, parts
 from .safety import instruction_spans, mask_instructions
 from .schema import Hit
 from .textspan import content_word_forms, content_words, numbers, overlap, sentences, weighted_overlap
@@ -96,7 +96,7 @@ class Evidence:
     score: float  # how well the sentence answers the question
     coverage: float  # share of the question's words (by weight, less those all headings share) in the sentence, 3/4, and its passage, 1/4
     similarity: float
-    rank: float = 0.0  # the score for ranking: the best over the question's parts, with KIND_BONUS for holding the kind of answer
+    rank: float = 0.0  # the score for ranking: the best over the question's parts, KIND_BONUS up for holding the kind of answer asked for, down for lacking it
     part: int = 0  # the part of the question (0-based) this sentence answers best
 
 
@@ -252,7 +252,7 @@ class Verifier:
             text = self.hits[i].chunk.text[start:end]
             ranks = [
                 (0.5 * float(sim) + 0.5 * self._coverage(i, *self._topical_weights(i, words, weights_p)) if len(self.parts) > 1 else score)
-                + KIND_BONUS * holds(part.kind, text)
+                + KIND_BONUS * kind_fit(part.kind, text)
                 for part, weights_p in zip(self.parts, self._part_weights)
             ]
             part = max(range(len(ranks)), key=lambda p: ranks[p])

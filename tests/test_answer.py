@@ -438,3 +438,16 @@ def test_evidence_answers_what_the_question_asks_and_each_part_of_it() -> None:
     quoted = [manual[0].chunk.text[e.start : e.end] for e in both.evidence(3)]
     assert any("6 years" in q for q in quoted) and any("void" in q for q in quoted)
     assert both.answerability() == max(e.score for e in both.evidence(3))  # ranking never changes the calibrated score
+
+
+def test_what_a_question_asks_for() -> None:
+    from rag.question import kind_fit, parts
+
+    assert [(p.text, p.kind) for p in parts("How long is the warranty on the water heater, and what voids it?")] == [
+        ("How long is the warranty on the water heater", "duration"), ("what voids it", None),
+    ]
+    assert parts("What is the notice period in the lease?")[0].kind == "duration"
+    assert parts("What is the term 'tenant' in the lease?")[0].kind is None
+    assert parts("When does the bakery open?")[0].kind == "date" and parts("How many books may I borrow?")[0].kind == "quantity"
+    assert kind_fit("duration", "It is covered for 6 years.") == 1 and kind_fit("duration", "It is void if misused.") == -1
+    assert kind_fit("person", "It is run by Marlowe Catering.") == 1 and kind_fit("person", "it is run well.") == 0
