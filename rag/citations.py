@@ -127,6 +127,8 @@ class CitationChecker:
             self.model_refused = True
             return None
         supports, best = self.verifier.check(bare, numbers_cited)
+        if supports and not self.kept and not self.verifier.answers_directly(supports[0]):
+            supports = []  # the answer starts with a sentence that answers; context may follow it
         if not supports or len(self.kept) >= MAX_SENTENCES:
             reason = "over-limit" if supports else self.verifier.reason(bare, best)
             if reason != "over-limit":

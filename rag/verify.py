@@ -217,6 +217,18 @@ class Verifier:
         return best
 
     @cached_property
+    def _part_best(self) -> list[float]:
+        self._scored_spans  # noqa: B018 - scoring fills _part_ranks
+        return [max((ranks[p] for ranks in self._part_ranks.values()), default=0.0) for p in range(len(self.parts))]
+
+    def answers_directly(self, support: Support) -> bool:
+        """Whether the very span that supports a sentence ranks within ``thresholds.relevance_margin``
+        of the best evidence for some part of the question: the sentence itself answers."""
+        ranks = self._part_ranks.get((support.n, support.start, support.end))
+        margin = self.thresholds.relevance_margin
+        return ranks is not None and any(r >= best - margin for r, best in zip(ranks, self._part_best))
+
+    @cached_property
     def _answering_passages(self) -> set[int]:
         """Passages whose best sentence, for some part of the question, ranks within
         ``thresholds.relevance_margin`` of that part's best evidence."""

@@ -451,3 +451,16 @@ def test_what_a_question_asks_for() -> None:
     assert parts("When does the bakery open?")[0].kind == "date" and parts("How many books may I borrow?")[0].kind == "quantity"
     assert kind_fit("duration", "It is covered for 6 years.") == 1 and kind_fit("duration", "It is void if misused.") == -1
     assert kind_fit("person", "It is run by Marlowe Catering.") == 1 and kind_fit("person", "it is run well.") == 0
+
+
+def test_an_answer_starts_with_a_sentence_that_answers() -> None:
+    """A true sentence of the answering passage may follow the answer as context, never open it
+    (a small model that copies the passage's first sentence has not answered)."""
+    from rag.citations import CitationChecker
+
+    checker = CitationChecker(CANTEEN, "Who runs the staff canteen?")
+    checker.feed("Lunch costs 4 euros [1]. It is run by Marlowe Catering [1]. Lunch costs 4 euros, really [1].")
+    checker.close()
+    text, _, _ = checker.result()
+    assert text == "It is run by Marlowe Catering [1]. Lunch costs 4 euros, really [1]."
+    assert [(c.text, c.reason) for c in checker.claims][0] == ("Lunch costs 4 euros.", "off-topic")
