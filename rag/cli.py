@@ -18,7 +18,7 @@ from . import __version__
 from .config import Settings, load_settings
 from .errors import InputError, RagError
 from .safety import for_terminal, json_for_terminal
-from .schema import Answer, IngestReport
+from .schema import REASON_TITLES, Answer, IngestReport
 
 
 def echo(message: object = "", **kwargs: Any) -> None:
@@ -240,11 +240,13 @@ def _print_answer(answer: Answer) -> None:
         echo("\nEach sentence and the passage span that supports it:")
         for claim in supported:
             echo(f'  ✓ {claim.text}  ← [{", ".join(map(str, claim.sources))}] "{claim.quote}"')
-    unsupported = [c for c in answer.claims if not c.supported]
-    if unsupported:
-        echo("\nNot supported by your documents (left out of the answer):")
-        for claim in unsupported:
-            echo(f"  ✗ {claim.text}  (support {claim.support:.2f})")
+    for reason, title in REASON_TITLES.items():
+        left_out = [c for c in answer.claims if c.left_out_reason == reason]
+        if left_out:
+            echo(f"\n{title} (left out of the answer):")
+            for claim in left_out:
+                where = f", closest: [{claim.passage}]" if claim.passage else ""
+                echo(f"  ✗ {claim.text}  (support {claim.support:.2f}{where})")
     if answer.refused and answer.evidence:
         echo("\nRelated passages (not an answer):")
         for c in answer.evidence:

@@ -91,6 +91,16 @@ class Citation:
         }
 
 
+# what each reason a sentence was left out means, in plain words (the CLI and the chat page show these)
+REASON_TITLES = {
+    "unsupported": "Not supported by your documents",
+    "off-topic": "Supported by your documents, but not an answer to this question",
+    "restates-question": "Only restates the question",
+    "contradicted": "Contradicted by your documents",
+    "over-limit": "Supported, but left out to keep the answer short",
+}
+
+
 @dataclass(frozen=True)
 class Claim:
     """One sentence of the answer, the sources that support it, and the span that does best."""
@@ -109,6 +119,13 @@ class Claim:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def left_out_reason(self) -> str | None:
+        """Why the sentence is not in the answer (None when it is)."""
+        if self.supported:
+            return None
+        return self.reason if self.reason in REASON_TITLES else "unsupported"
 
 
 @dataclass(frozen=True)

@@ -145,12 +145,16 @@ def test_sources_panel_flags_unsupported_shows_related_and_collapses_reasoning()
     answer = Answer(
         question="q", text="The documents do not say.", citations=[], refused=True, truncated=False, model="m",
         embedder="e", prompt_version="p", latency_s=0.1, refusal_reason="no retrieved sentence answers the question",
-        claims=[Claim("The kiln is <img src=x onerror=alert(1)> blue.", [], False, 0.2)],
+        claims=[
+            Claim("The kiln is <img src=x onerror=alert(1)> blue.", [], False, 0.2, reason="unsupported"),
+            Claim("The shop opens at nine.", [], False, 0.9, reason="off-topic", passage=1),
+        ],
         evidence=[related], reasoning="<think-ish> I should check [1]",
     )
     page = render_sources(fake_rag, answer)  # type: ignore[arg-type]
     assert "Related passages (not an answer)" in page and "<mark>Kilns are &lt;b&gt;hot&lt;/b&gt;.</mark>" in page
     assert "Not supported by your documents" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "but not an answer to this question" in page and page.index("The shop opens") > page.index("not an answer to this")
     assert "<img" not in page and "<b>hot" not in page
     assert '<details class="reasoning"><summary>' in page and "<details open" not in page
     assert "&lt;think-ish&gt; I should check [1]" in page

@@ -23,7 +23,7 @@ from rag.errors import RagError
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.malloc import trim
 from rag.manifest import file_sha256
-from rag.schema import Answer, Citation, Draft
+from rag.schema import REASON_TITLES, Answer, Citation, Draft
 from rag.service import Rag
 
 CSS = """
@@ -151,10 +151,11 @@ def render_sources(rag: Rag, answer: Answer) -> str:
     if answer.mode == "extractive":
         parts.append('<p class="unsupported">The model\'s draft was not supported by the sources; the best evidence is quoted instead.</p>')
     parts.extend(_source_card(chunks, c) for c in answer.citations)
-    unsupported = [c for c in answer.claims if not c.supported]
-    if unsupported:
-        items = "".join(f"<li>{html.escape(c.text)}</li>" for c in unsupported)
-        parts.append(f'<div class="unsupported"><b>Not supported by your documents</b> (left out of the answer):<ul>{items}</ul></div>')
+    for reason, title in REASON_TITLES.items():
+        left_out = [c for c in answer.claims if c.left_out_reason == reason]
+        if left_out:
+            items = "".join(f"<li>{html.escape(c.text)}</li>" for c in left_out)
+            parts.append(f'<div class="unsupported"><b>{html.escape(title)}</b> (left out of the answer):<ul>{items}</ul></div>')
     if answer.reasoning:
         parts.append(
             '<details class="reasoning"><summary>Model reasoning (not part of the answer)</summary>'
