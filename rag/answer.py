@@ -15,7 +15,7 @@ from .llm import LLM, Message
 from .prompts import Prompts
 from .retrieval import HybridRetriever, Retrieval
 from .schema import Answer, Citation, Claim, Draft, Hit
-from .textspan import content_words
+from .textspan import content_words, plain
 from .safety import mask_instructions, sanitise
 from .verify import EntailmentModel, Evidence, Thresholds, Verifier
 
@@ -116,6 +116,7 @@ class QuestionAnswerer:
             answer = self._extractive(question, verifier, evidence, started, llm.name, packed, removed)
             answer.claims = checker.claims + answer.claims
             answer.reasoning = "\n\n".join(checker.reasoning)
+            answer.model_refused = checker.model_refused
             answer.truncated = finish == "length"
             yield ("\n\n" if shown else "") + answer.text
             yield answer
@@ -162,7 +163,7 @@ class QuestionAnswerer:
         texts, citations, claims = [], [], []
         for e in quoted:
             chunk = verifier.hits[e.n - 1].chunk
-            quote = sanitise(" ".join(chunk.text[e.start : e.end].split()))
+            quote = sanitise(" ".join(plain(chunk.text[e.start : e.end]).split()))
             citation = make_citation(e.n, chunk, e.start, e.end, supported=True)
             texts.append(f'"{quote}" [{e.n}]')
             citations.append(citation)

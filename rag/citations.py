@@ -12,7 +12,7 @@ from collections.abc import Callable
 from .schema import Chunk, Citation, Claim, Hit
 from .config import Settings
 from .safety import sanitise
-from .textspan import complete_prefix, content_words, sentences
+from .textspan import complete_prefix, content_words, plain, sentences
 from .verify import Support, Thresholds, Verifier
 
 _FIELDS = Settings.model_fields
@@ -118,7 +118,7 @@ class CitationChecker:
 
     def _check_sentence(self, sentence: str) -> str | None:
         numbers_cited = [n for n in dict.fromkeys(int(x) for m in _MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1)))]
-        bare = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(_MARKER.sub("", sentence).split()))
+        bare = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(plain(_MARKER.sub("", sentence)).split()))
         words = content_words(bare)
         if not words or bare.lower() in self._seen:  # nothing to check, or a repetition
             return None

@@ -234,6 +234,7 @@ def _qa_metrics(
                 "answer": text,
                 "mode": answer.mode,
                 "refused": answer.refused,
+                "model_refused": answer.model_refused,
                 "answerability": answer.answerability,
                 "cited_docs": [doc_of.get(c.source) for c in answer.citations],
                 "claims": [{"text": c.text, "supported": c.supported, "support": c.support, "reason": c.reason} for c in claims],

@@ -155,6 +155,7 @@ class Answer:
     evidence: list[Citation] = field(default_factory=list)  # best sentences for the question (related, if refused)
     reasoning: str = ""  # a reasoning model's <think> section, kept out of the answer
     answerability: float | None = None  # how well the best evidence sentence answers the question
+    model_refused: bool = False  # the model said the sources do not answer (the evidence may still be quoted)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -83,6 +83,26 @@ def numbers(text: str) -> set[str]:
     return {w for w in words if w.isdigit() or w in NUMBER_WORDS}
 
 
+_EMPHASIS = re.compile(r"(?<!\w)(\*\*|__|\*|`+)(?=\S)(.+?)(?<=\S)\1(?!\w)")
+_TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(\|[ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*(\n|$)", re.MULTILINE)
+_HEADING_MARK = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
+
+
+def plain(text: str) -> str:
+    """``text`` without Markdown markup: emphasis and code marks, heading marks, and table pipes
+    (a row ``| Paris | €60 |`` reads "Paris, €60"). Answers quote documents; they do not show markup."""
+    text = _TABLE_RULE.sub("", text)
+    text = _HEADING_MARK.sub("", text)
+    text = _EMPHASIS.sub(r"\2", text)
+    lines = []
+    for line in text.split("\n"):
+        if "|" in line and line.strip().startswith("|") or line.count("|") >= 2:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            line = ", ".join(c for c in cells if c)
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def sentences(text: str) -> list[tuple[int, int]]:
     """Sentence spans (start, end), trimmed of surrounding white space."""
     spans = []

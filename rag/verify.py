@@ -30,11 +30,26 @@ from .embeddings import Embedder
 from .question import QuestionPart, kind_fit, parts
 from .safety import instruction_spans, mask_instructions
 from .schema import Hit
-from .textspan import content_word_forms, content_words, numbers, overlap, sentences, weighted_overlap
+from .textspan import NUMBER_WORDS, content_word_forms, content_words, numbers, overlap, plain, sentences, weighted_overlap
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # A question asking for something (not yes/no): a sentence that only restates it answers nothing.
 _OPEN_QUESTION = re.compile(r"\b(what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
+
+
+def _numbers_of(text: str) -> set[str]:
+    return set(_NUMBER.findall(text)) | numbers(text)
+
+
+def _number_units(text: str) -> list[tuple[set[str], set[str]]]:
+    """(content words, numbers) of each line or sentence of ``text`` that holds a number."""
+    units = []
+    for line in text.splitlines():
+        for start, end in sentences(line):
+            held = _numbers_of(line[start:end])
+            if held:
+                units.append((content_words(plain(line[start:end])), held))
+    return units
 
 
 class EntailmentModel(Protocol):
@@ -157,6 +172,7 @@ class Verifier:
         self._headings = [content_words(h.chunk.heading) for h in hits]
         self._shared_heading = set.intersection(*self._headings) if len(hits) > 1 else set()
         self.evidence_text = [t + " " + h.chunk.heading for t, h in zip(trusted, hits)]
+        self._number_units = [_number_units(t) for t in trusted]
         self.spans: list[tuple[int, int, int]] = []  # (hit index, start, end) of every trusted passage sentence
         for i, hit in enumerate(hits):
             hostile = set(instruction_spans(hit.chunk.text))
@@ -314,7 +330,7 @@ class Verifier:
         else:  # nothing beyond the question's own words: it confirms a yes/no question, answers no other
             novel = 0.0 if self.open_question else 1.0
         evidence = self.evidence_text[i]
-        numbers_ok = set(_NUMBER.findall(sentence)) <= set(_NUMBER.findall(evidence)) and numbers(sentence) <= numbers(evidence)
+        numbers_ok = _numbers_of(sentence) <= _numbers_of(evidence) and self._numbers_placed(sentence, words, i)
         best_j, semantic = -1, 0.0
         for j, (hit_index, _, _) in enumerate(self.spans):
             if hit_index != i:
@@ -328,6 +344,17 @@ class Verifier:
         if self._entailment is not None:
             entailment = self._entailment.entailment([(self.hits[i].chunk.text, sentence)])[0]
         return Support(n, round(lexical, 4), round(novel, 4), round(semantic, 4), numbers_ok, start, end, entailment)
+
+    def _numbers_placed(self, sentence: str, words: set[str], i: int) -> bool:
+        """Whether each number of ``sentence`` stands in passage ``i`` beside what the sentence or
+        the question says it is about. A table row or a sentence holds its number; "Paris, €52" is
+        wrong when €52 is on Berlin's row, however surely €52 is in the passage."""
+        units = self._number_units[i]
+        subject = {w for w in words | self.question_words if not w.isdigit() and w not in NUMBER_WORDS}
+        if len(units) < 2 or not subject:
+            return True
+        common = set.intersection(*(u for u, _ in units))  # what every number-bearing line says ("per day")
+        return all(any(n in held and (u - common) & subject for u, held in units) for n in _numbers_of(sentence))
 
     def reason(self, sentence: str, best: Support | None) -> str:
         """Why ``sentence``, whose best support is ``best``, was left out, in one word."""

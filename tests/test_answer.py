@@ -464,3 +464,29 @@ def test_an_answer_starts_with_a_sentence_that_answers() -> None:
     text, _, _ = checker.result()
     assert text == "It is run by Marlowe Catering [1]. Lunch costs 4 euros, really [1]."
     assert [(c.text, c.reason) for c in checker.claims][0] == ("Lunch costs 4 euros.", "off-topic")
+
+
+ALLOWANCES = [
+    hit(1, "Travel allowances\n\n| City | Daily allowance |\n|---|---|\n| Berlin | €52 per day |\n| Paris | €60 per day |", "travel.md"),
+]
+
+
+def test_a_number_from_another_table_row_is_not_supported() -> None:
+    """Every number of the table is in the passage; only Paris's row says what Paris gets."""
+    text, _, removed = cite("Paris, €52 [1].", ALLOWANCES, "Daily allowance in Paris?")
+    assert text == "" and removed == ["Paris, €52."]
+    text, citations, _ = cite("The daily allowance in Paris is €60 [1].", ALLOWANCES, "Daily allowance in Paris?")
+    assert text == "The daily allowance in Paris is €60 [1]." and [c.n for c in citations] == [1]
+    text, _, _ = cite("The daily allowance is €52 [1].", ALLOWANCES, "Daily allowance in Berlin?")
+    assert text == "The daily allowance is €52 [1]."  # the subject may come from the question
+
+
+def test_markdown_markup_does_not_reach_the_answer() -> None:
+    from rag.textspan import plain
+
+    text, _, _ = cite("| Paris | **€60** per day | [1]", ALLOWANCES, "Daily allowance in Paris?")
+    assert text == "Paris, €60 per day [1]"
+    assert plain("| City | Daily allowance |\n|---|---|\n| Paris | `€60` |") == "City, Daily allowance\nParis, €60"
+    assert plain("## Warranty\nThe *tank* is covered; 2 * 3 = 6 and snake_case stay.") == (
+        "Warranty\nThe tank is covered; 2 * 3 = 6 and snake_case stay."
+    )
