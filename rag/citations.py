@@ -50,8 +50,11 @@ class CitationChecker:
         hits: list[Hit],
         question: str,
         verifier: Verifier | None = None,
+        *,
+        weak_reader: bool = False,
     ) -> None:
         self.hits = hits
+        self.weak_reader = weak_reader
         self.verifier = verifier or Verifier(hits, question, None, DEFAULT_THRESHOLDS)
         self.question_words = content_words(question)
         self.kept: list[str] = []
@@ -119,15 +122,15 @@ class CitationChecker:
     def _check_sentence(self, sentence: str) -> str | None:
         numbers_cited = [n for n in dict.fromkeys(int(x) for m in _MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1)))]
         bare = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(plain(_MARKER.sub("", sentence)).split()))
+        if REFUSAL.search(bare):  # the model found no answer: not a claim (the caller decides what to show)
+            self.model_refused = True
+            return None
         words = content_words(bare)
         if not words or bare.lower() in self._seen:  # nothing to check, or a repetition
             return None
         self._seen.add(bare.lower())
-        if REFUSAL.search(bare):  # the model found no answer: not a claim (the caller decides what to show)
-            self.model_refused = True
-            return None
         supports, best = self.verifier.check(bare, numbers_cited)
-        if supports and not self.kept and not self.verifier.answers_directly(supports[0]):
+        if supports and not self.kept and not self._opens_answer(words, supports[0]):
             supports = []  # the answer starts with a sentence that answers; context may follow it
         if not supports or len(self.kept) >= MAX_SENTENCES:
             reason = "over-limit" if supports else self.verifier.reason(bare, best)
@@ -155,6 +158,15 @@ class CitationChecker:
         sentence = sanitise(_with_markers(bare, numbers))
         self.kept.append(sentence)
         return sentence
+
+    def _opens_answer(self, words: set[str], support: Support) -> bool:
+        """Whether a supported sentence may open the answer: its span answers the question itself.
+        A weak reader's opening must also name something the question asks about: a small model
+        copies half of the evidence sentence ("Warsaw was defended until September 27" for "When
+        did Germany invade Poland?"), and quoting the whole sentence serves better."""
+        if not self.verifier.answers_directly(support):
+            return False
+        return not self.weak_reader or bool(words & self.question_words)
 
     def _rejected(self, text: str, best: Support | None, reason: str) -> Claim:
         """A sentence left out, with why and the passage span that came closest to supporting it."""

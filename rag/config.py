@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="generate: the LLM writes a cited answer, checked against its sources; "
         "extract: no LLM, the best supporting sentence is quoted with its citation.",
     )
+    unverified: Literal["auto", "quote", "refuse"] = Field(
+        "auto",
+        description="When no sentence the model wrote is supported by the sources (or the model finds no answer): "
+        "quote the best evidence sentence, or refuse and show it as related. auto: quote for a model the catalogue "
+        "marks as a weak reader (the bundled SmolLM2), refuse for any other.",
+    )
     n_ctx: int = Field(4096, ge=512, le=262144, description="LLM context window in tokens.")
     max_tokens: int = Field(200, ge=16, le=32768, description="Longest answer in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy (reproducible).")

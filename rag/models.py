@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import Settings
 from .errors import InputError, ModelError
 from .model_parts import PartedModel
 
@@ -53,6 +54,7 @@ class CatalogueModel:
     notes: str = ""
     sha256: str | None = None
     chat: bool = True
+    reader: bool = True
     parts_distribution: str | None = None
     parts_version: str | None = None
     parts: int | None = None
@@ -130,6 +132,18 @@ def load_catalogue(path: Path = CATALOGUE) -> list[CatalogueModel]:
     if len(names) != len(set(names)):
         raise ValueError(f"duplicate model names in {path}")
     return models
+
+
+def quotes_unverified(settings: Settings) -> bool:
+    """Whether an answer none of whose sentences is supported falls back to quoting the evidence
+    (``settings.unverified``; "auto" quotes for a model the catalogue marks as a weak reader)."""
+    if settings.unverified != "auto":
+        return settings.unverified == "quote"
+    if settings.llm_url:
+        return False  # a model on a server was chosen to read
+    spec = settings.model.lower()
+    entry = next((m for m in load_catalogue() if spec in (m.name, m.repo, m.spec.lower())), None)
+    return entry is not None and not entry.reader
 
 
 def find(name: str, catalogue: list[CatalogueModel] | None = None) -> CatalogueModel | None:

@@ -14,6 +14,7 @@ REQUIRED: dict[str, set[str]] = {
     "qa": {"sources", "question"},
     "source": {"n", "text"},
     "refusal": set(),
+    "no_answer": set(),
     "extractive": {"quotes"},
     "condense": {"history", "question"},
 }

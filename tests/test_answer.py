@@ -490,3 +490,38 @@ def test_markdown_markup_does_not_reach_the_answer() -> None:
     assert plain("## Warranty\nThe *tank* is covered; 2 * 3 = 6 and snake_case stay.") == (
         "Warranty\nThe tank is covered; 2 * 3 = 6 and snake_case stay."
     )
+
+
+def test_a_weak_readers_opening_sentence_must_name_what_was_asked() -> None:
+    from rag.citations import CitationChecker
+
+    war = [hit(1, "After the German invasion of Poland on 1 September 1939 began the Second World War, Warsaw was defended till September 27.")]
+    question = "When did Germany invade Poland and start World War II?"
+    weak = CitationChecker(war, question, weak_reader=True)
+    weak.feed("Warsaw was defended until September 27 [1].")
+    weak.close()
+    assert weak.result()[0] == "" and weak.claims[0].reason == "off-topic"  # the whole evidence sentence is quoted instead
+    reader = CitationChecker(war, question)  # a model that reads may answer in a few words
+    reader.feed("On 1 September 1939 [1].")
+    reader.close()
+    assert reader.result()[0] == "On 1 September 1939 [1]."
+
+
+def test_a_model_that_reads_is_trusted_to_find_no_answer() -> None:
+    """With a reader (any model the catalogue does not mark as weak), an answer none of whose
+    sentences is supported, or the model's own "no answer", is a refusal that shows the evidence as
+    related and keeps the model's sentences with their reasons; the weak bundled model quotes instead."""
+    question = "Which day may dogs come to the office?"
+    for reply in ("Bananas grow on the moon [1].", "The documents do not say."):
+        llm = FakeLLM(4096, reply=reply)
+        answer = answerer(llm, HITS, min_answerability=0.2, model="bundled:qwen2.5-1.5b").ask(question)
+        assert answer.refused and answer.mode == "refusal" and answer.citations == []
+        assert answer.evidence[0].quote == "Dogs are allowed in the office on Fridays only." and not answer.evidence[0].supported
+        assert answer.model == "fake.gguf" and answer.model_refused == reply.startswith("The documents")
+        assert [c.reason for c in answer.claims] == ([] if answer.model_refused else ["unsupported"])
+    assert "do not say" not in llm.calls[0][1]["content"]  # a reader is not invited to refuse
+    weak = FakeLLM(4096, reply="Bananas grow on the moon [1].")
+    assert answerer(weak, HITS, min_answerability=0.2).ask(question).mode == "extractive"
+    assert "do not say" in weak.calls[0][1]["content"]
+    quoting = answerer(FakeLLM(4096, reply="Bananas grow on the moon [1]."), HITS, min_answerability=0.2, model="bundled:qwen2.5-1.5b", unverified="quote")
+    assert quoting.ask(question).mode == "extractive"
