@@ -252,7 +252,9 @@ def _print_answer(answer: Answer) -> None:
         for c in answer.evidence:
             page = f" (page {c.page})" if c.page is not None else ""
             echo(f'  - {c.display_name}{page}: "{c.quote}"')
-    if answer.mode == "extractive":
+    if answer.mode == "extractive" and answer.model_refused:
+        echo("(the model found no answer in the sources, but a passage answers the question closely: it is quoted)", err=True)
+    elif answer.mode == "extractive":
         echo("(the model's draft was not supported by the sources, so the best evidence is quoted)", err=True)
     if answer.sources_dropped:
         echo(f"({answer.sources_dropped} retrieved passage(s) did not fit the context window)", err=True)
@@ -477,6 +479,7 @@ def models_list_command(n_ctx: int, as_json: bool) -> None:
         table.add_column(column)
     for r in rows:
         kind = "reasoning" if r["reasoning"] else ("chat" if r["chat"] else "BASE (no chat)")
+        kind += "" if r["reader"] or not r["chat"] else ", weak reader"
         table.add_row(
             r["name"], r["family"], f"{r['params_b']:g}B", r["quant"], f"{r['download_gb']:g} GB", f"{r['memory_gib']:.1f} GiB",
             r["licence"].split(";")[0], kind, "yes" if r["installed"] else "",

@@ -119,6 +119,7 @@ class CatalogueModel:
             "licence": self.licence,
             "reasoning": self.reasoning,
             "chat": self.chat,
+            "reader": self.reader,
             "installed": self.installed(),
             "notes": self.notes,
         }

