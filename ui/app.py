@@ -149,7 +149,12 @@ def render_sources(rag: Rag, answer: Answer) -> str:
             parts.append('<p class="related-title"><b>Related passages (not an answer)</b></p>')
             parts.extend(_source_card(chunks, c, "source related") for c in answer.evidence)
     if answer.mode == "extractive":
-        parts.append('<p class="unsupported">The model\'s draft was not supported by the sources; the best evidence is quoted instead.</p>')
+        why = (
+            "The model found no answer in the sources, but a passage answers closely"
+            if answer.model_refused
+            else "The model's draft was not supported by the sources"
+        )
+        parts.append(f'<p class="unsupported">{why}; the best evidence is quoted instead.</p>')
     parts.extend(_source_card(chunks, c) for c in answer.citations)
     for reason, title in REASON_TITLES.items():
         left_out = [c for c in answer.claims if c.left_out_reason == reason]
