@@ -42,13 +42,15 @@ def _numbers_of(text: str) -> set[str]:
 
 
 def _number_units(text: str) -> list[tuple[set[str], set[str]]]:
-    """(content words, numbers) of each line or sentence of ``text`` that holds a number."""
+    """(content words, numbers) of each sentence of ``text``, and each row of a Markdown table,
+    that holds a number (a hard-wrapped line of a PDF is not a unit: its sentence is)."""
     units = []
-    for line in text.splitlines():
-        for start, end in sentences(line):
-            held = _numbers_of(line[start:end])
+    for start, end in sentences(text):
+        piece = text[start:end]
+        for unit in piece.splitlines() if "|" in piece else [piece]:
+            held = _numbers_of(unit)
             if held:
-                units.append((content_words(plain(line[start:end])), held))
+                units.append((content_words(plain(unit)), held))
     return units
 
 
