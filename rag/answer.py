@@ -132,6 +132,14 @@ class QuestionAnswerer:
             yield ("\n\n" if shown else "") + answer.text
             yield answer
             return
+        claims = checker.claims
+        unanswered = verifier.unanswered_parts(checker.kept_support)
+        for e in unanswered:  # the model answered one part of a two-part question: quote the evidence for the other
+            quotes, more, quoted = _quotes(verifier, [e])
+            part = verifier.parts[e.part].text
+            addition = self.prompts.render("other_part", part=part[:1].lower() + part[1:], quotes=quotes)
+            yield " " + addition
+            text, citations, claims = f"{text} {addition}", citations + more, claims + quoted
         yield Answer(
             question=question,
             text=text,
@@ -146,7 +154,7 @@ class QuestionAnswerer:
             sources_dropped=packed.dropped,
             removed_sentences=removed,
             mode="generated",
-            claims=checker.claims,
+            claims=claims,
             evidence=self._evidence_citations(verifier, evidence, supported=True),
             reasoning="\n\n".join(checker.reasoning),
             answerability=answerability,
@@ -170,18 +178,10 @@ class QuestionAnswerer:
         packed: PackedPrompt,
         removed: list[str],
     ) -> Answer:
-        quoted = self._quoted_evidence(verifier, evidence)
-        texts, citations, claims = [], [], []
-        for e in quoted:
-            chunk = verifier.hits[e.n - 1].chunk
-            quote = sanitise(" ".join(plain(chunk.text[e.start : e.end]).split()))
-            citation = make_citation(e.n, chunk, e.start, e.end, supported=True)
-            texts.append(f'"{quote}" [{e.n}]')
-            citations.append(citation)
-            claims.append(Claim(quote, [e.n], True, 1.0, citation.quote, citation.quote_start, citation.quote_end, passage=e.n))
+        quotes, citations, claims = _quotes(verifier, self._quoted_evidence(verifier, evidence))
         return Answer(
             question=question,
-            text=self.prompts.render("extractive", quotes="; ".join(texts)),
+            text=self.prompts.render("extractive", quotes=quotes),
             citations=citations,
             refused=False,
             truncated=False,
@@ -301,6 +301,19 @@ class QuestionAnswerer:
             sources_considered=len(packed.hits) if packed else 0,
             sources_dropped=packed.dropped if packed else 0,
         )
+
+
+def _quotes(verifier: Verifier, evidence: list[Evidence]) -> tuple[str, list[Citation], list[Claim]]:
+    """Evidence sentences quoted with their source numbers, their citations, and their claims."""
+    texts, citations, claims = [], [], []
+    for e in evidence:
+        chunk = verifier.hits[e.n - 1].chunk
+        quote = sanitise(" ".join(plain(chunk.text[e.start : e.end]).split()))
+        citation = make_citation(e.n, chunk, e.start, e.end, supported=True)
+        texts.append(f'"{quote}" [{e.n}]')
+        citations.append(citation)
+        claims.append(Claim(quote, [e.n], True, 1.0, citation.quote, citation.quote_start, citation.quote_end, passage=e.n))
+    return "; ".join(texts), citations, claims
 
 
 def _with_text(answer: Answer) -> Iterator[str | Answer]:

@@ -61,6 +61,7 @@ class CitationChecker:
         self.removed: list[str] = []
         self.claims: list[Claim] = []
         self.spans: dict[int, tuple[int, int]] = {}  # source number → span of the first claim it supports
+        self.kept_support: list[Support] = []  # the passage span behind each kept sentence
         self.reasoning: list[str] = []
         self.model_refused = False
         self._seen: set[str] = set()
@@ -143,6 +144,7 @@ class CitationChecker:
         chunk = self.hits[first.n - 1].chunk
         for s in supports:
             self.spans.setdefault(s.n, (s.start, s.end))
+        self.kept_support.append(first)
         self.claims.append(
             Claim(
                 sanitise(bare),

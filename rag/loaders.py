@@ -199,6 +199,28 @@ def _normalise(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+_PDF_HEADING = re.compile(r"^(\d+(\.\d+)*\.?\s+)?[A-Z][^.!?:;|]{0,70}$")
+
+
+def _pdf_headings(text: str) -> str:
+    """A page's text with its heading lines marked as Markdown headings ("5. Warranty" becomes
+    "## 5. Warranty"), so that chunks know their section and a heading is never glued to the first
+    sentence under it. A heading line is short, has no closing punctuation, starts a sentence (the
+    line before it ended one) and is followed by a line that starts with a capital or a digit."""
+    lines = text.split("\n")
+    out = []
+    ended = True  # the line before ended a sentence, or was a heading, or there was none
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        after = lines[i + 1].lstrip() if i + 1 < len(lines) else ""
+        heading = bool(
+            ended and _PDF_HEADING.match(stripped) and len(stripped.split()) <= 8 and (after[:1].isupper() or after[:1].isdigit())
+        )
+        out.append(f"\n## {stripped}\n" if heading else line)
+        ended = heading or not stripped or stripped[-1] in ".!?:"
+    return "\n".join(out).strip()
+
+
 def _load_pdf(path: Path) -> Document:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError
@@ -223,7 +245,7 @@ def _load_pdf(path: Path) -> Document:
                 raise LoadError(
                     "decompression-bomb", f"page {number} inflates past the parser's safety limit; not indexed"
                 ) from None
-            text = _normalise(page.extract_text() or "").strip()
+            text = _pdf_headings(_normalise(page.extract_text() or "").strip())
             if parts:
                 parts.append("\n\n")
                 offset += 2

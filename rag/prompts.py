@@ -16,6 +16,7 @@ REQUIRED: dict[str, set[str]] = {
     "refusal": set(),
     "no_answer": set(),
     "extractive": {"quotes"},
+    "other_part": {"part", "quotes"},
     "condense": {"history", "question"},
 }
 

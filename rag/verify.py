@@ -239,12 +239,29 @@ class Verifier:
         self._scored_spans  # noqa: B018 - scoring fills _part_ranks
         return [max((ranks[p] for ranks in self._part_ranks.values()), default=0.0) for p in range(len(self.parts))]
 
+    def _gaps(self, support: Support) -> list[float]:
+        """How far the span that supports a sentence ranks below each part's best evidence."""
+        ranks = self._part_ranks.get((support.n, support.start, support.end))
+        return [best - r for r, best in zip(ranks, self._part_best)] if ranks else []
+
     def answers_directly(self, support: Support) -> bool:
         """Whether the very span that supports a sentence ranks within ``thresholds.relevance_margin``
         of the best evidence for some part of the question: the sentence itself answers."""
-        ranks = self._part_ranks.get((support.n, support.start, support.end))
+        return any(gap <= self.thresholds.relevance_margin for gap in self._gaps(support))
+
+    def unanswered_parts(self, kept: list[Support]) -> list[Evidence]:
+        """For each part of the question that none of the ``kept`` sentences answers (each answers
+        the part its span ranks closest to the best of, within the margin), that part's best
+        evidence, when it answers nearly as well as the best evidence of all."""
         margin = self.thresholds.relevance_margin
-        return ranks is not None and any(r >= best - margin for r, best in zip(ranks, self._part_best))
+        answered, spans = set(), {(s.n, s.start, s.end) for s in kept}
+        for support in kept:
+            gaps = self._gaps(support)
+            if gaps and min(gaps) <= margin:
+                answered.add(gaps.index(min(gaps)))
+        best = self._evidence_order[0].rank if self._evidence_order else 0.0
+        found = [next((e for e in self._scored_spans if e.part == p), None) for p in range(len(self.parts)) if p not in answered]
+        return [e for e in found if e is not None and e.rank >= best - margin and (e.n, e.start, e.end) not in spans]
 
     @cached_property
     def _answering_passages(self) -> set[int]:

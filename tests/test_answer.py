@@ -525,3 +525,24 @@ def test_a_model_that_reads_is_trusted_to_find_no_answer() -> None:
     assert "do not say" in weak.calls[0][1]["content"]
     quoting = answerer(FakeLLM(4096, reply="Bananas grow on the moon [1]."), HITS, min_answerability=0.2, model="bundled:qwen2.5-1.5b", unverified="quote")
     assert quoting.ask(question).mode == "extractive"
+
+
+def test_a_part_of_the_question_the_model_left_unanswered_gets_its_evidence_quoted() -> None:
+    manual = [
+        hit(1, "The tank is covered by a limited warranty of 6 years. Warranty claims need the serial number. "
+               "The warranty is void if the heater was installed without a relief valve.", "manual.pdf"),
+    ]
+    question = "How long is the warranty on the water heater, and what voids it?"
+    llm = FakeLLM(4096, reply="The tank is covered by a limited warranty of 6 years [1].")
+    answer = answerer(llm, manual, min_answerability=0.2).ask(question)
+    assert answer.mode == "generated"
+    assert answer.text == (
+        "The tank is covered by a limited warranty of 6 years [1]. As for what voids it, your documents say: "
+        '"The warranty is void if the heater was installed without a relief valve." [1]'
+    )
+    assert [c.quote for c in answer.citations][-1] == "The warranty is void if the heater was installed without a relief valve."
+    both = FakeLLM(4096, reply="The tank is covered for 6 years [1]. It is void if installed without a relief valve [1].")
+    assert "As for" not in answerer(both, manual, min_answerability=0.2, model="bundled:qwen2.5-1.5b").ask(question).text  # both answered
+    weak = answerer(FakeLLM(4096, reply="It is void if installed without a relief valve [1]."), manual, min_answerability=0.2).ask(question)
+    assert weak.text.endswith('As for how long is the warranty on the water heater, your documents say: '
+                              '"The tank is covered by a limited warranty of 6 years." [1]')

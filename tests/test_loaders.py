@@ -94,3 +94,16 @@ def test_discover_skips_with_reasons(tmp_path: Path) -> None:
 def test_missing_path_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         discover([tmp_path / "nope"], MB)
+
+
+def test_pdf_heading_lines_become_headings_not_part_of_the_next_sentence() -> None:
+    from rag.loaders import _pdf_headings
+    from rag.sample import sample_dir
+
+    text = "4. Maintenance\nDrain the tank every 6 months.\n5. Warranty\nThe tank is covered for 6 years. The\nWarranty is void if misused."
+    assert _pdf_headings(text).split("\n") == [
+        "## 4. Maintenance", "", "Drain the tank every 6 months.", "", "## 5. Warranty", "",
+        "The tank is covered for 6 years. The", "Warranty is void if misused.",  # a wrapped line is not a heading
+    ]
+    doc = load(sample_dir() / "water-heater-manual.pdf")
+    assert "## 5. Warranty\n\nThe tank is covered" in doc.text
