@@ -131,7 +131,7 @@ class CitationChecker:
             return None
         self._seen.add(bare.lower())
         supports, best = self.verifier.check(bare, numbers_cited)
-        if supports and not self.kept and not self._opens_answer(words, supports[0]):
+        if supports and not self.kept and not self._opens_answer(bare, words, supports[0]):
             supports = []  # the answer starts with a sentence that answers; context may follow it
         if not supports or len(self.kept) >= MAX_SENTENCES:
             reason = "over-limit" if supports else self.verifier.reason(bare, best)
@@ -161,13 +161,13 @@ class CitationChecker:
         self.kept.append(sentence)
         return sentence
 
-    def _opens_answer(self, words: set[str], support: Support) -> bool:
+    def _opens_answer(self, text: str, words: set[str], support: Support) -> bool:
         """Whether a supported sentence may open the answer: its span answers the question itself.
         A weak reader's opening must also name something the question asks about: a small model
         copies half of the evidence sentence ("Warsaw was defended until September 27" for "When
         did Germany invade Poland?"), and quoting the whole sentence serves better."""
-        if not self.verifier.answers_directly(support):
-            return False
+        if text.endswith(":") or not self.verifier.answers_directly(support):
+            return False  # a lead-in ("we define the following complexities:") announces an answer, it is none
         return not self.weak_reader or bool(words & self.question_words)
 
     def _rejected(self, text: str, best: Support | None, reason: str) -> Claim:

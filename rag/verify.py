@@ -33,8 +33,9 @@ from .schema import Hit
 from .textspan import NUMBER_WORDS, content_word_forms, content_words, numbers, overlap, plain, sentences, weighted_overlap
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-# A question asking for something (not yes/no): a sentence that only restates it answers nothing.
-_OPEN_QUESTION = re.compile(r"\b(what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
+# A question asking for something (not yes/no), or a blank to fill ("_____ protects the biosphere
+# from UV"): a sentence that only restates it answers nothing.
+_OPEN_QUESTION = re.compile(r"\b(what|which|who|whom|whose|when|where|why|how)\b|_{2,}", re.IGNORECASE)
 
 
 def _numbers_of(text: str) -> set[str]:

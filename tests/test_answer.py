@@ -546,3 +546,14 @@ def test_a_part_of_the_question_the_model_left_unanswered_gets_its_evidence_quot
     weak = answerer(FakeLLM(4096, reply="It is void if installed without a relief valve [1]."), manual, min_answerability=0.2).ask(question)
     assert weak.text.endswith('As for how long is the warranty on the water heater, your documents say: '
                               '"The tank is covered by a limited warranty of 6 years." [1]')
+
+
+def test_a_lead_in_or_a_restated_blank_does_not_open_an_answer() -> None:
+    complexity = [hit(1, "Since some inputs may be faster than others, we define the following complexities: "
+                         "the worst-case complexity is the longest time taken on any input of size n.")]
+    text, _, _ = cite("Since some inputs may be faster than others, we define the following complexities: [1]",
+                      complexity, "Taking the longest time on an input represents what case complexity?")
+    assert text == ""
+    ozone = [hit(1, "The high-altitude ozone layer helps protect the biosphere from ultraviolet (UV) radiation.")]
+    text, _, removed = cite("The sources above help the biosphere from UV [1].", ozone, "_____ helps protect the biosphere from UV.")
+    assert text == "" and removed == ["The sources above help the biosphere from UV."]
