@@ -8,7 +8,11 @@ scored against a passage by four signals:
   restates the question and adds the answer: the added words are the claim, and must be sourced;
   a sentence that adds nothing answers a yes/no question at most, never a what/who/when question);
 - ``semantic``: cosine similarity to the passage's closest sentence;
-- ``numbers``: every number in it (digits or words) appears in the passage;
+- ``numbers``: every number in it (digits or words) appears in the passage, on the sentence or
+  table row that holds what it is about; and every negation or restriction it makes ("not",
+  "never", "only", "unless", "except") is the passage's too: a small model that stitches "covered
+  for 1 year" to "void if installed without a valve" writes "covered for 1 year, but only if
+  installed without a valve", every word of which is in the passage;
 - optionally ``entailment`` from an NLI cross-encoder (``--verifier``).
 
 Thresholds live in ``Settings`` and come from ``scripts/calibrate_verification.py``. The same
@@ -36,6 +40,16 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # A question asking for something (not yes/no), or a blank to fill ("_____ protects the biosphere
 # from UV"): a sentence that only restates it answers nothing.
 _OPEN_QUESTION = re.compile(r"\b(what|which|who|whom|whose|when|where|why|how)\b|_{2,}", re.IGNORECASE)
+
+
+_QUALIFIER = re.compile(r"\b(not|never|no|nor|neither|none|only|unless|except|excluding)\b|n't\b", re.IGNORECASE)
+_SAME_QUALIFIER = {"only": "only", "unless": "unless", "except": "except", "excluding": "except"}  # any other is a negation
+
+
+def _qualifiers(text: str) -> set[str]:
+    """The negations ("not", "never", "no", "n't": one kind) and restrictions ("only", "unless",
+    "except") that ``text`` makes."""
+    return {_SAME_QUALIFIER.get(m.group(0).lower(), "not") for m in _QUALIFIER.finditer(text)}
 
 
 def _numbers_of(text: str) -> set[str]:
@@ -350,7 +364,11 @@ class Verifier:
         else:  # nothing beyond the question's own words: it confirms a yes/no question, answers no other
             novel = 0.0 if self.open_question else 1.0
         evidence = self.evidence_text[i]
-        numbers_ok = _numbers_of(sentence) <= _numbers_of(evidence) and self._numbers_placed(sentence, words, i)
+        numbers_ok = (
+            _numbers_of(sentence) <= _numbers_of(evidence)
+            and self._numbers_placed(sentence, words, i)
+            and _qualifiers(sentence) <= _qualifiers(evidence)
+        )
         best_j, semantic = -1, 0.0
         for j, (hit_index, _, _) in enumerate(self.spans):
             if hit_index != i:

@@ -557,3 +557,16 @@ def test_a_lead_in_or_a_restated_blank_does_not_open_an_answer() -> None:
     ozone = [hit(1, "The high-altitude ozone layer helps protect the biosphere from ultraviolet (UV) radiation.")]
     text, _, removed = cite("The sources above help the biosphere from UV [1].", ozone, "_____ helps protect the biosphere from UV.")
     assert text == "" and removed == ["The sources above help the biosphere from UV."]
+
+
+def test_a_sentence_may_not_add_a_negation_or_a_restriction_its_passage_lacks() -> None:
+    manual = [hit(1, "Heating elements and thermostats are covered for 1 year. The warranty is void if the heater "
+                     "was installed without a relief valve. The anode rod was never inspected.")]
+    question = "How long are heating elements covered, and what voids the warranty?"
+    text, _, removed = cite("Heating elements and thermostats are covered for 1 year, but only if they were installed "
+                            "without a relief valve [1].", manual, question)
+    assert "only if" not in text and removed == [
+        "Heating elements and thermostats are covered for 1 year, but only if they were installed without a relief valve."
+    ]
+    text, _, _ = cite("Heating elements and thermostats are covered for 1 year [1]. The anode rod was not inspected [1].", manual, question)
+    assert text == "Heating elements and thermostats are covered for 1 year [1]. The anode rod was not inspected [1]."  # 'never' is a negation too
