@@ -223,6 +223,11 @@ def ask_command(question: str, as_json: bool, **kwargs: Any) -> None:
     _print_answer(answer)
 
 
+def _flat(quote: str) -> str:
+    """A quote on one line (a PDF's hard wraps joined)."""
+    return " ".join(quote.split())
+
+
 def _print_answer(answer: Answer) -> None:
     """Everything after the answer text: flags, sources, each sentence's check, related passages."""
     if answer.truncated:
@@ -234,12 +239,12 @@ def _print_answer(answer: Answer) -> None:
         for c in answer.citations:
             page = f" (page {c.page})" if c.page is not None else ""
             flag = "" if c.supported else "  [not supported by this passage]"
-            echo(f'[{c.n}] {c.display_name}{page}: "{c.quote}"{flag}')
+            echo(f'[{c.n}] {c.display_name}{page}: "{_flat(c.quote)}"{flag}')
     supported = [c for c in answer.claims if c.supported]
     if len(supported) > 1:
         echo("\nEach sentence and the passage span that supports it:")
         for claim in supported:
-            echo(f'  ✓ {claim.text}  ← [{", ".join(map(str, claim.sources))}] "{claim.quote}"')
+            echo(f'  ✓ {claim.text}  ← [{", ".join(map(str, claim.sources))}] "{_flat(claim.quote)}"')
     for reason, title in REASON_TITLES.items():
         left_out = [c for c in answer.claims if c.left_out_reason == reason]
         if left_out:
@@ -251,7 +256,7 @@ def _print_answer(answer: Answer) -> None:
         echo("\nRelated passages (not an answer):")
         for c in answer.evidence:
             page = f" (page {c.page})" if c.page is not None else ""
-            echo(f'  - {c.display_name}{page}: "{c.quote}"')
+            echo(f'  - {c.display_name}{page}: "{_flat(c.quote)}"')
     if answer.mode == "extractive" and answer.model_refused:
         echo("(the model found no answer in the sources, but a passage answers the question closely: it is quoted)", err=True)
     elif answer.mode == "extractive":

@@ -7,6 +7,7 @@ text (no Markdown, no HTML), and the sources panel is HTML built here with every
 from __future__ import annotations
 
 import html
+import re
 import queue
 import shutil
 import threading
@@ -121,9 +122,16 @@ def _passage(chunks: dict[str, Any], citation: Citation) -> str:
     chunk = chunks.get(citation.chunk_id)
     if chunk is None:
         return "<mark>" + html.escape(citation.quote) + "</mark>"
+    text = _unwrapped(chunk.text)
     a = max(0, citation.quote_start - chunk.char_start)
     b = max(a, citation.quote_end - chunk.char_start)
-    return html.escape(chunk.text[:a]) + "<mark>" + html.escape(chunk.text[a:b]) + "</mark>" + html.escape(chunk.text[b:])
+    return html.escape(text[:a]) + "<mark>" + html.escape(text[a:b]) + "</mark>" + html.escape(text[b:])
+
+
+def _unwrapped(text: str) -> str:
+    """``text`` with a PDF's hard line wraps joined (a lone newline becomes a space, the same
+    length, so quote offsets still hold); blank lines and Markdown table rows stay."""
+    return re.sub(r"(?<=[^\n|])\n(?=[^\n|])", " ", text)
 
 
 def _source_card(chunks: dict[str, Any], citation: Citation, css_class: str = "source") -> str:
