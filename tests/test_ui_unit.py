@@ -170,3 +170,12 @@ def test_arena_cap_respects_the_users_setting(monkeypatch) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     if sys.platform.startswith("linux"):
         assert cap_arenas() is True
+
+
+def test_a_pdf_passage_is_shown_without_its_hard_line_wraps() -> None:
+    from ui.app import _unwrapped
+
+    text = "The tank is covered for 6 years. Heating\nelements are covered for 1 year.\n\n| City | Rate |\n| Paris | 60 |"
+    shown = _unwrapped(text)
+    assert shown == "The tank is covered for 6 years. Heating elements are covered for 1 year.\n\n| City | Rate |\n| Paris | 60 |"
+    assert len(shown) == len(text)  # quote offsets still point at the same characters
