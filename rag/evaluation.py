@@ -235,6 +235,7 @@ def _qa_metrics(
                 "mode": answer.mode,
                 "refused": answer.refused,
                 "model_refused": answer.model_refused,
+                "refusal_reason": answer.refusal_reason,
                 "answerability": answer.answerability,
                 "cited_docs": [doc_of.get(c.source) for c in answer.citations],
                 "claims": [{"text": c.text, "supported": c.supported, "support": c.support, "reason": c.reason} for c in claims],

@@ -34,7 +34,7 @@ from .embeddings import Embedder
 from .question import QuestionPart, kind_fit, parts
 from .safety import instruction_spans, mask_instructions
 from .schema import Hit
-from .textspan import NUMBER_WORDS, content_word_forms, content_words, numbers, overlap, plain, sentences, weighted_overlap
+from .textspan import NUMBER_WORDS, STOPWORDS, content_word_forms, content_words, numbers, overlap, plain, sentences, weighted_overlap
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # A question asking for something (not yes/no), or a blank to fill ("_____ protects the biosphere
@@ -50,6 +50,11 @@ def _qualifiers(text: str) -> set[str]:
     """The negations ("not", "never", "no", "n't": one kind) and restrictions ("only", "unless",
     "except") that ``text`` makes."""
     return {_SAME_QUALIFIER.get(m.group(0).lower(), "not") for m in _QUALIFIER.finditer(text)}
+
+
+def _short_words(text: str) -> set[str]:
+    """Words of one or two letters that are not stop words ("P", "UK", "EU"), lower-cased."""
+    return {w for w in (m.group(0).lower() for m in re.finditer(r"[^\W_]+", text)) if len(w) <= 2 and w not in STOPWORDS}
 
 
 def _numbers_of(text: str) -> set[str]:
@@ -181,6 +186,7 @@ class Verifier:
         self.question_words = content_words(question)
         self.question_weights = question_weights(question, term_weight)
         self.open_question = bool(_OPEN_QUESTION.search(question))
+        self._question_short = _short_words(question)
         self.parts: list[QuestionPart] = parts(question)
         self._part_weights = _part_weights(self.parts, self.question_weights, term_weight)
         # sentences that address the assistant (prompt injection) never count as evidence or support
@@ -190,6 +196,7 @@ class Verifier:
         self._shared_heading = set.intersection(*self._headings) if len(hits) > 1 else set()
         self.evidence_text = [t + " " + h.chunk.heading for t, h in zip(trusted, hits)]
         self._number_units = [_number_units(t) for t in trusted]
+        self._passage_tokens = [_short_words(t) for t in trusted]
         self.spans: list[tuple[int, int, int]] = []  # (hit index, start, end) of every trusted passage sentence
         for i, hit in enumerate(hits):
             hostile = set(instruction_spans(hit.chunk.text))
@@ -357,10 +364,10 @@ class Verifier:
     def support(self, sentence: str, n: int, vector: np.ndarray | None = None) -> Support:
         i = n - 1
         words = content_words(sentence)
-        added = words - self.question_words
+        added = self._added(sentence)
         lexical = overlap(words, self.passage_words[i])
         if added:
-            novel = overlap(added, self.passage_words[i])
+            novel = overlap(added, self.passage_words[i] | self._passage_tokens[i])
         else:  # nothing beyond the question's own words: it confirms a yes/no question, answers no other
             novel = 0.0 if self.open_question else 1.0
         evidence = self.evidence_text[i]
@@ -394,9 +401,15 @@ class Verifier:
         common = set.intersection(*(u for u, _ in units))  # what every number-bearing line says ("per day")
         return all(any(n in held and (u - common) & subject for u, held in units) for n in _numbers_of(sentence))
 
+    def _added(self, sentence: str) -> set[str]:
+        """What ``sentence`` says beyond the question: its content words the question lacks, or
+        when there are none, its short words the question lacks ("#P", "UK": an answer too)."""
+        added = content_words(sentence) - self.question_words
+        return added or (_short_words(sentence) - self._question_short)
+
     def reason(self, sentence: str, best: Support | None) -> str:
         """Why ``sentence``, whose best support is ``best``, was left out, in one word."""
-        if self.open_question and not content_words(sentence) - self.question_words:
+        if self.open_question and not self._added(sentence):
             return "restates-question"
         if best is None:
             return "unsupported"

@@ -454,11 +454,11 @@ def test_what_a_question_asks_for() -> None:
 
 
 def test_an_answer_starts_with_a_sentence_that_answers() -> None:
-    """A true sentence of the answering passage may follow the answer as context, never open it
-    (a small model that copies the passage's first sentence has not answered)."""
+    """A true sentence of the answering passage may follow a weak reader's answer as context, never
+    open it (a small model that copies the passage's first sentence has not answered)."""
     from rag.citations import CitationChecker
 
-    checker = CitationChecker(CANTEEN, "Who runs the staff canteen?")
+    checker = CitationChecker(CANTEEN, "Who runs the staff canteen?", weak_reader=True)
     checker.feed("Lunch costs 4 euros [1]. It is run by Marlowe Catering [1]. Lunch costs 4 euros, really [1].")
     checker.close()
     text, _, _ = checker.result()
@@ -570,3 +570,11 @@ def test_a_sentence_may_not_add_a_negation_or_a_restriction_its_passage_lacks() 
     ]
     text, _, _ = cite("Heating elements and thermostats are covered for 1 year [1]. The anode rod was not inspected [1].", manual, question)
     assert text == "Heating elements and thermostats are covered for 1 year [1]. The anode rod was not inspected [1]."  # 'never' is a negation too
+
+
+def test_an_answer_of_short_words_is_not_a_restatement() -> None:
+    classes = [hit(1, "The complexity class of counting problems is denoted #P. It is larger than NP.")]
+    text, _, _ = cite("The class of counting problems is #P [1].", classes, "What expression represents the class of counting problems?")
+    assert text == "The class of counting problems is #P [1]."
+    text, _, removed = cite("The class of counting problems is #Q [1].", classes, "What expression represents the class of counting problems?")
+    assert text == "" and removed == ["The class of counting problems is #Q."]
