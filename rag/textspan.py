@@ -8,9 +8,10 @@ from functools import lru_cache
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # A sentence ends at . ! or ? (after any closing quotes or a citation marker like ". [2]") followed by
-# white space that does not open a citation marker, or at a blank line.
+# white space that does not open a citation marker, at a blank line, or where a Markdown table row
+# begins (each row is a statement of its own: "| Paris | €60 |").
 _BOUNDARY = re.compile(
-    r"(?:(?<=[.!?])[\"')\]]*|(?<=[.!?] \[\d\])|(?<=[.!?]\[\d\]))\s+(?!\[\d)|\n[ \t]*\n"
+    r"(?:(?<=[.!?])[\"')\]]*|(?<=[.!?] \[\d\])|(?<=[.!?]\[\d\]))\s+(?!\[\d)|\n[ \t]*\n|\n(?=[ \t]*\|)"
 )
 
 

@@ -578,3 +578,11 @@ def test_an_answer_of_short_words_is_not_a_restatement() -> None:
     assert text == "The class of counting problems is #P [1]."
     text, _, removed = cite("The class of counting problems is #Q [1].", classes, "What expression represents the class of counting problems?")
     assert text == "" and removed == ["The class of counting problems is #Q."]
+
+
+def test_a_table_row_is_evidence_of_its_own() -> None:
+    from rag.verify import Thresholds, Verifier
+
+    verifier = Verifier(ALLOWANCES, "How much is the daily allowance in Paris?", None, Thresholds(0.5, 0.67, 0.3, relevance_margin=0.1))
+    best = verifier.evidence(1)[0]
+    assert ALLOWANCES[0].chunk.text[best.start : best.end] == "| Paris | €60 per day |"
