@@ -134,10 +134,14 @@ class QuestionAnswerer:
             return
         claims = checker.claims
         unanswered = verifier.unanswered_parts(checker.kept_support)
-        for e in unanswered:  # the model answered one part of a two-part question: quote the evidence for the other
+        for e in unanswered:  # the model's sentences do not answer (a part of) the question directly: quote its evidence
             quotes, more, quoted = _quotes(verifier, [e])
             part = verifier.parts[e.part].text
-            addition = self.prompts.render("other_part", part=part[:1].lower() + part[1:], quotes=quotes)
+            addition = (
+                self.prompts.render("other_part", part=part[:1].lower() + part[1:], quotes=quotes)
+                if len(verifier.parts) > 1
+                else self.prompts.render("extractive", quotes=quotes)
+            )
             yield " " + addition
             text, citations, claims = f"{text} {addition}", citations + more, claims + quoted
         yield Answer(
