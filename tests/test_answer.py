@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -110,7 +111,7 @@ class BagOfWordsEmbedder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in text.lower().split():
-                out[row, hash(word.strip(".,?!")) % self.dimension] += 1.0
+                out[row, zlib.crc32(word.strip(".,?!").encode()) % self.dimension] += 1.0  # not hash(): the same every run
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
     embed_documents = embed_queries = _vectors
