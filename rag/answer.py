@@ -45,7 +45,6 @@ class QuestionAnswerer:
         self.prompts = prompts
         self.settings = settings
         self._entailment = entailment
-        self.quote_unverified = quotes_unverified(settings)
 
     def ask(self, question: str, **overrides: object) -> Answer:
         answer = None
@@ -94,7 +93,8 @@ class QuestionAnswerer:
         if llm is None:
             yield from _with_text(self._extractive(question, verifier, evidence, started, "(extractive)", packed, []))
             return
-        checker = CitationChecker(packed.hits, question, verifier=verifier, weak_reader=self.quote_unverified)
+        weak = quotes_unverified(self.settings, llm.name)
+        checker = CitationChecker(packed.hits, question, verifier=verifier, weak_reader=weak)
         finish = None
         shown = 0
         for chunk in llm.generate(
@@ -112,7 +112,7 @@ class QuestionAnswerer:
             yield (" " if shown else "") + sentence
             shown += 1
         text, citations, removed = checker.result()
-        if not citations and not self.quote_unverified:
+        if not citations and not weak:
             # a model that can read found no answer, or wrote none its sources back: say so
             said = "found no answer in the sources" if checker.model_refused else f"wrote no sentence its sources support ({len(checker.claims)} left out)"
             answer = self._refusal(question, started, f"the model {said}", verifier, evidence, packed)
@@ -242,7 +242,8 @@ class QuestionAnswerer:
         budget = llm.n_ctx - max_tokens
         chosen: list[Hit] = []
         blocks: list[str] = []
-        messages = self._messages(question, blocks)
+        weak = quotes_unverified(self.settings, llm.name)
+        messages = self._messages(question, blocks, weak)
         used = llm.count_tokens(messages)
         if used > budget:
             raise InputError(
@@ -252,7 +253,7 @@ class QuestionAnswerer:
             )
         for hit in retrieval.hits:
             block = self._source_block(len(chosen) + 1, hit)
-            trial = self._messages(question, blocks + [block])
+            trial = self._messages(question, blocks + [block], weak)
             needed = llm.count_tokens(trial)
             if needed <= budget:
                 chosen.append(hit)
@@ -260,22 +261,21 @@ class QuestionAnswerer:
                 messages, used = trial, needed
         return PackedPrompt(messages, chosen, len(retrieval.hits) - len(chosen), used)
 
-    @property
-    def _no_answer(self) -> str:
+    def _no_answer(self, weak: bool) -> str:
         """What a weak reader is told to say when the sources lack the answer (prompts/no_answer.txt).
         A model that reads is not told: measured on squad-dev8, Qwen2.5 1.5B then answered "The
         documents do not say." to questions whose answer stood in source [1]; without the line,
         SmolLM2 glues neighbouring sentences into claims the sources do not make."""
-        return " " + self.prompts.render("no_answer") if self.quote_unverified else ""
+        return " " + self.prompts.render("no_answer") if weak else ""
 
     def _source_block(self, n: int, hit: Hit) -> str:
         return self.prompts.render("source", n=n, text=mask_instructions(hit.chunk.text))
 
-    def _messages(self, question: str, blocks: list[str]) -> list[Message]:
+    def _messages(self, question: str, blocks: list[str], weak: bool) -> list[Message]:
         sources = "\n\n".join(blocks) if blocks else "(none)"
         return [
             {"role": "system", "content": self.prompts.render("system")},
-            {"role": "user", "content": self.prompts.render("qa", sources=sources, question=question) + self._no_answer},
+            {"role": "user", "content": self.prompts.render("qa", sources=sources, question=question) + self._no_answer(weak)},
         ]
 
     def _refusal(

@@ -135,16 +135,19 @@ def load_catalogue(path: Path = CATALOGUE) -> list[CatalogueModel]:
     return models
 
 
-def quotes_unverified(settings: Settings) -> bool:
+def quotes_unverified(settings: Settings, model_name: str = "") -> bool:
     """Whether an answer none of whose sentences is supported falls back to quoting the evidence
-    (``settings.unverified``; "auto" quotes for a model the catalogue marks as a weak reader)."""
+    (``settings.unverified``; "auto" quotes for a model the catalogue marks as a weak reader,
+    known by ``--model`` or by its GGUF file name in ``model_name``, which for a server is the
+    model id it reports)."""
     if settings.unverified != "auto":
         return settings.unverified == "quote"
-    if settings.llm_url:
-        return False  # a model on a server was chosen to read
-    spec = settings.model.lower()
-    entry = next((m for m in load_catalogue() if spec in (m.name, m.repo, m.spec.lower())), None)
-    return entry is not None and not entry.reader
+    spec, name = settings.model.lower(), model_name.lower()
+    for entry in load_catalogue():
+        named = not settings.llm_url and spec in (entry.name, entry.repo, entry.spec.lower())
+        if named or (name and entry.file.lower() in name):
+            return not entry.reader
+    return False
 
 
 def find(name: str, catalogue: list[CatalogueModel] | None = None) -> CatalogueModel | None:

@@ -152,3 +152,15 @@ def test_the_packaged_reader_answers_the_demo_question_when_installed(tmp_path: 
     assert "6 years" in answer.text and "void" in answer.text, answer.text
     assert all(c.supported for c in answer.claims if c.reason != "over-limit") and answer.citations
     assert {c.display_name for c in answer.citations} == {"water-heater-manual.pdf"}
+
+
+def test_the_weak_reader_is_known_by_name_path_or_server_model_id() -> None:
+    from rag.models import quotes_unverified
+
+    assert quotes_unverified(Settings(), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert quotes_unverified(Settings(model="/models/SmolLM2-135M-Instruct.Q4_1.gguf"), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert not quotes_unverified(Settings(model="bundled:qwen2.5-1.5b"), "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+    server = Settings(llm_url="http://127.0.0.1:8000/v1")  # --model keeps its default; the server's model decides
+    assert quotes_unverified(server, "/x/SmolLM2-135M-Instruct.Q4_1.gguf @ http://127.0.0.1:8000/v1")
+    assert not quotes_unverified(server, "Qwen3-8B-Q4_K_M.gguf @ http://127.0.0.1:8000/v1")
+    assert not quotes_unverified(Settings(unverified="refuse"), "SmolLM2-135M-Instruct.Q4_1.gguf")
