@@ -7,6 +7,7 @@ fixed allowance for llama.cpp's compute buffers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -135,6 +136,12 @@ def load_catalogue(path: Path = CATALOGUE) -> list[CatalogueModel]:
     return models
 
 
+@functools.cache
+def _shipped_catalogue() -> tuple[CatalogueModel, ...]:
+    """The catalogue that ships, read once per process (it is consulted on every question)."""
+    return tuple(load_catalogue())
+
+
 def quotes_unverified(settings: Settings, model_name: str = "") -> bool:
     """Whether an answer none of whose sentences is supported falls back to quoting the evidence
     (``settings.unverified``; "auto" quotes for a model the catalogue marks as a weak reader,
@@ -143,7 +150,7 @@ def quotes_unverified(settings: Settings, model_name: str = "") -> bool:
     if settings.unverified != "auto":
         return settings.unverified == "quote"
     spec, name = settings.model.lower(), model_name.lower()
-    for entry in load_catalogue():
+    for entry in _shipped_catalogue():
         named = not settings.llm_url and spec in (entry.name, entry.repo, entry.spec.lower())
         if named or (name and entry.file.lower() in name):
             return not entry.reader

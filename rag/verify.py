@@ -62,16 +62,10 @@ def _numbers_of(text: str) -> set[str]:
 
 
 def _number_units(text: str) -> list[tuple[set[str], set[str]]]:
-    """(content words, numbers) of each sentence of ``text``, and each row of a Markdown table,
-    that holds a number (a hard-wrapped line of a PDF is not a unit: its sentence is)."""
-    units = []
-    for start, end in sentences(text):
-        piece = text[start:end]
-        for unit in piece.splitlines() if "|" in piece else [piece]:
-            held = _numbers_of(unit)
-            if held:
-                units.append((content_words(plain(unit)), held))
-    return units
+    """(content words, numbers) of each sentence of ``text`` that holds a number (a Markdown table
+    row is a sentence of its own; a hard-wrapped line of a PDF is not)."""
+    pieces = (text[start:end] for start, end in sentences(text))
+    return [(content_words(plain(p)), held) for p in pieces if (held := _numbers_of(p))]
 
 
 class EntailmentModel(Protocol):
@@ -196,7 +190,7 @@ class Verifier:
         self._shared_heading = set.intersection(*self._headings) if len(hits) > 1 else set()
         self.evidence_text = [t + " " + h.chunk.heading for t, h in zip(trusted, hits)]
         self._number_units = [_number_units(t) for t in trusted]
-        self._passage_tokens = [_short_words(t) for t in trusted]
+        self._passage_short = [_short_words(t) for t in trusted]
         self.spans: list[tuple[int, int, int]] = []  # (hit index, start, end) of every trusted passage sentence
         for i, hit in enumerate(hits):
             hostile = set(instruction_spans(hit.chunk.text))
@@ -367,7 +361,7 @@ class Verifier:
         added = self._added(sentence)
         lexical = overlap(words, self.passage_words[i])
         if added:
-            novel = overlap(added, self.passage_words[i] | self._passage_tokens[i])
+            novel = overlap(added, self.passage_words[i] | self._passage_short[i])
         else:  # nothing beyond the question's own words: it confirms a yes/no question, answers no other
             novel = 0.0 if self.open_question else 1.0
         evidence = self.evidence_text[i]
