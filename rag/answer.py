@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .citations import CitationChecker, make_citation
 from .config import Settings
+from .conversation import FollowUp, mentions_any, resolve
 from .errors import InputError
 from .llm import LLM, Message
 from .models import quotes_unverified
 from .prompts import Prompts
 from .retrieval import HybridRetriever, Retrieval
 from .schema import Answer, Citation, Claim, Draft, Hit
-from .textspan import content_words, plain
+from .textspan import content_word_forms, plain
 from .safety import mask_instructions, sanitise
 from .verify import EntailmentModel, Evidence, Thresholds, Verifier
 
@@ -29,6 +30,16 @@ class PackedPrompt:
     hits: list[Hit]  # the sources placed in the prompt, numbered from 1
     dropped: int  # retrieved passages that did not fit
     prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """What an answer is built from: the numbered sources in the prompt and the best evidence."""
+
+    packed: PackedPrompt
+    verifier: Verifier
+    evidence: list[Evidence]
+    answerability: float
 
 
 class QuestionAnswerer:
@@ -56,40 +67,60 @@ class QuestionAnswerer:
 
     def stream(
         self,
-        question: str,
+        question: str | FollowUp,
         *,
         top_k: int | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
         query_vector: np.ndarray | None = None,
+        stopped: Callable[[], bool] | None = None,
     ) -> Iterator[str | Draft | Answer]:
         """Yield checked answer text (``str``) as each sentence passes, ``Draft`` updates of the
-        sentence being written, then the finished ``Answer``."""
+        sentence being written, then the finished ``Answer``.
+
+        A ``FollowUp`` is answered as its standalone query, and its answer must rest on evidence
+        that mentions a word of the follow-up itself. When ``stopped()`` turns true, generation
+        ends and the answer is what was verified so far."""
+        if isinstance(question, str):
+            question = check_question(question)
+            follow = FollowUp(question, question, "as-is")
+        else:
+            follow = question
+        for event in self._stream(follow, top_k, temperature, max_tokens, query_vector, stopped or (lambda: False)):
+            if isinstance(event, FollowUp):
+                follow = event  # the one answered
+            elif isinstance(event, Answer):
+                event.question, event.query, event.query_method = follow.question, follow.query, follow.method
+                yield event
+            else:
+                yield event
+
+    def _stream(
+        self,
+        follow: FollowUp,
+        top_k: int | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        query_vector: np.ndarray | None,
+        stopped: Callable[[], bool],
+    ) -> Iterator[FollowUp | str | Draft | Answer]:
+        """The answer's events, after the ``FollowUp`` that was answered (a self-contained question
+        the documents do not answer alone is tried once more in its conversation's context)."""
         started = time.perf_counter()
-        question = check_question(question)
         max_tokens = max_tokens or self.settings.max_tokens
         temperature = self.settings.temperature if temperature is None else temperature
         llm = self._llm_factory() if self.settings.answer_mode == "generate" else None
-        if llm is not None:
-            self.pack(llm, question, Retrieval(question, [], 0.0, 0), max_tokens)  # fails fast if it cannot fit
-        retrieval = self.retriever.retrieve(question, top_k=top_k, vector=query_vector)
-        if not retrieval.hits:
-            reason = (
-                "no passage in the index is relevant to the question "
-                f"(best similarity {retrieval.best_similarity:.2f} < {self.settings.min_similarity})"
-            )
-            yield from _with_text(self._refusal(question, started, reason, None, []))
+        grounded = self._ground(follow, llm, top_k, max_tokens, query_vector, started)
+        if isinstance(grounded, Answer) and follow.in_context is not None:
+            retried = self._ground(follow.in_context, llm, top_k, max_tokens, None, started)
+            if not isinstance(retried, Answer):
+                follow, grounded = follow.in_context, retried
+        yield follow
+        if isinstance(grounded, Answer):
+            yield from _with_text(grounded)
             return
-        focused = focus(retrieval, self.settings.relative_cutoff)
-        packed = self.pack(llm, question, focused, max_tokens) if llm is not None else PackedPrompt([], focused.hits, 0, 0)
-        index = self.retriever.index
-        verifier = Verifier(packed.hits, question, index.embedder, self.thresholds, self._entailment, index.idf)
-        evidence = verifier.evidence(3)
-        answerability = verifier.answerability()
-        if answerability < self.settings.min_answerability:
-            reason = f"no retrieved sentence answers the question (answerability {answerability:.2f} < {self.settings.min_answerability})"
-            yield from _with_text(self._refusal(question, started, reason, verifier, evidence, packed))
-            return
+        question, packed, verifier, evidence = follow.query, grounded.packed, grounded.verifier, grounded.evidence
+        answerability, index = grounded.answerability, self.retriever.index
         if llm is None:
             yield from _with_text(self._extractive(question, verifier, evidence, started, "(extractive)", packed, []))
             return
@@ -108,6 +139,9 @@ class QuestionAnswerer:
             if checker.full:  # enough supported sentences: stop generating
                 finish = "stop"
                 break
+            if stopped():  # the user stopped it: the answer is what was verified so far
+                yield self._stopped(question, checker, verifier, packed, llm.name, started)
+                return
         for sentence in checker.close():
             yield (" " if shown else "") + sentence
             shown += 1
@@ -164,6 +198,58 @@ class QuestionAnswerer:
             answerability=answerability,
         )
 
+    def _ground(
+        self, follow: FollowUp, llm: LLM | None, top_k: int | None, max_tokens: int, vector: np.ndarray | None, started: float
+    ) -> Grounding | Answer:
+        """The sources and evidence to answer ``follow`` from, or the refusal when they do not answer it."""
+        question = follow.query
+        if llm is not None:
+            self.pack(llm, question, Retrieval(question, [], 0.0, 0), max_tokens)  # fails fast if it cannot fit
+        retrieval = self.retriever.retrieve(question, top_k=top_k, vector=vector)
+        if not retrieval.hits:
+            reason = (
+                "no passage in the index is relevant to the question "
+                f"(best similarity {retrieval.best_similarity:.2f} < {self.settings.min_similarity})"
+            )
+            return self._refusal(question, started, reason, None, [])
+        focused = focus(retrieval, self.settings.relative_cutoff)
+        packed = self.pack(llm, question, focused, max_tokens) if llm is not None else PackedPrompt([], focused.hits, 0, 0)
+        index = self.retriever.index
+        verifier = Verifier(packed.hits, question, index.embedder, self.thresholds, self._entailment, index.idf)
+        evidence = verifier.evidence(3)
+        answerability = verifier.answerability()
+        if answerability < self.settings.min_answerability:
+            reason = f"no retrieved sentence answers the question (answerability {answerability:.2f} < {self.settings.min_answerability})"
+            return self._refusal(question, started, reason, verifier, evidence, packed)
+        if not any(mentions_any(follow.own_words, verifier.hits[e.n - 1].chunk.embedding_text()) for e in evidence):
+            asked = ", ".join(f'"{w}"' for stem, w in content_word_forms(follow.question).items() if stem in follow.own_words)
+            reason = f"no passage that answers mentions what the follow-up asks about ({asked})"
+            return self._refusal(question, started, reason, verifier, evidence, packed)
+        return Grounding(packed, verifier, evidence, answerability)
+
+    def _stopped(
+        self, question: str, checker: CitationChecker, verifier: Verifier, packed: PackedPrompt, model: str, started: float
+    ) -> Answer:
+        text, citations, removed = checker.result()
+        return Answer(
+            question=question,
+            text=text,
+            citations=citations,
+            refused=False,
+            truncated=True,
+            model=model,
+            embedder=self.retriever.index.embedder.name,
+            prompt_version=self.prompts.version,
+            latency_s=round(time.perf_counter() - started, 3),
+            sources_considered=len(packed.hits),
+            sources_dropped=packed.dropped,
+            removed_sentences=removed,
+            mode="stopped",
+            claims=checker.claims,
+            evidence=self._evidence_citations(verifier, verifier.evidence(3), supported=True),
+            answerability=verifier.answerability(),
+        )
+
     @property
     def thresholds(self) -> Thresholds:
         s = self.settings
@@ -213,29 +299,22 @@ class QuestionAnswerer:
                 chosen.append(e)
         return chosen
 
-    def condense(self, question: str, history: list[tuple[str, str]]) -> str:
-        """Rewrite a follow-up into a standalone question using the chat history (prompts/condense.txt).
-
-        A small model may rewrite badly: a rewrite that drops every content word of the question, or
-        balloons, is replaced by the previous question joined with this one.
-        """
+    def resolve(self, question: str, earlier: Sequence[str]) -> FollowUp:
+        """``question`` as a standalone question, given the conversation's ``earlier`` standalone
+        questions (see ``rag.conversation``; the model rewrites from the user's questions only)."""
         question = check_question(question)
-        if not history:
-            return question
-        recent = history[-3:]
-        fallback = f"{recent[-1][0]} {question}"
-        if self.settings.answer_mode != "generate":
-            return fallback
-        lines = "\n".join(f"User: {q}\nAssistant: {' '.join(a.split())[:300]}" for q, a in recent)
-        messages = [{"role": "user", "content": self.prompts.render("condense", history=lines, question=question)}]
+        rewriter = self._rewrite if self.settings.answer_mode == "generate" else None
+        return resolve(question, earlier, rewriter)
+
+    def _rewrite(self, question: str, earlier: Sequence[str]) -> str:
+        messages: list[Message] = [
+            {"role": "user", "content": self.prompts.render("condense", history="\n".join(earlier), question=question)}
+        ]
         llm = self._llm_factory()
         if llm.count_tokens(messages) + 64 > llm.n_ctx:
-            return fallback
-        text = "".join(c.text for c in llm.generate(messages, max_tokens=64, temperature=0.0, seed=self.settings.seed, stop=["\n"]))
-        rewritten = " ".join(text.split()).strip('"')
-        if not rewritten or len(rewritten) > 3 * len(fallback) or not content_words(rewritten) & content_words(question):
-            return fallback
-        return rewritten
+            return ""
+        chunks = llm.generate(messages, max_tokens=64, temperature=0.0, seed=self.settings.seed, stop=["\n"])
+        return "".join(c.text for c in chunks)
 
     def pack(self, llm: LLM, question: str, retrieval: Retrieval, max_tokens: int) -> PackedPrompt:
         """Number the sources and add them, best first, while the prompt fits the context window."""

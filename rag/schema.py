@@ -150,12 +150,16 @@ class Answer:
     sources_dropped: int = 0  # retrieved passages left out because the context was full
     refusal_reason: str = ""
     removed_sentences: list[str] = field(default_factory=list)  # model sentences no source supports
-    mode: str = "generated"  # "generated", "extractive" (the model's text was unsupported) or "refusal"
+    # "generated", "extractive" (the model's text was unsupported), "refusal", or "stopped" (by the user:
+    # the text is what was verified before the stop)
+    mode: str = "generated"
     claims: list[Claim] = field(default_factory=list)  # every sentence the model wrote, checked (supported or not)
     evidence: list[Citation] = field(default_factory=list)  # best sentences for the question (related, if refused)
     reasoning: str = ""  # a reasoning model's <think> section, kept out of the answer
     answerability: float | None = None  # how well the best evidence sentence answers the question
     model_refused: bool = False  # the model said the sources do not answer (the evidence may still be quoted)
+    query: str = ""  # the standalone question retrieval and the checks used (a follow-up's rewrite)
+    query_method: str = "as-is"  # "as-is", "rewritten" (a checked model rewrite) or "completed" (deterministic)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .answer import QuestionAnswerer, check_question
 from .config import Settings
+from .conversation import FollowUp
 from .embeddings import Embedder, SentenceTransformerEmbedder
 from .errors import IndexMismatchError, InputError, NotIndexedError
 from .index import Index, check_index_dir
@@ -128,13 +129,23 @@ class Rag:
 
         return remove(self.index, sources)
 
-    def condense(self, question: str, history: list[tuple[str, str]]) -> str:
-        return self.answerer.condense(question, history)
+    def resolve(self, question: str, earlier: Sequence[str]) -> FollowUp:
+        """``question`` as a standalone question after the ``earlier`` standalone questions."""
+        return self.answerer.resolve(question, earlier)
 
-    def ask(self, question: str, **overrides: Any) -> Answer:
-        check_question(question)
+    def resolve_all(self, questions: Sequence[str]) -> list[FollowUp]:
+        """The questions of one conversation, each resolved against the ones before it."""
+        resolved: list[FollowUp] = []
+        for question in questions:
+            resolved.append(self.resolve(question, [r.query for r in resolved]))
+        return resolved
+
+    def ask(self, question: str | FollowUp, **overrides: Any) -> Answer:
+        if isinstance(question, str):
+            check_question(question)
         return self.answerer.ask(question, **overrides)
 
-    def ask_stream(self, question: str, **overrides: Any) -> Iterator[str | Draft | Answer]:
-        check_question(question)
+    def ask_stream(self, question: str | FollowUp, **overrides: Any) -> Iterator[str | Draft | Answer]:
+        if isinstance(question, str):
+            check_question(question)
         return self.answerer.stream(question, **overrides)

@@ -17,7 +17,7 @@ from rag.errors import InputError
 from rag.llm import GenerationChunk, Message
 from rag.prompts import Prompts
 from rag.retrieval import Retrieval, rrf
-from rag.schema import Chunk, Hit
+from rag.schema import Answer, Chunk, Hit
 
 
 def hit(n: int, text: str, source: str = "doc.txt", page: int | None = None) -> Hit:
@@ -208,27 +208,64 @@ def test_streaming_checker_releases_only_finished_supported_sentences() -> None:
     assert [c.n for c in citations] == [1, 2]
 
 
-def test_follow_up_is_rewritten_with_the_history() -> None:
-    class Rewriter(FakeLLM):
-        def generate(self, messages: list[Message], **kwargs: object) -> Iterator[GenerationChunk]:
-            self.calls.append(messages)
-            yield GenerationChunk(self.reply, "stop")
+class Rewriter(FakeLLM):
+    def generate(self, messages: list[Message], **kwargs: object) -> Iterator[GenerationChunk]:
+        self.calls.append(messages)
+        yield GenerationChunk(self.reply, "stop")
 
-    llm = Rewriter(4096, reply="When are dogs allowed in the office?")
+
+def test_follow_up_is_rewritten_from_the_users_questions_only() -> None:
+    llm = Rewriter(4096, reply="When are pets allowed in the office?")
     qa = answerer(llm, HITS)
-    history = [("Are pets allowed in the office?", "Dogs are allowed on Fridays [2].")]
-    assert qa.condense("and dogs, when?", history) == "When are dogs allowed in the office?"
+    follow = qa.resolve("and when?", ["Are pets allowed in the office?"])
+    assert (follow.query, follow.method) == ("When are pets allowed in the office?", "rewritten")
     prompt = llm.calls[0][-1]["content"]
-    assert "Are pets allowed in the office?" in prompt and "and dogs, when?" in prompt
-    assert qa.condense("How big is the jar?", []) == "How big is the jar?"  # nothing to rewrite: no model call
+    assert "Are pets allowed in the office?" in prompt and "and when?" in prompt
+    assert qa.resolve("How big is the jar?", []).method == "as-is"  # nothing to rewrite: no model call
     assert len(llm.calls) == 1
 
 
-def test_a_rewrite_that_loses_the_question_falls_back_to_the_history() -> None:
-    llm = FakeLLM(4096, reply="Banana banana banana.")
-    qa = answerer(llm, HITS)
-    history = [("Are pets allowed in the office?", "Dogs are allowed on Fridays [2].")]
-    assert qa.condense("and dogs, when?", history) == "Are pets allowed in the office? and dogs, when?"
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "The notice period in the lease is 25 days.",  # an answer, not a question
+        "When are dogs allowed in the office on Fridays?",  # adds a word (and a fact) the user never used
+        "Are pets allowed in the office? And when?",  # two questions glued together
+        "Banana banana banana?",  # loses the follow-up
+    ],
+)
+def test_a_rewrite_that_injects_or_loses_words_is_replaced_by_the_deterministic_one(reply: str) -> None:
+    qa = answerer(Rewriter(4096, reply=reply), HITS)
+    follow = qa.resolve("and when?", ["Are pets allowed in the office?"])
+    assert follow.method == "completed"
+    assert follow.query == "and when? (pets allowed office)"
+
+
+def test_a_follow_up_is_refused_when_no_evidence_mentions_what_it_asks_about() -> None:
+    from rag.conversation import resolve
+
+    llm = FakeLLM(4096, reply="Dogs are allowed on Fridays [2].")
+    qa = answerer(llm, HITS, min_answerability=0.2)
+    follow = resolve("And what about the salary?", ["When are dogs allowed in the office?"])
+    answer = qa.ask(follow)
+    assert answer.refused and "salary" in answer.refusal_reason
+    assert answer.question == "And what about the salary?" and answer.query_method == "completed"
+    assert not llm.calls  # refused before the model was asked
+
+
+def test_stopping_keeps_only_the_verified_sentences() -> None:
+    class Slow(FakeLLM):
+        def generate(self, messages: list[Message], **kwargs: object) -> Iterator[GenerationChunk]:
+            for piece in ["Dogs are allowed on Fridays [2]. ", "The jar holds", " 1.5 litres [1]."]:
+                yield GenerationChunk(piece, None)
+
+    seen: list[object] = []
+    qa = answerer(Slow(4096), HITS, min_answerability=0.2)
+    for event in qa.stream("When are dogs allowed?", stopped=lambda: len(seen) >= 2):
+        seen.append(event)
+    answer = seen[-1]
+    assert isinstance(answer, Answer) and answer.mode == "stopped" and answer.truncated
+    assert answer.text == "Dogs are allowed on Fridays [2]." and [c.n for c in answer.citations] == [2]
 
 
 def test_every_sentence_becomes_a_claim_with_its_support() -> None:

@@ -1,0 +1,122 @@
+"""Follow-up questions: what the user asks in the context of their earlier questions.
+
+"And what voids it?" after "How long is the water heater warranty?" means "What voids the water
+heater warranty?". A model may rewrite a follow-up that way, but a small one also writes answers
+("The notice period is 25 days.") or glues questions together, and such a rewrite must never reach
+retrieval or the checks. So:
+
+- a follow-up that stands on its own is used as it is;
+- a rewrite is built only from the user's own questions (the model never sees the answers), and is
+  used only when it is a question, keeps every content word of the follow-up, and adds no word,
+  number, name or date that the user's questions did not contain;
+- otherwise the follow-up is completed deterministically with the key words of the question
+  before it.
+
+The words the user typed in the follow-up itself stay what the answer must be about: an answer
+whose evidence mentions none of them is the previous topic again, not an answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .textspan import content_word_forms, content_words, numbers
+
+# words that point back at something said before
+_ANAPHORA = frozenset(
+    "it its it's they them their theirs this that these those he she him his her hers same such "
+    "former latter else also too either".split()
+)
+_LEADS_ON = re.compile(r"^\s*(and|but|so|or|also|then|what about|how about|what if|same for|and for)\b", re.I)
+_QUESTION = re.compile(
+    r"\?\s*$|^\s*(what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|can|could|"
+    r"may|might|must|shall|should|will|would|has|have|had)\b",
+    re.I,
+)
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+MAX_EARLIER = 3  # earlier questions the rewrite may draw on
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A question resolved in its conversation."""
+
+    question: str  # what the user typed
+    query: str  # the standalone question used for retrieval, the prompt and every check
+    method: str  # "as-is", "rewritten" (a checked model rewrite) or "completed" (the deterministic rewrite)
+    own_words: frozenset[str] = frozenset()  # the follow-up's own content words, when it leaned on context
+    in_context: FollowUp | None = None  # for a question used as it is: itself completed by the conversation, to try when it alone finds no answer
+
+    def to_json(self) -> dict[str, str]:
+        return {"question": self.question, "query": self.query, "query_method": self.method}
+
+
+Rewriter = Callable[[str, Sequence[str]], str]
+
+
+def needs_context(question: str) -> bool:
+    """Whether ``question`` leans on what came before: it points back ("it", "that"), leads on from
+    it ("And...", "What about..."), or is too short to stand alone."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    if any(w in _ANAPHORA for w in words) or _LEADS_ON.search(question):
+        return True
+    return len(content_words(question)) < 2
+
+
+def rewrite_problem(rewrite: str, question: str, earlier: Sequence[str]) -> str | None:
+    """Why ``rewrite`` may not stand for ``question`` (None when it may)."""
+    if not rewrite or "\n" in rewrite:
+        return "empty or more than one line"
+    if not _QUESTION.search(rewrite) or rewrite.count("?") > 1 or re.search(r"[.!?]\s+\S", rewrite):
+        return "not one question"
+    if len(rewrite) > 3 * (len(question) + max((len(e) for e in earlier), default=0)):
+        return "longer than the questions it comes from"
+    kept = content_words(question) - _anaphora_stems()
+    if not kept <= content_words(rewrite):
+        return "drops words of the follow-up"
+    asked = " ".join([question, *earlier])
+    if not content_words(rewrite) <= content_words(asked):
+        return "adds words the user did not use"
+    if not numbers(rewrite) <= numbers(asked):
+        return "adds a number the user did not give"
+    return None
+
+
+def complete(question: str, earlier: Sequence[str]) -> str:
+    """The follow-up with the key words of the question before it that it does not already use:
+    "And what voids it?" after "How long is the warranty?" → "And what voids it? (warranty)"."""
+    if not earlier:
+        return question
+    have = content_words(question)
+    terms = [form for stem, form in _surface_forms(earlier[-1]).items() if stem not in have]
+    return f"{question} ({' '.join(terms)})" if terms else question
+
+
+def resolve(question: str, earlier: Sequence[str], rewriter: Rewriter | None = None) -> FollowUp:
+    """``question`` in the context of the ``earlier`` standalone questions (oldest first)."""
+    recent = list(earlier)[-MAX_EARLIER:]
+    own = frozenset(content_words(question) - _anaphora_stems())
+    if not recent:
+        return FollowUp(question, question, "as-is")
+    if not needs_context(question):
+        return FollowUp(question, question, "as-is", in_context=FollowUp(question, complete(question, recent), "completed", own))
+    if rewriter is not None:
+        rewrite = " ".join(rewriter(question, recent).split()).strip("\"'“”")
+        if rewrite_problem(rewrite, question, recent) is None:
+            return FollowUp(question, rewrite, "rewritten", own)
+    return FollowUp(question, complete(question, recent), "completed", own)
+
+
+def mentions_any(words: frozenset[str], text: str) -> bool:
+    return not words or bool(words & content_words(text))
+
+
+def _surface_forms(text: str) -> dict[str, str]:
+    """Content words of ``text`` as written, less the ones that only point back."""
+    return {stem: form for stem, form in content_word_forms(text).items() if form not in _ANAPHORA}
+
+
+def _anaphora_stems() -> set[str]:
+    return content_words(" ".join(_ANAPHORA))

@@ -1,0 +1,60 @@
+"""Follow-up questions: resolved from the user's own words, never from a rewrite's invented facts."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.conversation import complete, needs_context, resolve, rewrite_problem
+
+EARLIER = ["How long is the warranty on the water heater?"]
+
+
+@pytest.mark.parametrize(
+    ("question", "leans"),
+    [
+        ("And what voids it?", True),
+        ("What about the deposit?", True),
+        ("Is that per month?", True),
+        ("Why?", True),
+        ("What is the monthly rent of the apartment?", False),
+        ("Is there a late fee for rent?", False),
+    ],
+)
+def test_a_question_that_points_back_needs_its_context(question: str, leans: bool) -> None:
+    assert needs_context(question) is leans
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "problem"),
+    [
+        ("What voids the water heater warranty?", None),
+        ("The warranty on the water heater is void after 6 years.", "not one question"),
+        ("What voids the warranty? How long is it?", "not one question"),
+        ("What voids the boiler warranty?", "adds words the user did not use"),
+        ("How long is the warranty on the water heater?", "drops words of the follow-up"),
+        ("What voids the 2024 water heater warranty?", "adds words the user did not use"),
+        ("", "empty or more than one line"),
+    ],
+)
+def test_a_rewrite_is_checked_against_the_users_words(rewrite: str, problem: str | None) -> None:
+    assert rewrite_problem(rewrite, "And what voids it?", EARLIER) == problem
+
+
+def test_the_deterministic_rewrite_adds_the_earlier_questions_key_words() -> None:
+    assert complete("And what voids it?", EARLIER) == "And what voids it? (long warranty water heater)"
+    assert complete("Who runs the garden?", []) == "Who runs the garden?"
+
+
+def test_resolve_uses_a_self_contained_question_as_it_is_and_keeps_the_context_for_a_retry() -> None:
+    follow = resolve("What is the monthly rent of the apartment?", EARLIER, rewriter=lambda q, e: "unused?")
+    assert (follow.query, follow.method) == ("What is the monthly rent of the apartment?", "as-is")
+    assert follow.in_context is not None and follow.in_context.method == "completed"
+    assert "warranty" in follow.in_context.query and "rent" in follow.in_context.own_words
+
+
+def test_resolve_falls_back_when_the_model_answers_instead_of_rewriting() -> None:
+    follow = resolve("And what voids it?", EARLIER, rewriter=lambda q, e: "The warranty is void after 25 days.")
+    assert follow.method == "completed" and "25" not in follow.query
+    assert follow.own_words == frozenset({"void"})
+    good = resolve("And what voids it?", EARLIER, rewriter=lambda q, e: '"What voids the water heater warranty?"')
+    assert (good.query, good.method) == ("What voids the water heater warranty?", "rewritten")
