@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .conversation import FollowUp
 from .errors import InputError
 from .manifest import file_sha256
 from .service import Rag
@@ -31,6 +32,7 @@ class Question:
     id: str
     text: str
     line: int
+    conversation: str | None = None  # rows with the same id are one conversation, in file order
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,9 @@ class BatchReport:
 
 
 def read_questions(path: Path) -> tuple[list[Question], list[BadRow]]:
-    """Questions from .jsonl ({"question"|"text", "id"?}), .csv (a "question" column, "id" optional)
-    or .txt (one per line). Bad rows come back with their line number instead of stopping the run."""
+    """Questions from .jsonl ({"question"|"text", "id"?, "conversation"?}), .csv (a "question" column,
+    "id" and "conversation" optional) or .txt (one per line). Rows that share a conversation id are
+    follow-ups of each other, in file order. Bad rows come back with their line number instead of stopping the run."""
     if not path.is_file():
         raise InputError(f"questions file not found: {path}", "pass a .jsonl, .csv or .txt file of questions")
     suffix = path.suffix.lower()
@@ -111,7 +114,9 @@ def _from_jsonl(text: str) -> tuple[list[Question], list[BadRow]]:
         if not isinstance(question, str) or not question.strip():
             bad.append(BadRow(n, "empty or missing 'question'"))
             continue
-        questions.append(Question(str(row.get("id", n)), " ".join(question.split()), n))
+        conversation = row.get("conversation")
+        conversation = None if conversation is None else str(conversation)
+        questions.append(Question(str(row.get("id", n)), " ".join(question.split()), n, conversation))
     return questions, bad
 
 
@@ -142,7 +147,7 @@ def _from_csv(text: str, path: Path) -> tuple[list[Question], list[BadRow]]:
         if not question:
             bad.append(BadRow(n, "empty question"))
             continue
-        questions.append(Question(row.get("id") or str(n), question, n))
+        questions.append(Question(row.get("id") or str(n), question, n, row.get("conversation") or None))
     return questions, bad
 
 
@@ -232,16 +237,17 @@ def run_batch(
         rag.answerer  # noqa: B018 - build the shared pipeline (index, keyword index, model) before any thread
         if rag.settings.answer_mode == "generate":
             rag.llm()
+    resolved = resolve_conversations(rag, questions, {q.id for q in todo})
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rag-batch") if concurrency > 1 else None
     with output.open("a", encoding="utf-8") as sink, pool if pool is not None else contextlib.nullcontext():
         for start in range(0, total, embed_batch):
             group = todo[start : start + embed_batch]
-            vectors = rag.embedder.embed_queries([q.text for q in group])
+            vectors = rag.embedder.embed_queries([resolved[q.id].query for q in group])
             jobs = zip(group, vectors)
             records = (
-                pool.map(lambda job: _answer_record(rag, job[0], job[1], meta), jobs)  # results come back in input order
+                pool.map(lambda job: _answer_record(rag, job[0], resolved[job[0].id], job[1], meta), jobs)  # results come back in input order
                 if pool is not None
-                else (_answer_record(rag, q, v, meta) for q, v in jobs)
+                else (_answer_record(rag, q, resolved[q.id], v, meta) for q, v in jobs)
             )
             for record in records:
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -254,12 +260,29 @@ def run_batch(
     return report
 
 
-def _answer_record(rag: Rag, question: Question, vector: Any, meta: dict[str, Any]) -> dict[str, Any]:
+def resolve_conversations(rag: Rag, questions: list[Question], wanted: set[str]) -> dict[str, FollowUp]:
+    """Each wanted question as it is asked: a row of a conversation is resolved against the rows
+    of that conversation before it (answered already or not), any other row stands alone."""
+    resolved: dict[str, FollowUp] = {}
+    earlier: dict[str, list[str]] = {}
+    unfinished = {q.conversation for q in questions if q.id in wanted}
+    for q in questions:
+        if q.conversation is None:
+            resolved[q.id] = FollowUp(q.text, q.text, "as-is")
+        elif q.conversation in unfinished:
+            turns = earlier.setdefault(q.conversation, [])
+            resolved[q.id] = rag.resolve(q.text, turns)
+            turns.append(resolved[q.id].query)
+    return resolved
+
+
+def _answer_record(rag: Rag, question: Question, follow: FollowUp, vector: Any, meta: dict[str, Any]) -> dict[str, Any]:
     from .errors import RagError
 
     try:
-        answer = rag.ask(question.text, query_vector=vector)
+        answer = rag.ask(follow, query_vector=vector)
     except RagError as err:  # e.g. a question too long for the context: recorded, the run goes on
         return {"id": question.id, "question": question.text, "error": err.problem, "fix": err.hint, **meta}
-    return {"id": question.id, **answer.to_json(), **meta}
+    conversation = {"conversation": question.conversation} if question.conversation is not None else {}
+    return {"id": question.id, **conversation, **answer.to_json(), **meta}
 

@@ -197,18 +197,25 @@ def _print_report(report: IngestReport) -> None:
 @main.command("ask")
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
+@click.option(
+    "--history", "history_file", type=click.Path(path_type=Path),
+    help="Earlier questions of the conversation (.json list, .jsonl or .txt, oldest first): QUESTION is their follow-up.",
+)
 @answer_options
 @settings_options
 @handle_errors
-def ask_command(question: str, as_json: bool, **kwargs: Any) -> None:
+def ask_command(question: str, as_json: bool, history_file: Path | None, **kwargs: Any) -> None:
     """Answer a question from the indexed documents, with cited sources."""
+    from .conversation import read_history
     from .service import Rag
 
     settings = _settings(kwargs)
     rag = Rag(settings)
+    earlier = [f.query for f in rag.resolve_all(read_history(history_file))] if history_file else []
+    follow = rag.resolve(question, earlier)
     answer = None
     streamed = False
-    for event in rag.ask_stream(question):
+    for event in rag.ask_stream(follow):
         if isinstance(event, Answer):
             answer = event
         elif isinstance(event, str) and not as_json:  # checked sentences, as they are accepted
@@ -220,6 +227,8 @@ def ask_command(question: str, as_json: bool, **kwargs: Any) -> None:
         echo_json(json.dumps(answer.to_json(), ensure_ascii=False))
         return
     echo("" if streamed else answer.text)
+    if answer.query and answer.query != answer.question:
+        secho(f"(a follow-up, asked as: {answer.query})", fg="cyan", err=True)
     _print_answer(answer)
 
 

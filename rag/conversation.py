@@ -18,10 +18,13 @@ whose evidence mentions none of them is the previous topic again, not an answer.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from .errors import InputError
 from .textspan import content_word_forms, content_words, numbers
 
 # words that point back at something said before
@@ -120,3 +123,21 @@ def _surface_forms(text: str) -> dict[str, str]:
 
 def _anaphora_stems() -> set[str]:
     return content_words(" ".join(_ANAPHORA))
+
+
+def read_history(path: Path) -> list[str]:
+    """The earlier questions of a conversation, oldest first, from a file: a JSON list (of strings,
+    or of objects with a "question"), JSON lines of the same, or plain text with one per line."""
+    if not path.is_file():
+        raise InputError(f"history file not found: {path}", "pass a .json, .jsonl or .txt file of the earlier questions")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    if path.suffix.lower() == ".txt":
+        return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    try:
+        rows = json.loads(text) if path.suffix.lower() == ".json" else [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})", 'write a list such as ["How long is the warranty?"]') from None
+    questions = [row.get("question") if isinstance(row, dict) else row for row in (rows if isinstance(rows, list) else [rows])]
+    if not all(isinstance(q, str) and q.strip() for q in questions):
+        raise InputError(f"{path} holds an entry that is not a question", 'give each turn as a string or as {"question": "..."}')
+    return [" ".join(q.split()) for q in questions]

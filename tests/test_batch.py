@@ -74,3 +74,26 @@ def test_same_inputs_and_seed_give_the_same_answers(rag: Rag, tmp_path: Path) ->
     run_batch(rag, questions, tmp_path / "b.jsonl")
     strip = lambda r: {k: v for k, v in r.items() if k != "latency_s"}  # noqa: E731
     assert [strip(r) for r in lines(tmp_path / "a.jsonl")] == [strip(r) for r in lines(tmp_path / "b.jsonl")]
+
+
+def test_rows_of_a_conversation_are_follow_ups_and_each_record_carries_its_query(rag: Rag, tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    rows = [
+        {"id": "a1", "conversation": "a", "question": "How fast must the supplier respond to outages?"},
+        {"id": "b1", "conversation": "b", "question": "How many books can a library member borrow?"},
+        {"id": "a2", "conversation": "a", "question": "And on which days?"},
+        {"id": "s", "question": "And on which days?"},
+    ]
+    questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    output = tmp_path / "answers.jsonl"
+    run_batch(rag, questions, output)
+    records = {r["id"]: r for r in lines(output)}
+    assert records["a2"]["conversation"] == "a" and records["a2"]["question"] == "And on which days?"
+    assert records["a2"]["query_method"] in {"rewritten", "completed"}
+    assert "outages" in records["a2"]["query"]  # the follow-up of "a", not of "b"
+    assert "books" not in records["a2"]["query"]
+    assert records["s"]["query"] == "And on which days?" and "conversation" not in records["s"]
+    # resuming re-resolves the conversation from its earlier rows: the same query comes back
+    output.write_text("".join(json.dumps(records[i]) + "\n" for i in ("a1", "b1", "s")))
+    run_batch(rag, questions, output)
+    assert {r["id"]: r for r in lines(output)}["a2"]["query"] == records["a2"]["query"]

@@ -42,6 +42,12 @@ def test_ingest_ask_status_offline(rag, corpus: Path, tmp_path: Path) -> None:
         'faq.html: "The library lends up to twelve books' in streamed.stdout
     )
 
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps(["How do I clean the Quokka 3000 blender?"]))
+    follow = json.loads(rag("ask", "And at what speed?", "--history", str(history), "--json", index=index).stdout)
+    assert follow["question"] == "And at what speed?" and follow["query_method"] in {"rewritten", "completed"}
+    assert "quokka" in follow["query"].lower() and not follow["refused"]
+
     status = json.loads(rag("status", "--json", index=index).stdout)
     assert status["files"] == 5 and status["chunks"] > 0
     assert status["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
@@ -55,6 +61,10 @@ def test_bad_input_gets_clear_errors_and_leaves_the_index_alone(rag, corpus: Pat
 
     empty = rag("ask", "   ", index=index, check=2)
     assert "question is empty" in empty.stderr
+    history = tmp_path / "history.json"
+    history.write_text('["Are dogs allowed?", 42]')
+    bad_history = rag("ask", "And cats?", "--history", str(history), index=index, check=2)
+    assert "not a question" in bad_history.stderr
 
     missing = rag("ingest", str(tmp_path / "no-such-folder"), index=index, check=2)  # an InputError, as from the library
     assert "does not exist" in missing.stderr
