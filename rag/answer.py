@@ -104,17 +104,17 @@ class QuestionAnswerer:
         query_vector: np.ndarray | None,
         stopped: Callable[[], bool],
     ) -> Iterator[FollowUp | str | Draft | Answer]:
-        """The answer's events, after the ``FollowUp`` that was answered (a self-contained question
-        the documents do not answer alone is tried once more in its conversation's context)."""
+        """The answer's events, after the ``FollowUp`` that was answered (one the documents do not
+        answer is tried once more as its alternative: in context, or as the user typed it)."""
         started = time.perf_counter()
         max_tokens = max_tokens or self.settings.max_tokens
         temperature = self.settings.temperature if temperature is None else temperature
         llm = self._llm_factory() if self.settings.answer_mode == "generate" else None
         grounded = self._ground(follow, llm, top_k, max_tokens, query_vector, started)
-        if isinstance(grounded, Answer) and follow.in_context is not None:
-            retried = self._ground(follow.in_context, llm, top_k, max_tokens, None, started)
+        if isinstance(grounded, Answer) and follow.alternative is not None:
+            retried = self._ground(follow.alternative, llm, top_k, max_tokens, None, started)
             if not isinstance(retried, Answer):
-                follow, grounded = follow.in_context, retried
+                follow, grounded = follow.alternative, retried
         yield follow
         if isinstance(grounded, Answer):
             yield from _with_text(grounded)
@@ -125,7 +125,7 @@ class QuestionAnswerer:
             yield from _with_text(self._extractive(question, verifier, evidence, started, "(extractive)", packed, []))
             return
         weak = quotes_unverified(self.settings, llm.name)
-        checker = CitationChecker(packed.hits, question, verifier=verifier, weak_reader=weak)
+        checker = CitationChecker(packed.hits, question, verifier=verifier, weak_reader=weak, focus=follow.own_words)
         finish = None
         shown = 0
         for chunk in llm.generate(
@@ -221,7 +221,7 @@ class QuestionAnswerer:
         if answerability < self.settings.min_answerability:
             reason = f"no retrieved sentence answers the question (answerability {answerability:.2f} < {self.settings.min_answerability})"
             return self._refusal(question, started, reason, verifier, evidence, packed)
-        if not any(mentions_any(follow.own_words, verifier.hits[e.n - 1].chunk.embedding_text()) for e in evidence):
+        if not mentions_any(follow.own_words, verifier.hits[evidence[0].n - 1].chunk.embedding_text()):
             asked = ", ".join(f'"{w}"' for stem, w in content_word_forms(follow.question).items() if stem in follow.own_words)
             reason = f"no passage that answers mentions what the follow-up asks about ({asked})"
             return self._refusal(question, started, reason, verifier, evidence, packed)

@@ -52,9 +52,11 @@ class CitationChecker:
         verifier: Verifier | None = None,
         *,
         weak_reader: bool = False,
+        focus: frozenset[str] = frozenset(),
     ) -> None:
         self.hits = hits
         self.weak_reader = weak_reader
+        self.focus = focus  # a follow-up's own words: a weak reader's opening must mention one
         self.verifier = verifier or Verifier(hits, question, None, DEFAULT_THRESHOLDS)
         self.question_words = content_words(question)
         self.kept: list[str] = []
@@ -172,7 +174,8 @@ class CitationChecker:
             return False  # a lead-in ("we define the following complexities:") announces an answer, it is none
         if not self.weak_reader:
             return True  # a model that reads is trusted to open with its answer; its passage must answer (``check``)
-        return self.verifier.answers_directly(support) and bool(words & self.question_words)
+        on_topic = bool(words & self.focus) if self.focus else True  # "Does it renew?" is not answered by when the lease begins
+        return self.verifier.answers_directly(support) and bool(words & self.question_words) and on_topic
 
     def _rejected(self, text: str, best: Support | None, reason: str) -> Claim:
         """A sentence left out, with why and the passage span that came closest to supporting it."""

@@ -421,12 +421,18 @@ def eval_qa_command(
     folder: Path, limit: int | None, sample_seed: int, as_json: bool, report_file: Path | None, chart: Path | None, unanswerable: bool,
     details_file: Path | None, **kwargs: Any
 ) -> None:
-    """Exact match, F1, containment, citation precision, retrieval recall, refusals, latency."""
+    """Exact match, F1, containment, citation precision, retrieval recall, refusals, latency.
+
+    For rows with a ``conversation`` id: correct answers, correct refusals and confidently wrong
+    answers, asked as follow-ups and asked alone."""
     from .evaluation import evaluate_qa
     from .service import Rag
 
     rag = Rag(_settings(kwargs))
     report = evaluate_qa(folder, rag, limit=limit, seed=sample_seed, chart=chart, unanswerable=unanswerable, details=details_file)
+    if "in_conversation" in report:  # a set of conversations: follow-ups against the same questions asked alone
+        _emit_report(report, as_json, report_file, [(s, report[s]) for s in ("in_conversation", "standalone")])
+        return
     row = {k: v for k, v in report.items() if k not in ("dataset", "settings", "chart", "unanswerable")}
     _emit_report(report, as_json, report_file, [("qa", row)])
 

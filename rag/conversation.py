@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .textspan import content_word_forms, content_words, numbers
+from .textspan import content_word_forms, content_words, numbers, word_stems
 
 # words that point back at something said before
 _ANAPHORA = frozenset(
@@ -38,6 +38,13 @@ _QUESTION = re.compile(
     r"may|might|must|shall|should|will|would|has|have|had)\b",
     re.I,
 )
+_NEGATION = re.compile(r"\b(no|not|never|without|cannot|can't|don't|doesn't|isn't|aren't|won't)\b|n't\b", re.I)
+_REPLACEABLE = (
+    "and but so or also then about if what which who whom whose when where why how is are was were be been do does did "
+    "can could may might must shall should will would has have had a an the of for to in on at by with i you we me my your our "
+    "it its it's they them their this that these those he she him his her one ones same such either else too"
+).split()
+_HOW_WORD = re.compile(r"(?<=\bhow )\w+", re.I)  # "long" in "how long": part of the question, not its topic
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 MAX_EARLIER = 3  # earlier questions the rewrite may draw on
 
@@ -50,7 +57,9 @@ class FollowUp:
     query: str  # the standalone question used for retrieval, the prompt and every check
     method: str  # "as-is", "rewritten" (a checked model rewrite) or "completed" (the deterministic rewrite)
     own_words: frozenset[str] = frozenset()  # the follow-up's own content words, when it leaned on context
-    in_context: FollowUp | None = None  # for a question used as it is: itself completed by the conversation, to try when it alone finds no answer
+    # what to try when this finds no answer: a question used as it is, completed by the conversation;
+    # a rewritten or completed one, the question as the user typed it
+    alternative: FollowUp | None = None
 
     def to_json(self) -> dict[str, str]:
         return {"question": self.question, "query": self.query, "query_method": self.method}
@@ -76,9 +85,10 @@ def rewrite_problem(rewrite: str, question: str, earlier: Sequence[str]) -> str 
         return "not one question"
     if len(rewrite) > 3 * (len(question) + max((len(e) for e in earlier), default=0)):
         return "longer than the questions it comes from"
-    kept = content_words(question) - _anaphora_stems()
-    if not kept <= content_words(rewrite):
+    if not _kept_words(question) <= word_stems(rewrite):
         return "drops words of the follow-up"
+    if _NEGATION.search(rewrite) and not _NEGATION.search(question):
+        return "adds a negation"
     asked = " ".join([question, *earlier])
     if not content_words(rewrite) <= content_words(asked):
         return "adds words the user did not use"
@@ -92,7 +102,7 @@ def complete(question: str, earlier: Sequence[str]) -> str:
     "And what voids it?" after "How long is the warranty?" → "And what voids it? (warranty)"."""
     if not earlier:
         return question
-    have = content_words(question)
+    have = content_words(question) | content_words(" ".join(_HOW_WORD.findall(earlier[-1])))
     terms = [form for stem, form in _surface_forms(earlier[-1]).items() if stem not in have]
     return f"{question} ({' '.join(terms)})" if terms else question
 
@@ -100,16 +110,23 @@ def complete(question: str, earlier: Sequence[str]) -> str:
 def resolve(question: str, earlier: Sequence[str], rewriter: Rewriter | None = None) -> FollowUp:
     """``question`` in the context of the ``earlier`` standalone questions (oldest first)."""
     recent = list(earlier)[-MAX_EARLIER:]
-    own = frozenset(content_words(question) - _anaphora_stems())
+    own = frozenset(content_words(question) - _anaphoraword_stems())
     if not recent:
         return FollowUp(question, question, "as-is")
     if not needs_context(question):
-        return FollowUp(question, question, "as-is", in_context=FollowUp(question, complete(question, recent), "completed", own))
+        return FollowUp(question, question, "as-is", alternative=FollowUp(question, complete(question, recent), "completed", own))
+    typed = FollowUp(question, question, "as-is", own)
     if rewriter is not None:
         rewrite = " ".join(rewriter(question, recent).split()).strip("\"'“”")
         if rewrite_problem(rewrite, question, recent) is None:
-            return FollowUp(question, rewrite, "rewritten", own)
-    return FollowUp(question, complete(question, recent), "completed", own)
+            return FollowUp(question, rewrite, "rewritten", own, typed)
+    return FollowUp(question, complete(question, recent), "completed", own, typed)
+
+
+def _kept_words(question: str) -> set[str]:
+    """The follow-up's words a rewrite must keep: all but the connectives, pronouns, question
+    words and auxiliaries a rewrite may change ("too" in "And if it is too hot?" stays)."""
+    return word_stems(question) - word_stems(" ".join(_REPLACEABLE))
 
 
 def mentions_any(words: frozenset[str], text: str) -> bool:
@@ -121,7 +138,7 @@ def _surface_forms(text: str) -> dict[str, str]:
     return {stem: form for stem, form in content_word_forms(text).items() if form not in _ANAPHORA}
 
 
-def _anaphora_stems() -> set[str]:
+def _anaphoraword_stems() -> set[str]:
     return content_words(" ".join(_ANAPHORA))
 
 

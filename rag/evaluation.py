@@ -155,6 +155,8 @@ def evaluate_qa(
     """Answer a sample of ``qa.jsonl``. With ``unanswerable`` the same questions are asked a second
     time of an index without their gold documents, where the right answer is a refusal."""
     items = read_jsonl(folder, "qa.jsonl")
+    if any("conversation" in item for item in items):
+        return evaluate_conversations(folder, rag, items, limit=limit, seed=seed, details=details)
     if limit is not None and limit < len(items):
         items = random.Random(seed).sample(items, limit)
     eval_rag, sources = corpus_index(folder, rag.settings, rag)
@@ -260,6 +262,60 @@ def _qa_metrics(
         "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "latency_p95_s": round(sorted(latencies)[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3) if latencies else None,
     }
+
+
+def evaluate_conversations(
+    folder: Path, rag: Rag, items: list[dict[str, Any]], *, limit: int | None, seed: int, details: Path | None
+) -> dict[str, Any]:
+    """Ask each conversation's turns in order, as follow-ups, and the same questions written to
+    stand alone (``standalone``) each in a fresh conversation; compare the two. A turn whose
+    ``answers`` is empty is one the documents do not answer: its right answer is a refusal."""
+    conversations: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        conversations.setdefault(str(item.get("conversation", item.get("id"))), []).append(item)
+    ids = sorted(conversations)
+    if limit is not None and limit < len(ids):
+        ids = sorted(random.Random(seed).sample(ids, limit))
+    eval_rag, _ = corpus_index(folder, rag.settings, rag)
+    sink = details.open("w", encoding="utf-8") if details is not None else None
+    tallies = {"in_conversation": Counter[str](), "standalone": Counter[str]()}
+    for cid in ids:
+        turns = sorted(conversations[cid], key=lambda t: int(t.get("turn", 0)))
+        earlier: list[str] = []
+        for turn in turns:
+            follow = eval_rag.resolve(turn["question"], earlier)
+            answer = eval_rag.ask(follow)
+            earlier.append(answer.query)
+            standalone = eval_rag.ask(str(turn.get("standalone") or turn["question"]))
+            for setting, got in (("in_conversation", answer), ("standalone", standalone)):
+                verdict = _verdict(got, [str(a) for a in turn.get("answers", [])])
+                tallies[setting].update({verdict: 1, f"query_{got.query_method}": 1})
+                if sink is not None:
+                    sink.write(json.dumps({
+                        "setting": setting, "id": turn.get("id"), "conversation": cid, "question": turn["question"],
+                        "query": got.query, "query_method": got.query_method, "verdict": verdict, "answer": got.text,
+                        "refused": got.refused, "refusal_reason": got.refusal_reason, "gold_answers": turn.get("answers", []),
+                        "latency_s": got.latency_s,
+                    }, ensure_ascii=False) + "\n")
+                    sink.flush()
+    if sink is not None:
+        sink.close()
+    report: dict[str, Any] = {"dataset": str(folder), "conversations": len(ids), "turns": sum(len(conversations[c]) for c in ids)}
+    for setting, tally in tallies.items():
+        report[setting] = dict(sorted(tally.items()))
+    report["settings"] = _settings_used(eval_rag.settings) | {"limit": limit, "sample_seed": seed}
+    return report
+
+
+def _verdict(answer: Any, golds: list[str]) -> str:
+    """``correct_answer``, ``correct_refusal``, ``false_refusal``, or ``confidently_wrong`` (answered,
+    cited, and not correct: the failure that matters most), or ``wrong_uncited``."""
+    if answer.refused:
+        return "false_refusal" if golds else "correct_refusal"
+    text = normalise_answer(answer.text)
+    if golds and any(normalise_answer(g) in text for g in golds):
+        return "correct_answer"
+    return "confidently_wrong" if answer.citations else "wrong_uncited"
 
 
 def _chart(report: dict[str, Any], path: Path) -> Path:

@@ -63,6 +63,11 @@ def content_words(text: str) -> set[str]:
     return {_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if _is_content(w)}
 
 
+def word_stems(text: str) -> set[str]:
+    """Every word of ``text`` stemmed, stop words included."""
+    return {_stem(m.group(0).lower()) for m in _WORD.finditer(text)}
+
+
 def content_word_forms(text: str) -> dict[str, str]:
     """Each content word of ``text`` (as ``content_words`` stems it) with a surface form it had."""
     forms: dict[str, str] = {}

@@ -40,21 +40,30 @@ def test_a_rewrite_is_checked_against_the_users_words(rewrite: str, problem: str
     assert rewrite_problem(rewrite, "And what voids it?", EARLIER) == problem
 
 
+def test_a_rewrite_may_not_turn_the_follow_up_around() -> None:
+    earlier = ["What should I check if the water heater gives no hot water?"]
+    # seen from SmolLM2: "too hot" became "no hot water", every word taken from the user's questions
+    assert rewrite_problem("What should I check if the water heater gives no hot water?", "And if the water is too hot?", earlier)
+    assert rewrite_problem("What if the water from the heater is too hot?", "And if the water is too hot?", earlier) is None
+    assert rewrite_problem("Why does the heater give no hot water?", "Why is the water hot?", earlier) == "adds a negation"
+
+
 def test_the_deterministic_rewrite_adds_the_earlier_questions_key_words() -> None:
-    assert complete("And what voids it?", EARLIER) == "And what voids it? (long warranty water heater)"
+    assert complete("And what voids it?", EARLIER) == "And what voids it? (warranty water heater)"
     assert complete("Who runs the garden?", []) == "Who runs the garden?"
 
 
 def test_resolve_uses_a_self_contained_question_as_it_is_and_keeps_the_context_for_a_retry() -> None:
     follow = resolve("What is the monthly rent of the apartment?", EARLIER, rewriter=lambda q, e: "unused?")
     assert (follow.query, follow.method) == ("What is the monthly rent of the apartment?", "as-is")
-    assert follow.in_context is not None and follow.in_context.method == "completed"
-    assert "warranty" in follow.in_context.query and "rent" in follow.in_context.own_words
+    assert follow.alternative is not None and follow.alternative.method == "completed"
+    assert "warranty" in follow.alternative.query and "rent" in follow.alternative.own_words
 
 
 def test_resolve_falls_back_when_the_model_answers_instead_of_rewriting() -> None:
     follow = resolve("And what voids it?", EARLIER, rewriter=lambda q, e: "The warranty is void after 25 days.")
     assert follow.method == "completed" and "25" not in follow.query
+    assert follow.alternative is not None and follow.alternative.query == "And what voids it?"  # tried when this finds nothing
     assert follow.own_words == frozenset({"void"})
     good = resolve("And what voids it?", EARLIER, rewriter=lambda q, e: '"What voids the water heater warranty?"')
     assert (good.query, good.method) == ("What voids the water heater warranty?", "rewritten")
