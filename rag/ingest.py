@@ -18,7 +18,7 @@ from .chunking import chunk_document
 from .config import Settings
 from .index import Index, IndexWriter
 from .isolation import IsolatedParser
-from .loaders import FoundFile, LoadError, discover, path_state
+from .loaders import LOADER_VERSION, FoundFile, LoadError, discover, path_state
 from .manifest import FileEntry, file_sha256
 from .schema import Chunk, FileError, IngestReport
 
@@ -67,7 +67,7 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport()
     budget = min(settings.chunk_tokens, index.embedder.max_tokens)
-    chunking = f"{budget}/{settings.chunk_overlap}"
+    chunking = f"{budget}/{settings.chunk_overlap}/loader{LOADER_VERSION}"
     with index.writing() as writer:
         found, errors = discover(paths, int(settings.max_file_mb * 1_000_000))
         report.skipped.extend(errors)

@@ -10,6 +10,10 @@ from pathlib import Path
 
 from .schema import Document, FileError, PageSpan
 
+# Bump when what a loader makes of a file changes (text, pages, headings): files indexed by an
+# older loader are read again on the next ingest, as after a chunking change.
+LOADER_VERSION = 2
+
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm"}
 MAX_DOCX_UNPACKED = 500_000_000  # bytes a .docx may unpack to
 MAX_ZIP_RATIO = 200  # real documents compress far less than this
