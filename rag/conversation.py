@@ -56,7 +56,7 @@ class FollowUp:
     question: str  # what the user typed
     query: str  # the standalone question used for retrieval, the prompt and every check
     method: str  # "as-is", "rewritten" (a checked model rewrite) or "completed" (the deterministic rewrite)
-    own_words: frozenset[str] = frozenset()  # the follow-up's own content words, when it leaned on context
+    own_words: frozenset[str] = frozenset()  # what the follow-up adds to the conversation: its answer must be about one
     # what to try when this finds no answer: a question used as it is, completed by the conversation;
     # a rewritten or completed one, the question as the user typed it
     alternative: FollowUp | None = None
@@ -110,7 +110,7 @@ def complete(question: str, earlier: Sequence[str]) -> str:
 def resolve(question: str, earlier: Sequence[str], rewriter: Rewriter | None = None) -> FollowUp:
     """``question`` in the context of the ``earlier`` standalone questions (oldest first)."""
     recent = list(earlier)[-MAX_EARLIER:]
-    own = frozenset(content_words(question) - _anaphoraword_stems())
+    own = _new_words(question, recent)
     if not recent:
         return FollowUp(question, question, "as-is")
     if not needs_context(question):
@@ -121,6 +121,14 @@ def resolve(question: str, earlier: Sequence[str], rewriter: Rewriter | None = N
         if rewrite_problem(rewrite, question, recent) is None:
             return FollowUp(question, rewrite, "rewritten", own, typed)
     return FollowUp(question, complete(question, recent), "completed", own, typed)
+
+
+def _new_words(question: str, earlier: Sequence[str]) -> frozenset[str]:
+    """What the follow-up adds to the conversation: its content words the earlier questions lack
+    ("logo" in "Who designed the kettle's logo?" after a question on the kettle's warranty), or all
+    of them when it adds none."""
+    own = content_words(question) - _anaphora_stems()
+    return frozenset(own - content_words(" ".join(earlier)) or own)
 
 
 def _kept_words(question: str) -> set[str]:
@@ -138,7 +146,7 @@ def _surface_forms(text: str) -> dict[str, str]:
     return {stem: form for stem, form in content_word_forms(text).items() if form not in _ANAPHORA}
 
 
-def _anaphoraword_stems() -> set[str]:
+def _anaphora_stems() -> set[str]:
     return content_words(" ".join(_ANAPHORA))
 
 

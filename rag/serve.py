@@ -71,7 +71,7 @@ def launch(rag: Rag, *, host: str, port: int, auth: tuple[str, str] | None, max_
     cap_arenas()
     from starlette.middleware import Middleware
 
-    from ui.app import CSS, create_app
+    from ui.app import CSS, JS, create_app
 
     app = create_app(rag, max_waiting=max_waiting)
     blocked = [str(rag.settings.index_dir.resolve())]
@@ -85,6 +85,7 @@ def launch(rag: Rag, *, host: str, port: int, auth: tuple[str, str] | None, max_
         show_error=False,
         quiet=True,
         css=CSS,
+        js=JS,
         footer_links=[],
         ssr_mode=False,
         mcp_server=False,

@@ -20,7 +20,7 @@ from .manifest import Manifest, WriterLock
 from .prompts import Prompts
 from .rerank import CrossEncoderReranker, Reranker
 from .retrieval import HybridRetriever
-from .schema import Answer, Draft, IngestReport
+from .schema import Answer, Chunk, Draft, IngestReport
 
 
 class Rag:
@@ -123,6 +123,16 @@ class Rag:
 
             entailment = CrossEncoderEntailment(self.settings.verifier, downloads_allowed=self.settings.downloads_allowed)
         return QuestionAnswerer(self.retriever(), self.llm, self.prompts, self.settings, entailment)
+
+    def chunks(self, ids: list[str]) -> list[Chunk]:
+        """The indexed passages with these ids (those still indexed)."""
+        return self.index.get(ids)
+
+    def use_model(self, model: str) -> None:
+        """Answer with another model from now on (the next question loads it)."""
+        self.settings = self.settings.model_copy(update={"model": model})
+        self._llm = None
+        self.__dict__.pop("answerer", None)
 
     def remove(self, sources: list[str]) -> int:
         from .ingest import remove

@@ -58,6 +58,8 @@ def test_resolve_uses_a_self_contained_question_as_it_is_and_keeps_the_context_f
     assert (follow.query, follow.method) == ("What is the monthly rent of the apartment?", "as-is")
     assert follow.alternative is not None and follow.alternative.method == "completed"
     assert "warranty" in follow.alternative.query and "rent" in follow.alternative.own_words
+    logo = resolve("Who designed the water heater's logo?", EARLIER).alternative
+    assert logo is not None and logo.own_words == frozenset({"design", "logo"})  # not the words it shares with the warranty question
 
 
 def test_resolve_falls_back_when_the_model_answers_instead_of_rewriting() -> None:

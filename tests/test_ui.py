@@ -37,14 +37,12 @@ class Server:
         self.url, self.process, self.egress_log, self.log = url, process, egress_log, log
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("serve")
+def start_server(index: Path, tmp: Path) -> Server:
     port = free_port()
-    egress, log = tmp / "egress.log", tmp / "serve.log"
+    egress, log = tmp / f"egress-{port}.log", tmp / f"serve-{port}.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "guarded_cli.py"), str(egress), "serve", "--port", str(port), "--index", str(tmp / "index")],
+            [sys.executable, str(HERE / "guarded_cli.py"), str(egress), "serve", "--port", str(port), "--index", str(index)],
             stdout=out, stderr=subprocess.STDOUT, text=True, cwd=tmp,
         )
     url = f"http://127.0.0.1:{port}/"
@@ -52,39 +50,76 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     while time.time() < deadline:
         try:
             urllib.request.urlopen(url, timeout=2)
-            break
+            return Server(url, process, egress, log)
         except OSError:
             if process.poll() is not None:
                 pytest.fail("rag serve exited: " + log.read_text())
             time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("rag serve did not come up: " + log.read_text())
-    yield Server(url, process, egress, log)
-    process.terminate()
+    process.kill()
+    pytest.fail("rag serve did not come up: " + log.read_text())
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
     try:
-        process.wait(timeout=15)
+        server.process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        process.kill()
-    assert not egress.exists(), f"the server tried to reach the network: {egress.read_text()}"
+        server.process.kill()
+    assert not server.egress_log.exists(), f"the server tried to reach the network: {server.egress_log.read_text()}"
 
 
-@pytest.fixture
-def page(server: Server, tmp_path: Path):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("serve")
+    running = start_server(tmp / "index", tmp)
+    yield running
+    stop_server(running)
+
+
+def browser_page(url: str, scheme: str = "light"):
+    """A Chromium page on ``url`` that records every request it makes (``page.requests``)."""
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
         page = context.new_page()
         page.requests = []  # type: ignore[attr-defined]
         page.on("request", lambda r: page.requests.append(r.url))  # type: ignore[attr-defined]
-        page.goto(server.url)
+        page.goto(url)
         page.wait_for_selector("#question textarea", timeout=60_000)
+        page.wait_for_selector("#draft .loading", state="detached", timeout=60_000)  # the saved chat is back on the page
         yield page
         context.close()
         browser.close()
+
+
+@pytest.fixture
+def page(server: Server):
+    yield from browser_page(server.url)
+
+
+def outside_requests(page, url: str) -> list[str]:
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    return [u for u in page.requests if not u.startswith((f"http://127.0.0.1:{port}", "data:", "blob:"))]
+
+
+def contrast(page, selector: str) -> float:
+    """WCAG contrast ratio of the text and background colours of the first ``selector``."""
+    colours = page.evaluate(
+        """(sel) => { const s = getComputedStyle(document.querySelector(sel));
+        return [s.color, s.backgroundColor].map(c => c.match(/[\\d.]+/g).slice(0, 3).map(Number)); }""",
+        selector,
+    )
+
+    def luminance(rgb: list[float]) -> float:
+        c = [v / 255 for v in rgb]
+        c = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+    light, dark = sorted((luminance(colours[0]), luminance(colours[1])), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def upload(page, path: Path) -> None:
@@ -97,12 +132,15 @@ def upload(page, path: Path) -> None:
 
 
 def ask(page, question: str) -> None:
+    """Ask on the page and wait until the answer is checked and its sources are shown."""
+    turns = page.locator("#chat .bot").count()
     box = page.locator("#question textarea")
     box.fill(question)
     box.press("Enter")
     page.wait_for_function(
-        "() => { const s = document.querySelector('#sources'); return s && (s.querySelector('mark') || s.innerText.includes('Not answered')); }",
-        timeout=180_000,
+        """([turns]) => { const p = document.querySelector('#sources [data-turn]');
+        return p && Number(p.dataset.turn) === turns && !document.querySelector('#ask').disabled; }""",
+        arg=[turns], timeout=180_000,
     )
 
 
@@ -123,9 +161,7 @@ def test_upload_ask_and_see_highlighted_sources(page, server: Server, tmp_path: 
     assert "340 apple trees" in sources.locator("mark").first.inner_text()
     page.screenshot(path=str(tmp_path / "chat-answer.png"), full_page=True)
     assert (tmp_path / "chat-answer.png").stat().st_size > 10_000
-    port = server.url.rstrip("/").rsplit(":", 1)[1]
-    outside = [u for u in page.requests if not u.startswith((f"http://127.0.0.1:{port}", "data:", "blob:"))]
-    assert outside == []
+    assert outside_requests(page, server.url) == []
 
 
 def test_hostile_document_stays_inert(page, server: Server, tmp_path: Path) -> None:
@@ -157,15 +193,15 @@ def test_api_streams_answers_and_reports_upload_errors(server: Server, tmp_path:
     assert "Indexed 1 new" in report
     assert "broken.pdf" in report and "corrupt-pdf" in report
 
-    job = client.submit("When is high tide at Port Evander on Sundays?", [], 5, 0.0, 200, api_name="/ask")
+    job = client.submit("When is high tide at Port Evander on Sundays?", 5, 0.0, 200, api_name="/ask")
     updates = list(job)
     assert len(updates) >= 2  # a searching state, then the answer as it streams
-    chat, sources, rewritten, _ = job.result()
+    chat, sources, draft, *_ = job.result()
     assert "tides.txt" in sources and "<mark>" in sources, chat
-    assert rewritten == "When is high tide at Port Evander on Sundays?"
+    assert "Understood as" not in sources and draft == ""  # a first question is asked as it is
 
-    empty_chat, *_ = client.predict("", [], 5, 0.0, 200, api_name="/ask")
-    assert empty_chat == []
+    before = client.predict(5, 0.0, 200, api_name="/regenerate")[0]  # the same question answered again, in place
+    assert len(before) == len(chat)
 
     # the index folder is never served as files
     index = Path(server.log).parent / "index"
@@ -183,7 +219,7 @@ def test_api_streams_answers_and_reports_upload_errors(server: Server, tmp_path:
     sources = [str(uploaded.resolve())]
     report, status, _ = client.predict(sources, api_name="/remove")
     assert "Removed 1 file" in report
-    chat, sources_html, _, _ = client.predict("When is high tide at Port Evander on Sundays?", [], 5, 0.0, 200, api_name="/ask")
+    chat, sources_html, *_ = client.predict("When is high tide at Port Evander on Sundays?", 5, 0.0, 200, api_name="/ask")
     assert "tides.txt" not in sources_html
 
 
@@ -198,3 +234,150 @@ def test_file_routes_never_fetch_a_url(server: Server) -> None:
                 status = err.code
             assert status in (403, 404), (prefix, target, status)
     assert not server.egress_log.exists(), server.egress_log.read_text()
+
+
+KETTLE = [
+    "Kestrel kettle manual. Warranty. The Kestrel kettle is covered by a warranty of 3 years from the date of purchase. "
+    "The warranty is void if the kettle was switched on without water.",
+    "Cleaning. Descale the Kestrel kettle every 4 weeks with citric acid.",
+]
+
+
+def test_a_conversation_keeps_its_context_cites_clickably_and_shows_the_pdf_page(page, server: Server, tmp_path: Path) -> None:
+    from docgen import make_pdf
+
+    upload(page, make_pdf(tmp_path / "kestrel-kettle.pdf", KETTLE))
+    page.locator("#new-chat").click()
+    ask(page, "How long is the warranty on the Kestrel kettle?")
+    assert "3 years" in page.locator("#chat .bot").last.inner_text()
+    ask(page, "And what voids it?")  # needs the first question to mean anything
+    assert "without water" in page.locator("#chat .bot").last.inner_text()
+    assert "Understood as" in page.locator("#sources").inner_text()
+    ask(page, "What is the salary of the Kestrel company's chief executive?")  # a follow-up the documents do not answer
+    assert "Not answered" in page.locator("#chat .bot").last.inner_text()
+    assert page.locator("#sources details.why").count() == 1  # the reason, collapsed
+    page.screenshot(path=str(tmp_path / "conversation-light.png"), full_page=True)
+
+    # a citation in the first answer opens that answer's own sources and marks the cited passage
+    first = page.locator("#chat .bot").first
+    box = page.evaluate(
+        """() => { const bubble = document.querySelectorAll('#chat .bot')[0];
+        const walker = document.createTreeWalker(bubble, NodeFilter.SHOW_TEXT);
+        for (let n = walker.nextNode(); n; n = walker.nextNode()) { const i = n.textContent.indexOf('[1]');
+          if (i >= 0) { const r = new Range(); r.setStart(n, i + 1); r.setEnd(n, i + 2); const b = r.getBoundingClientRect();
+            return {x: b.x + b.width / 2, y: b.y + b.height / 2}; } } return null; }"""
+    )
+    assert box is not None, first.inner_text()
+    page.mouse.click(box["x"], box["y"])
+    page.wait_for_selector("#sources [data-turn='0'] #source-1.flash", timeout=10_000)
+    assert "3 years" in page.locator("#sources mark").first.inner_text()
+    assert contrast(page, "#sources mark") >= 4.5
+
+    # the cited PDF page, rendered, with the quote marked on it
+    page.locator("#sources .page-view summary").first.click()
+    image = page.locator("#sources .page-view img").first
+    assert image.get_attribute("alt").startswith("Page 1 of kestrel-kettle.pdf")
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 400", image.element_handle())
+    assert outside_requests(page, server.url) == []
+
+
+def test_the_dark_theme_keeps_highlights_and_banners_readable(server: Server, tmp_path: Path) -> None:
+    for page in browser_page(server.url, scheme="dark"):
+        assert page.evaluate("() => document.body.classList.contains('dark') || document.documentElement.classList.contains('dark')")
+        ask(page, "How long is the warranty on the Kestrel kettle?")
+        assert contrast(page, "#sources mark") >= 4.5, page.locator("#sources").inner_text()
+        ask(page, "What does the chief executive earn?")
+        assert "Not answered" in page.locator("#chat .bot").last.inner_text(), page.locator("#chat .bot").last.inner_text()
+        assert contrast(page, "#sources .refusal") >= 4.5
+        page.screenshot(path=str(tmp_path / "conversation-dark.png"), full_page=True)
+        assert outside_requests(page, server.url) == []
+
+
+def test_chats_survive_a_restart_and_can_be_renamed_exported_and_deleted(tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    index = tmp_path / "index"
+    first = start_server(index, tmp_path)
+    try:
+        note = tmp_path / "ferry.txt"
+        note.write_text("The ferry to Inchcolm leaves at 10:15 every Tuesday.\n", encoding="utf-8")
+        client = Client(first.url, verbose=False)
+        client.predict([handle_file(str(note))], api_name="/upload")
+        client.predict("When does the ferry to Inchcolm leave?", 5, 0.0, 100, api_name="/ask")
+    finally:
+        stop_server(first)
+    second = start_server(index, tmp_path)
+    try:
+        for page in browser_page(second.url):
+            assert "When does the ferry to Inchcolm leave?" in page.locator("#chat-list").inner_text()
+            assert "10:15" in page.locator("#chat .bot").last.inner_text()  # the chat reopened where it was
+            assert "ferry.txt" in page.locator("#sources").inner_text()  # with its sources
+            page.locator("#chat-manage").get_by_text("This chat").click()
+            page.locator("#chat-title textarea").fill("Ferry times")
+            page.locator("#rename").click()
+            page.wait_for_function("() => document.querySelector('#chat-list').innerText.includes('Ferry times')")
+            page.locator("#export-md").click()
+            link = page.locator("#export a").first
+            link.wait_for(timeout=10_000)
+            with page.expect_download() as download:
+                link.click()
+            exported = Path(download.value.path()).read_text(encoding="utf-8")
+            assert exported.startswith("# Ferry times") and "10:15" in exported and "ferry.txt" in exported
+            page.locator("#delete-chat").click()
+            page.locator("#confirm-delete").click()
+            page.wait_for_function("() => !document.querySelector('#chat-list').innerText.includes('Ferry times')")
+            assert page.locator("#chat .bot").count() == 0
+    finally:
+        stop_server(second)
+
+
+class EndlessLLM:
+    """Writes one true sentence, then words that never finish a sentence, slowly, until stopped."""
+
+    name = "endless.gguf"
+    n_ctx = 4096
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        return sum(len(m["content"].split()) + 4 for m in messages)
+
+    def describe(self) -> dict[str, str]:
+        return {}
+
+    def generate(self, messages: list[dict[str, str]], **kwargs: object) -> Iterator[object]:
+        from rag.llm import GenerationChunk
+
+        yield GenerationChunk("The kiln at Harrow Lane is fired every Thursday [1]. ", None)
+        for _ in range(1200):
+            time.sleep(0.05)
+            yield GenerationChunk("and ", None)
+        yield GenerationChunk("", "length")
+
+
+def test_stop_ends_with_the_verified_part_a_note_and_its_sources(tmp_path: Path, embedder) -> None:
+    from rag.config import Settings
+    from rag.service import Rag
+    from ui.app import create_app
+
+    (tmp_path / "kiln.txt").write_text("The kiln at Harrow Lane is fired every Thursday.\n", encoding="utf-8")
+    rag = Rag(Settings(index_dir=tmp_path / "index", model="endless.gguf"), embedder=embedder, llm=EndlessLLM())  # type: ignore[arg-type]
+    rag.ingest([tmp_path / "kiln.txt"])
+    app = create_app(rag)
+    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    try:
+        for page in browser_page(app.local_url):
+            assert page.locator("#stop").is_disabled()  # nothing runs yet
+            page.locator("#question textarea").fill("When is the kiln at Harrow Lane fired?")
+            page.locator("#question textarea").press("Enter")
+            page.wait_for_function("() => document.querySelector('#draft').innerText.includes('not yet checked')", timeout=60_000)
+            bubble = page.locator("#chat .bot").last
+            assert "Thursday" in bubble.inner_text() and "and and" not in bubble.inner_text()  # the draft stays out of the answer
+            assert page.locator("#ask").is_disabled() and page.locator("#stop").is_enabled()
+            page.locator("#stop").click()
+            page.wait_for_selector("#sources [data-turn='0']", timeout=30_000)
+            text = page.locator("#chat .bot").last.inner_text()
+            assert "Thursday [1]" in text and text.rstrip().endswith("[stopped]") and "and and" not in text
+            assert "Stopped." in page.locator("#sources").inner_text() and "kiln.txt" in page.locator("#sources").inner_text()
+            assert page.locator("#draft").inner_text().strip() == ""
+            page.wait_for_function("() => !document.querySelector('#ask').disabled && document.querySelector('#stop').disabled")
+    finally:
+        app.close()

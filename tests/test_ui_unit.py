@@ -119,16 +119,16 @@ def test_model_failure_is_shown_a_full_room_says_busy_and_the_page_keeps_working
     try:
         client = Client(app.local_url, verbose=False)
         for _ in range(2):  # the same failure twice: the page is still answering
-            chat, sources, _, _ = client.predict("When is the kiln fired?", [], 5, 0.0, 100, api_name="/ask")
+            chat, sources, *_ = client.predict("When is the kiln fired?", 5, 0.0, 100, api_name="/ask")
             text = _last_text(chat)
             assert text.startswith("Error: model file not found")
             assert "Fix:" in text
         assert room.admitted == 0
         assert room.enter() == 0  # someone else's question is being answered and nobody may wait
-        chat, sources, _, _ = client.predict("When is the kiln fired?", [], 5, 0.0, 100, api_name="/ask")
+        chat, sources, *_ = client.predict("When is the kiln fired?", 5, 0.0, 100, api_name="/ask")
         assert _last_text(chat) == BUSY and "Busy" in sources
         room.leave()
-        chat, _, _, _ = client.predict("When is the kiln fired?", [], 5, 0.0, 100, api_name="/ask")
+        chat, *_ = client.predict("When is the kiln fired?", 5, 0.0, 100, api_name="/ask")
         assert _last_text(chat).startswith("Error: model file not found")  # served again once there is room
     finally:
         app.close()
@@ -140,7 +140,7 @@ def test_sources_panel_flags_unsupported_shows_related_and_collapses_reasoning()
     from rag.schema import Answer, Citation, Claim
     from ui.app import render_sources
 
-    fake_rag = SimpleNamespace(index=SimpleNamespace(get=lambda ids: []))
+    fake_rag = SimpleNamespace(chunks=lambda ids: [])
     related = Citation(1, "/d/a.md", "a.md", None, "c1", "Kilns are <b>hot</b>.", 0, 19, False)
     answer = Answer(
         question="q", text="The documents do not say.", citations=[], refused=True, truncated=False, model="m",
@@ -153,6 +153,7 @@ def test_sources_panel_flags_unsupported_shows_related_and_collapses_reasoning()
     )
     page = render_sources(fake_rag, answer)  # type: ignore[arg-type]
     assert "Related passages (not an answer)" in page and "<mark>Kilns are &lt;b&gt;hot&lt;/b&gt;.</mark>" in page
+    assert "Not answered." in page and '<details class="why"><summary>Why?</summary>no retrieved sentence' in page
     assert "Not supported by your documents" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "but not an answer to this question" in page and page.index("The shop opens") > page.index("not an answer to this")
     assert "<img" not in page and "<b>hot" not in page
