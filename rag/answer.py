@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,6 @@ class Grounding:
     packed: PackedPrompt
     verifier: Verifier
     evidence: list[Evidence]
-    answerability: float
 
 
 class QuestionAnswerer:
@@ -120,7 +120,6 @@ class QuestionAnswerer:
             yield from _with_text(grounded)
             return
         question, packed, verifier, evidence = follow.query, grounded.packed, grounded.verifier, grounded.evidence
-        answerability, index = grounded.answerability, self.retriever.index
         if llm is None:
             yield from _with_text(self._extractive(question, verifier, evidence, started, "(extractive)", packed, []))
             return
@@ -178,24 +177,9 @@ class QuestionAnswerer:
             )
             yield " " + addition
             text, citations, claims = f"{text} {addition}", citations + more, claims + quoted
-        yield Answer(
-            question=question,
-            text=text,
-            citations=citations,
-            refused=False,
-            truncated=finish == "length",
-            model=llm.name,
-            embedder=index.embedder.name,
-            prompt_version=self.prompts.version,
-            latency_s=round(time.perf_counter() - started, 3),
-            sources_considered=len(packed.hits),
-            sources_dropped=packed.dropped,
-            removed_sentences=removed,
-            mode="generated",
-            claims=claims,
-            evidence=self._evidence_citations(verifier, evidence, supported=True),
-            reasoning="\n\n".join(checker.reasoning),
-            answerability=answerability,
+        yield self._answer(
+            question, started, verifier, evidence, packed, text=text, citations=citations, truncated=finish == "length",
+            model=llm.name, removed_sentences=removed, mode="generated", claims=claims, reasoning="\n\n".join(checker.reasoning),
         )
 
     def _ground(
@@ -225,29 +209,33 @@ class QuestionAnswerer:
             asked = ", ".join(f'"{w}"' for stem, w in content_word_forms(follow.question).items() if stem in follow.own_words)
             reason = f"no passage that answers mentions what the follow-up asks about ({asked})"
             return self._refusal(question, started, reason, verifier, evidence, packed)
-        return Grounding(packed, verifier, evidence, answerability)
+        return Grounding(packed, verifier, evidence)
 
     def _stopped(
         self, question: str, checker: CitationChecker, verifier: Verifier, packed: PackedPrompt, model: str, started: float
     ) -> Answer:
         text, citations, removed = checker.result()
+        return self._answer(
+            question, started, verifier, verifier.evidence(3), packed, text=text, citations=citations, truncated=True,
+            model=model, removed_sentences=removed, mode="stopped", claims=checker.claims,
+        )
+
+    def _answer(
+        self, question: str, started: float, verifier: Verifier, evidence: list[Evidence], packed: PackedPrompt, **fields: Any
+    ) -> Answer:
+        """An answer (not a refusal) with the fields every kind shares; the rest come in ``fields``."""
+        fields.setdefault("truncated", False)
         return Answer(
             question=question,
-            text=text,
-            citations=citations,
             refused=False,
-            truncated=True,
-            model=model,
             embedder=self.retriever.index.embedder.name,
             prompt_version=self.prompts.version,
             latency_s=round(time.perf_counter() - started, 3),
             sources_considered=len(packed.hits),
             sources_dropped=packed.dropped,
-            removed_sentences=removed,
-            mode="stopped",
-            claims=checker.claims,
-            evidence=self._evidence_citations(verifier, verifier.evidence(3), supported=True),
+            evidence=self._evidence_citations(verifier, evidence, supported=True),
             answerability=verifier.answerability(),
+            **fields,
         )
 
     @property
@@ -269,23 +257,9 @@ class QuestionAnswerer:
         removed: list[str],
     ) -> Answer:
         quotes, citations, claims = _quotes(verifier, self._quoted_evidence(verifier, evidence))
-        return Answer(
-            question=question,
-            text=self.prompts.render("extractive", quotes=quotes),
-            citations=citations,
-            refused=False,
-            truncated=False,
-            model=model,
-            embedder=self.retriever.index.embedder.name,
-            prompt_version=self.prompts.version,
-            latency_s=round(time.perf_counter() - started, 3),
-            sources_considered=len(packed.hits),
-            sources_dropped=packed.dropped,
-            removed_sentences=removed,
-            mode="extractive",
-            claims=claims,
-            evidence=self._evidence_citations(verifier, evidence, supported=True),
-            answerability=verifier.answerability(),
+        return self._answer(
+            question, started, verifier, evidence, packed, text=self.prompts.render("extractive", quotes=quotes),
+            citations=citations, model=model, removed_sentences=removed, mode="extractive", claims=claims,
         )
 
     def _quoted_evidence(self, verifier: Verifier, evidence: list[Evidence]) -> list[Evidence]:

@@ -7,7 +7,6 @@ as each sentence passes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from .schema import Chunk, Citation, Claim, Hit
 from .config import Settings
