@@ -205,6 +205,7 @@ class QuestionAnswerer:
         if answerability < self.settings.min_answerability:
             reason = f"no retrieved sentence answers the question (answerability {answerability:.2f} < {self.settings.min_answerability})"
             return self._refusal(question, started, reason, verifier, evidence, packed)
+        evidence = _about(follow.own_words, verifier, evidence, self.settings.min_answerability)
         if not mentions_any(follow.own_words, verifier.hits[evidence[0].n - 1].chunk.embedding_text()):
             asked = ", ".join(f'"{w}"' for stem, w in content_word_forms(follow.question).items() if stem in follow.own_words)
             reason = f"no passage that answers mentions what the follow-up asks about ({asked})"
@@ -371,6 +372,14 @@ def _quotes(verifier: Verifier, evidence: list[Evidence]) -> tuple[str, list[Cit
         citations.append(citation)
         claims.append(Claim(quote, [e.n], True, 1.0, citation.quote, citation.quote_start, citation.quote_end, passage=e.n))
     return "; ".join(texts), citations, claims
+
+
+def _about(words: frozenset[str], verifier: Verifier, evidence: list[Evidence], min_score: float) -> list[Evidence]:
+    """The evidence, led by the best sentence that mentions what a follow-up asks about: a
+    follow-up completed with the earlier question's words ranks sentences on the earlier topic
+    high ("The lease runs for 12 months" for "Does it renew?")."""
+    first = verifier.best_mentioning(words, min_score) if words else None
+    return [first] + [e for e in evidence if e != first] if first is not None else evidence
 
 
 def _with_text(answer: Answer) -> Iterator[str | Answer]:

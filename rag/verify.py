@@ -229,6 +229,13 @@ class Verifier:
         of the question, then the best of each other passage."""
         return self._evidence_order[:k]
 
+    def best_mentioning(self, words: frozenset[str], min_score: float) -> Evidence | None:
+        """The best sentence, scoring at least ``min_score``, that mentions one of ``words``."""
+        return next(
+            (e for e in self._scored_spans if e.score >= min_score and words & content_words(self.hits[e.n - 1].chunk.text[e.start : e.end])),
+            None,
+        )
+
     @cached_property
     def _evidence_order(self) -> list[Evidence]:
         chosen: list[Evidence] = []

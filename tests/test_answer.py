@@ -624,3 +624,17 @@ def test_a_table_row_is_evidence_of_its_own() -> None:
     verifier = Verifier(ALLOWANCES, "How much is the daily allowance in Paris?", None, Thresholds(0.5, 0.67, 0.3, relevance_margin=0.1))
     best = verifier.evidence(1)[0]
     assert ALLOWANCES[0].chunk.text[best.start : best.end] == "| Paris | €60 per day |"
+
+
+def test_a_weak_readers_answer_to_a_follow_up_must_open_on_what_the_follow_up_asks() -> None:
+    from rag.conversation import resolve
+
+    lease = [hit(1, "The lease begins on 1 March 2026 and runs for 12 months. It renews automatically for further "
+                    "12-month periods unless either party gives notice.", "lease.docx")]
+    follow = resolve("Does it renew?", ["How long does the lease run?"])
+    off_topic = FakeLLM(4096, reply="The lease begins on 1 March 2026 and runs for 12 months [1].")
+    answer = answerer(off_topic, lease, min_answerability=0.2).ask(follow)
+    assert "begins on 1 March" not in answer.text  # true, but not what was asked now
+    assert "renews automatically" in answer.text and answer.mode == "extractive"
+    on_topic = FakeLLM(4096, reply="It renews automatically for further 12-month periods [1].")
+    assert "renews automatically" in answerer(on_topic, lease, min_answerability=0.2).ask(follow).text
