@@ -61,9 +61,6 @@ class FollowUp:
     # a rewritten or completed one, the question as the user typed it
     alternative: FollowUp | None = None
 
-    def to_json(self) -> dict[str, str]:
-        return {"question": self.question, "query": self.query, "query_method": self.method}
-
 
 Rewriter = Callable[[str, Sequence[str]], str]
 

@@ -180,3 +180,19 @@ def test_a_pdf_passage_is_shown_without_its_hard_line_wraps() -> None:
     shown = _unwrapped(text)
     assert shown == "The tank is covered for 6 years. Heating elements are covered for 1 year.\n\n| City | Rate |\n| Paris | 60 |"
     assert len(shown) == len(text)  # quote offsets still point at the same characters
+
+
+def test_picking_another_model_takes_effect_on_the_next_question(tmp_path) -> None:
+    from rag.config import Settings
+    from rag.service import Rag
+    from ui.app import _model_choices
+
+    class Loaded:
+        name = "loaded.gguf"
+
+    rag = Rag(Settings(index_dir=tmp_path / "index"), llm=Loaded())  # type: ignore[arg-type]
+    assert rag.llm().name == "loaded.gguf"
+    specs = [spec for _, spec in _model_choices(rag)]
+    assert rag.settings.model in specs and "bundled:smollm2" in specs
+    rag.use_model("bundled:qwen2.5-0.5b")
+    assert rag.settings.model == "bundled:qwen2.5-0.5b" and rag._llm is None  # loaded again, lazily, on the next question

@@ -249,6 +249,9 @@ def create_app(rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = Non
     def stop_answer(request: gr.Request) -> None:
         session(request).stop.set()
 
+    def forget(request: gr.Request) -> None:  # a closed tab: its Stop switch goes too
+        sessions.pop(getattr(request, "session_hash", None) or "local", None)
+
     def busy(running: bool) -> tuple[Any, Any, Any]:
         return gr.update(interactive=not running), gr.update(interactive=running), gr.update(interactive=not running)
 
@@ -426,6 +429,7 @@ def create_app(rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = Non
         keep_files.click(lambda: ("", gr.update(visible=False)), None, [report, confirm_remove_row], api_name=False, queue=False)
         confirm_remove.click(remove_documents, [files], [report, status, files, confirm_remove_row], api_name="remove")
         model.change(pick_model, [model], [status], api_name=False)
+        app.unload(forget)
         app.load(load, None, [chats, chat, sources, chat_id, title, status, files, draft], api_name=False)
     app.queue(max_size=4 * limit)
     return app
