@@ -173,10 +173,11 @@ def test_hostile_document_stays_inert(page, server: Server, tmp_path: Path) -> N
         encoding="utf-8",
     )
     upload(page, doc)
-    ask(page, "When is the zorblat festival held?")
+    ask(page, "When is the zorblat festival held? <img src=x onerror=\"document.title='pwned'\">")
     time.sleep(1)
     assert page.title() != "pwned"
-    assert page.locator("#chat img[src*='example.invalid'], #sources img, #chat img[src='x']").count() == 0
+    assert page.locator("#chat img, #sources img, #chat-list img").count() == 0
+    assert "<img src=x" in page.locator("#chat .user").last.inner_text()  # a question shows as typed
     assert not [u for u in page.requests if "example.invalid" in u]
     assert "zorblat" in page.locator("#sources").inner_text().lower()
 

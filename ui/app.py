@@ -112,10 +112,16 @@ def _owner(request: gr.Request | None) -> str:
     return (getattr(request, "username", None) or "local") if request is not None else "local"
 
 
+def _inert(text: str) -> str:
+    """Text for the chat: Gradio's Chatbot renders a message as (sanitised) HTML even without
+    Markdown, so "<img src=x>" typed in a question would become an image. Escaped, it shows as typed."""
+    return html.escape(text, quote=False)
+
+
 def _messages(turns: list[Turn]) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     for t in turns:
-        out += [{"role": "user", "content": t.question}, {"role": "assistant", "content": t.shown}]
+        out += [{"role": "user", "content": _inert(t.question)}, {"role": "assistant", "content": _inert(t.shown)}]
     return out
 
 
@@ -204,10 +210,10 @@ def create_app(rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = Non
         if chat_id is None or chat_id not in {c.id for c in store.chats(me.owner)}:
             chat_id = store.create(me.owner)
         turns = store.turns(me.owner, chat_id)
-        history = [*_messages(turns), {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        history = [*_messages(turns), {"role": "user", "content": _inert(message)}, {"role": "assistant", "content": ""}]
         ahead = room.enter()
         if ahead is None:
-            history[-1]["content"] = BUSY
+            history[-1]["content"] = _inert(BUSY)
             yield history, "<p>Busy.</p>", "", chat_id, gr.skip(), ""
             return
         try:  # from here on, however the generator ends (a closed tab), the place is given back
@@ -222,18 +228,19 @@ def create_app(rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = Non
                     draft = f"Writing (not yet checked): {html.escape(event.text)}" if event.text else ""
                     yield history, gr.skip(), draft, chat_id, gr.skip(), ""
                 else:
-                    history[-1]["content"] += event
+                    history[-1]["content"] += _inert(event)
                     yield history, gr.skip(), gr.skip(), chat_id, gr.skip(), ""
             assert answer is not None
-            history[-1]["content"] = shown_text(answer)
+            shown = shown_text(answer)
+            history[-1]["content"] = _inert(shown)
             panel = render_sources(rag, answer)
-            store.add_turn(me.owner, chat_id, Turn(message, answer.to_json(), history[-1]["content"], panel))
+            store.add_turn(me.owner, chat_id, Turn(message, answer.to_json(), shown, panel))
             yield history, _panel(len(turns), panel), "", chat_id, chat_list(me.owner, chat_id), ""
         except RagError as err:
-            history[-1]["content"] = f"Error: {err.problem}" + (f"\nFix: {err.hint}" if err.hint else "")
+            history[-1]["content"] = _inert(f"Error: {err.problem}" + (f"\nFix: {err.hint}" if err.hint else ""))
             yield history, "<p>No sources.</p>", "", chat_id, gr.skip(), ""
         except Exception as err:  # keep the page usable whatever happens
-            history[-1]["content"] = f"Error: {type(err).__name__}: {err}. The page is still usable; try again."
+            history[-1]["content"] = _inert(f"Error: {type(err).__name__}: {err}. The page is still usable; try again.")
             yield history, "<p>No sources.</p>", "", chat_id, gr.skip(), ""
         finally:
             room.leave()
