@@ -52,6 +52,27 @@ def _qualifiers(text: str) -> set[str]:
     return {_SAME_QUALIFIER.get(m.group(0).lower(), "not") for m in _QUALIFIER.finditer(text)}
 
 
+_CLAUSE_END = re.compile(r"[,;:.!?]")
+
+
+def _flips(claim: str, span: str) -> bool:
+    """Whether ``claim`` states what ``span`` negates: it uses the words a negation of the span
+    governs (the next content word of its clause) without any negation of its own. "Cats are
+    allowed" from "Cats are not allowed"; "press the reset button if the water is too hot" from "No
+    hot water: press the reset button"."""
+    if _qualifiers(claim) & {"not"}:
+        return False
+    words = content_words(claim)
+    for m in _QUALIFIER.finditer(span):
+        if _SAME_QUALIFIER.get(m.group(0).lower(), "not") != "not":
+            continue
+        clause = _CLAUSE_END.split(span[m.end() :], maxsplit=1)[0]
+        governed = content_words(next((w for w in re.findall(r"[^\W_]+", clause) if w.lower() not in STOPWORDS), ""))
+        if governed and governed <= words:
+            return True
+    return False
+
+
 def _short_words(text: str) -> set[str]:
     """Words of one or two letters that are not stop words ("P", "UK", "EU"), lower-cased."""
     return {w for w in (m.group(0).lower() for m in re.finditer(r"[^\W_]+", text)) if len(w) <= 2 and w not in STOPWORDS}
@@ -386,6 +407,7 @@ class Verifier:
             if best_j < 0 or sim + lexical_j > semantic + overlap(words, self._span_words[best_j]):
                 best_j, semantic = j, sim
         _, start, end = self.spans[best_j] if best_j >= 0 else (i, 0, len(self.hits[i].chunk.text))
+        numbers_ok = numbers_ok and not _flips(sentence, self.hits[i].chunk.text[start:end])
         entailment = None
         if self._entailment is not None:
             entailment = self._entailment.entailment([(self.hits[i].chunk.text, sentence)])[0]

@@ -638,3 +638,24 @@ def test_a_weak_readers_answer_to_a_follow_up_must_open_on_what_the_follow_up_as
     assert "renews automatically" in answer.text and answer.mode == "extractive"
     on_topic = FakeLLM(4096, reply="It renews automatically for further 12-month periods [1].")
     assert "renews automatically" in answerer(on_topic, lease, min_answerability=0.2).ask(follow).text
+
+
+@pytest.mark.parametrize(
+    ("passage", "claim", "kept"),
+    [
+        ("Cats are not allowed in the office.", "Cats are allowed in the office [1].", False),
+        ("Cats are not allowed in the office.", "Cats are not allowed in the office [1].", True),
+        # the answer that the reset button is for water that is too hot: the manual gives it for no hot water
+        ("No hot water: check the circuit breaker and press the red reset button behind the upper panel.",
+         "If the water is too hot, press the red reset button behind the upper panel [1].", False),
+        ("Hair must be covered in the production area, and jewellery is not allowed.",
+         "Hair must be covered in the production area [1].", True),  # the negation governs another clause
+    ],
+)
+def test_a_claim_may_not_state_what_its_passage_negates(passage: str, claim: str, kept: bool) -> None:
+    from rag.citations import CitationChecker
+
+    checker = CitationChecker([hit(1, passage)], "What does the manual say?")
+    checker.feed(claim + " ")
+    checker.close()
+    assert bool(checker.kept) is kept, checker.claims
