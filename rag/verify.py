@@ -64,13 +64,20 @@ def _flips(claim: str, span: str) -> bool:
         return False
     words = content_words(claim)
     for m in _QUALIFIER.finditer(span):
-        if _SAME_QUALIFIER.get(m.group(0).lower(), "not") != "not":
+        if _SAME_QUALIFIER.get(m.group(0).lower(), "not") != "not" or _aside(span, m.start()):
             continue
         clause = _CLAUSE_END.split(span[m.end() :], maxsplit=1)[0]
+        if re.match(r"\s+only\b", clause, re.I):
+            continue  # "not only increases" asserts more, not less
         governed = content_words(next((w for w in re.findall(r"[^\W_]+", clause) if w.lower() not in STOPWORDS), ""))
         if governed and governed <= words:
             return True
     return False
+
+
+def _aside(text: str, at: int) -> bool:
+    """Whether position ``at`` of ``text`` is inside parentheses (a remark on the side)."""
+    return text.count("(", 0, at) > text.count(")", 0, at)
 
 
 def _short_words(text: str) -> set[str]:
