@@ -263,16 +263,14 @@ def run_batch(
 def resolve_conversations(rag: Rag, questions: list[Question], wanted: set[str]) -> dict[str, FollowUp]:
     """Each wanted question as it is asked: a row of a conversation is resolved against the rows
     of that conversation before it (answered already or not), any other row stands alone."""
-    resolved: dict[str, FollowUp] = {}
-    earlier: dict[str, list[str]] = {}
-    unfinished = {q.conversation for q in questions if q.id in wanted}
+    resolved = {q.id: FollowUp(q.text, q.text, "as-is") for q in questions if q.conversation is None}
+    open_ids = {q.conversation for q in questions if q.id in wanted and q.conversation is not None}
+    unfinished: dict[str, list[Question]] = {}
     for q in questions:
-        if q.conversation is None:
-            resolved[q.id] = FollowUp(q.text, q.text, "as-is")
-        elif q.conversation in unfinished:
-            turns = earlier.setdefault(q.conversation, [])
-            resolved[q.id] = rag.resolve(q.text, turns)
-            turns.append(resolved[q.id].query)
+        if q.conversation in open_ids:
+            unfinished.setdefault(q.conversation, []).append(q)
+    for rows in unfinished.values():  # each conversation in file order, its answered rows too
+        resolved.update(zip((q.id for q in rows), rag.resolve_all([q.text for q in rows])))
     return resolved
 
 

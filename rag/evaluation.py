@@ -25,6 +25,7 @@ from .config import Settings
 from .errors import InputError
 from .ingest import ingest
 from .retrieval import MODES, HybridRetriever
+from .schema import Answer
 from .service import Rag
 
 
@@ -307,7 +308,7 @@ def evaluate_conversations(
     return report
 
 
-def _verdict(answer: Any, golds: list[str]) -> str:
+def _verdict(answer: Answer, golds: list[str]) -> str:
     """``correct_answer``, ``correct_refusal``, ``false_refusal``, or ``confidently_wrong`` (answered,
     cited, and not correct: the failure that matters most), or ``wrong_uncited``."""
     if answer.refused:
