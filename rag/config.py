@@ -183,7 +183,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """Build settings; ``overrides`` (CLI flags) win, ``None`` values are ignored."""
     from pydantic import ValidationError
 
-    from .errors import InputError
+    from rag.errors import InputError
 
     clean = {k: v for k, v in overrides.items() if v is not None}
     if config_file is not None:

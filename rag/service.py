@@ -8,19 +8,20 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .answer import QuestionAnswerer, check_question
-from .config import Settings
-from .conversation import FollowUp
-from .embeddings import Embedder, SentenceTransformerEmbedder
-from .errors import IndexMismatchError, InputError, NotIndexedError
-from .index import Index, check_index_dir
-from .ingest import ProgressCallback, ingest
-from .llm import LLM, LlamaCppLLM, resolve_model
-from .manifest import Manifest, WriterLock
-from .prompts import Prompts
-from .rerank import CrossEncoderReranker, Reranker
-from .retrieval import HybridRetriever
-from .schema import Answer, Chunk, Draft, IngestReport
+from rag.answer.answerer import QuestionAnswerer, check_question
+from rag.config import Settings
+from rag.answer.conversation import FollowUp
+from rag.backends import open_embedder, open_llm
+from rag.index.embeddings import Embedder
+from rag.errors import IndexMismatchError, InputError, NotIndexedError
+from rag.index.index import Index, IndexStatus, check_index_dir
+from rag.ingest.pipeline import ProgressCallback, ingest
+from rag.answer.llm import LLM
+from rag.index.manifest import Manifest, WriterLock
+from rag.answer.prompts import Prompts
+from rag.answer.rerank import CrossEncoderReranker, Reranker
+from rag.answer.retrieval import HybridRetriever, Retriever
+from rag.schema import Answer, Chunk, Draft, IngestReport
 
 
 class Rag:
@@ -42,23 +43,12 @@ class Rag:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = SentenceTransformerEmbedder(
-                self.settings.embedder,
-                batch_size=self.settings.embed_batch_size,
-                downloads_allowed=self.settings.downloads_allowed,
-                query_prompt=self.settings.query_prompt,
-                document_prompt=self.settings.document_prompt,
-            )
+            self._embedder = open_embedder(self.settings)
         return self._embedder
 
     def llm(self) -> LLM:
         if self._llm is None:
-            if self.settings.llm_url:
-                from .openai_llm import OpenAICompatibleLLM
-
-                self._llm = OpenAICompatibleLLM(self.settings.llm_url, self.settings)
-            else:
-                self._llm = LlamaCppLLM(resolve_model(self.settings.model, self.settings), self.settings)
+            self._llm = open_llm(self.settings)
         return self._llm
 
     @cached_property
@@ -112,14 +102,25 @@ class Rag:
             self._reranker = CrossEncoderReranker(self.settings.reranker, downloads_allowed=self.settings.downloads_allowed)
         return self._reranker
 
-    def retriever(self) -> HybridRetriever:
-        return HybridRetriever(self.require_index(), self.settings, self.reranker)
+    def retriever(self, settings: Settings | None = None) -> Retriever:
+        """Passages for questions, with these settings' retrieval knobs (default: this Rag's)."""
+        return HybridRetriever(self.require_index(), settings or self.settings, self.reranker)
+
+    def status(self) -> IndexStatus | None:
+        """What is indexed, or None before anything is."""
+        if not Index.exists(self.settings.index_dir):
+            return None
+        return self.index.status()
+
+    def files(self) -> dict[str, str]:
+        """Indexed files: source path → display name."""
+        return self.index.files() if Index.exists(self.settings.index_dir) else {}
 
     @cached_property
     def answerer(self) -> QuestionAnswerer:
         entailment = None
         if self.settings.verifier:
-            from .verify import CrossEncoderEntailment
+            from rag.answer.verify import CrossEncoderEntailment
 
             entailment = CrossEncoderEntailment(self.settings.verifier, downloads_allowed=self.settings.downloads_allowed)
         return QuestionAnswerer(self.retriever(), self.llm, self.prompts, self.settings, entailment)
@@ -135,7 +136,7 @@ class Rag:
         self.__dict__.pop("answerer", None)
 
     def remove(self, sources: list[str]) -> int:
-        from .ingest import remove
+        from rag.ingest.pipeline import remove
 
         return remove(self.index, sources)
 

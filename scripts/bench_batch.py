@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.batch import run_batch  # noqa: E402
+from rag.apps.batch import run_batch  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.sample import QUESTIONS, sample_dir  # noqa: E402
 from rag.service import Rag  # noqa: E402
@@ -66,7 +66,7 @@ def main() -> None:
 
         started = time.perf_counter()
         for q in questions[: args.cli_loop]:
-            subprocess.run([sys.executable, "-m", "rag.cli", "ask", q, "--index", str(settings.index_dir), "--json"], check=True, capture_output=True)
+            subprocess.run([sys.executable, "-m", "rag.apps.cli", "ask", q, "--index", str(settings.index_dir), "--json"], check=True, capture_output=True)
         cli_s = time.perf_counter() - started
 
     n = len(questions)
@@ -94,7 +94,7 @@ def _free_port() -> int:
 def server_comparison(args: argparse.Namespace) -> None:
     import urllib.request
 
-    from rag.llm import resolve_model
+    from rag.answer.llm import resolve_model
 
     questions = [f"{QUESTIONS[i % len(QUESTIONS)]}" + ("" if i < len(QUESTIONS) else f" (variant {i})") for i in range(args.questions)]
     process = None

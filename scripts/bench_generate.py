@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import STOP, focus  # noqa: E402
+from rag.answer.answerer import STOP, focus  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.llm import LlamaCppLLM, resolve_model  # noqa: E402
+from rag.answer.llm import LlamaCppLLM, resolve_model  # noqa: E402
 from rag.sample import QUESTIONS, sample_dir  # noqa: E402
 from rag.service import Rag  # noqa: E402
 

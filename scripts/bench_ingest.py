@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.config import Settings  # noqa: E402
-from rag.embeddings import SentenceTransformerEmbedder  # noqa: E402
-from rag.index import Index  # noqa: E402
-from rag.ingest import ingest  # noqa: E402
+from rag.index.embeddings import SentenceTransformerEmbedder  # noqa: E402
+from rag.index.index import Index  # noqa: E402
+from rag.ingest.pipeline import ingest  # noqa: E402
 
 
 def materialise(corpus: Path, target: Path, limit: int) -> Path:

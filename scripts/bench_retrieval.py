@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.config import Settings  # noqa: E402
-from rag.embeddings import SentenceTransformerEmbedder  # noqa: E402
-from rag.index import Index  # noqa: E402
-from rag.manifest import FileEntry  # noqa: E402
+from rag.index.embeddings import SentenceTransformerEmbedder  # noqa: E402
+from rag.index.index import Index  # noqa: E402
+from rag.index.manifest import FileEntry  # noqa: E402
 from rag.schema import Chunk  # noqa: E402
 
 CHUNKS_PER_FILE = 100
@@ -85,7 +85,7 @@ def build(directory: Path, total: int, embedder: SentenceTransformerEmbedder) ->
 
 def measure(directory: Path, n_queries: int) -> dict[str, object]:
     """Runs in a fresh process so that opening the index is measured cold-ish (page cache aside)."""
-    from rag.retrieval import HybridRetriever
+    from rag.answer.retrieval import HybridRetriever
 
     embedder = SentenceTransformerEmbedder(Settings().embedder, downloads_allowed=False)
     embedder.embed_queries(["warm up"])

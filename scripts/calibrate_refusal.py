@@ -19,10 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.config import Settings  # noqa: E402
-from rag.embeddings import SentenceTransformerEmbedder  # noqa: E402
-from rag.index import Index  # noqa: E402
-from rag.ingest import ingest  # noqa: E402
-from rag.retrieval import HybridRetriever  # noqa: E402
+from rag.index.embeddings import SentenceTransformerEmbedder  # noqa: E402
+from rag.index.index import Index  # noqa: E402
+from rag.ingest.pipeline import ingest  # noqa: E402
+from rag.answer.retrieval import HybridRetriever  # noqa: E402
 
 
 def main() -> None:

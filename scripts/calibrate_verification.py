@@ -30,12 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import focus  # noqa: E402
+from rag.answer.answerer import focus  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.evaluation import corpus_index, read_jsonl  # noqa: E402
+from rag.apps.evaluation import corpus_index, read_jsonl  # noqa: E402
 from rag.schema import Chunk, Hit  # noqa: E402
 from rag.service import Rag  # noqa: E402
-from rag.verify import Thresholds, Verifier  # noqa: E402
+from rag.answer.verify import Thresholds, Verifier  # noqa: E402
 
 _WH = re.compile(r"^\s*(what|which|who|whom|whose|when|where|how many|how much|how long|how|why)\b", re.IGNORECASE)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.config import Settings  # noqa: E402
-from rag.evaluation import normalise_answer as normalise  # noqa: E402
+from rag.apps.evaluation import normalise_answer as normalise  # noqa: E402
 from rag.service import Rag  # noqa: E402
 
 

@@ -32,11 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.chunking import chunk_document  # noqa: E402
+from rag.ingest.chunking import chunk_document  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.embeddings import SentenceTransformerEmbedder  # noqa: E402
-from rag.index import Index  # noqa: E402
-from rag.loaders import load  # noqa: E402
+from rag.index.embeddings import SentenceTransformerEmbedder  # noqa: E402
+from rag.index.index import Index  # noqa: E402
+from rag.ingest.loaders import load  # noqa: E402
 
 WORDS = (
     "river harbour council grain tariff engine valley museum winter ledger bridge orchard treaty "
@@ -65,7 +65,7 @@ def expected_ids(corpus: Path, settings: Settings, embedder: SentenceTransformer
 
 
 def rag(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "rag.apps.cli", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
 
 
 def consistency(index_dir: Path, embedder: SentenceTransformerEmbedder) -> list[str]:
@@ -138,7 +138,7 @@ def main() -> None:
                 write_file(deleted.pop(0), rng, args.sentences)
         paths = [] if run % 6 == 0 else [str(corpus)]  # half the rebuilds name no paths
         args_run = ["ingest", *paths] + (["--rebuild"] if rebuild else [])
-        command = [sys.executable, "-m", "rag.cli", *args_run]
+        command = [sys.executable, "-m", "rag.apps.cli", *args_run]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
         delay = rng.uniform(2.0, (full_build_s if rebuild else full_build_s / 3) + 2.0)
         time.sleep(delay)

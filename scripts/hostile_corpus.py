@@ -201,7 +201,7 @@ def main() -> None:
         index = base / "index"
         started = time.monotonic()
         result = subprocess.run(
-            unprivileged([sys.executable, "-m", "rag.cli", "ingest", str(root), "--json", "--max-file-mb", "2", "--index", str(index)]),
+            unprivileged([sys.executable, "-m", "rag.apps.cli", "ingest", str(root), "--json", "--max-file-mb", "2", "--index", str(index)]),
             capture_output=True, text=True, env={**os.environ, **LIMITS},
         )
         unlock(root)
@@ -211,7 +211,7 @@ def main() -> None:
             raise SystemExit(f"rag ingest failed ({result.returncode}): {result.stderr[-2000:]}")
         report = json.loads(result.stdout)
         reasons = {e["path"]: e["reason"] for e in report["skipped"]}
-        ask = [sys.executable, "-m", "rag.cli", "ask", "--index", str(index)]
+        ask = [sys.executable, "-m", "rag.apps.cli", "ask", "--index", str(index)]
         extract = {**os.environ, "RAG_ANSWER_MODE": "extract"}
         stored = subprocess.run([*ask, "What is the vault code?", "--json"], capture_output=True, text=True).stdout
         printed = result.stdout + result.stderr + "".join(

@@ -36,7 +36,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def start_server(tmp: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    rag = [sys.executable, "-m", "rag.cli"]
+    rag = [sys.executable, "-m", "rag.apps.cli"]
     index = tmp / "index"
     sample = Path(__file__).resolve().parent.parent / "rag" / "sample" / "docs"
     subprocess.run([*rag, "ingest", str(sample), "--index", str(index)], check=True, capture_output=True)

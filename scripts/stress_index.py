@@ -73,18 +73,18 @@ def folder_digest(folder: Path) -> dict[str, int]:
 
 
 def rag_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+    return subprocess.run([sys.executable, "-m", "rag.apps.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
 
 
 def ids_on_disk(index_dir: Path, dimension: int) -> dict[str, set[str]]:
     """The chunk ids of the manifest, the store and the keyword index exactly as saved (no repair)."""
-    from rag.bm25 import BM25Index
-    from rag.manifest import Manifest
-    from rag.store import ChromaStore
+    from rag.index.bm25 import BM25Index
+    from rag.index.manifest import Manifest
+    from rag.index.store import open_store
 
     manifest = Manifest.load(index_dir / "manifest.json", "")
     keywords = BM25Index.load(index_dir / "bm25", manifest.generation)
-    store = ChromaStore(index_dir, manifest.embedder, dimension)
+    store = open_store(index_dir, manifest.embedder, dimension)
     return {
         "manifest": manifest.chunk_ids(),
         "store": {i for ids in store.ids_by_source().values() for i in ids},
@@ -126,7 +126,7 @@ def one_run(run: int, args: argparse.Namespace, env: dict[str, str]) -> dict[str
             next_n += 1
         upload = uploads / f"upload-{round_no}.md"
         write_file(upload, rng, 10_000 + round_no)
-        shell = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(corpus)], cwd=ROOT, env=run_env,
+        shell = subprocess.Popen([sys.executable, "-m", "rag.apps.cli", "ingest", str(corpus)], cwd=ROOT, env=run_env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(rng.uniform(0.5, 3.0))
         while True:  # the "page" writes while the shell does: refused at once, retried

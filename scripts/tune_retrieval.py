@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.config import Settings  # noqa: E402
-from rag.evaluation import corpus_index, read_jsonl, read_qrels, retrieval_metrics  # noqa: E402
-from rag.retrieval import HybridRetriever, rrf  # noqa: E402
+from rag.apps.evaluation import corpus_index, read_jsonl, read_qrels, retrieval_metrics  # noqa: E402
+from rag.answer.retrieval import HybridRetriever, rrf  # noqa: E402
 from rag.service import Rag  # noqa: E402
 
 

@@ -33,7 +33,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from rag.embeddings import SentenceTransformerEmbedder
+    from rag.index.embeddings import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", downloads_allowed=False)
 
@@ -41,7 +41,7 @@ def embedder():
 @pytest.fixture(scope="session")
 def llm():
     from rag.config import Settings
-    from rag.llm import LlamaCppLLM, resolve_model
+    from rag.answer.llm import LlamaCppLLM, resolve_model
 
     settings = Settings()
     return LlamaCppLLM(resolve_model("bundled:smollm2", settings), settings)

@@ -49,7 +49,7 @@ socket.socket.connect = _connect  # type: ignore[method-assign]
 socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign]
 socket.getaddrinfo = _getaddrinfo
 
-from rag.cli import main  # noqa: E402
+from rag.apps.cli import main  # noqa: E402
 
 sys.argv[0] = "rag"
 main()

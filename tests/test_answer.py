@@ -9,14 +9,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rag.answer import QuestionAnswerer
-from rag.bm25 import BM25Index
-from rag.citations import cite
+from rag.answer.answerer import QuestionAnswerer
+from rag.index.bm25 import BM25Index
+from rag.answer.citations import cite
 from rag.config import Settings
 from rag.errors import InputError
-from rag.llm import GenerationChunk, Message
-from rag.prompts import Prompts
-from rag.retrieval import Retrieval, rrf
+from rag.answer.llm import GenerationChunk, Message
+from rag.answer.prompts import Prompts
+from rag.answer.retrieval import Retrieval, rrf
 from rag.schema import Answer, Chunk, Hit
 
 
@@ -121,27 +121,23 @@ class BagOfWordsEmbedder:
 
 
 class FakeRetriever:
+    """The same hits for every question (a ``Retriever``)."""
+
     def __init__(self, hits: list[Hit], best: float = 0.6) -> None:
         self.hits = hits
         self.best = best
-        self.settings = Settings()
+        self.embedder = BagOfWordsEmbedder()
+        self._keywords = BM25Index.build([(h.chunk.id, h.chunk.text) for h in hits], 0)
 
-        keywords = BM25Index.build([(h.chunk.id, h.chunk.text) for h in hits], 0)
-
-        class _Index:
-            embedder = BagOfWordsEmbedder()
-
-            def idf(self, word: str) -> float | None:
-                return keywords.idf(word)
-
-        self.index = _Index()
-
-    def retrieve(self, query: str, top_k: int | None = None, vector: object = None) -> Retrieval:
+    def retrieve(self, query: str, top_k: int | None = None, mode: str | None = None, vector: object = None) -> Retrieval:
         return Retrieval(query, list(self.hits), self.best, 0)
+
+    def idf(self, word: str) -> float | None:
+        return self._keywords.idf(word)
 
 
 def answerer(llm: FakeLLM, hits: list[Hit], **settings: object) -> QuestionAnswerer:
-    return QuestionAnswerer(FakeRetriever(hits), lambda: llm, Prompts.load(), Settings(**settings))  # type: ignore[arg-type]
+    return QuestionAnswerer(FakeRetriever(hits), lambda: llm, Prompts.load(), Settings(**settings))
 
 
 def test_sources_are_packed_within_the_context_window() -> None:
@@ -196,7 +192,7 @@ def test_truncated_answer_is_flagged() -> None:
 
 
 def test_streaming_checker_releases_only_finished_supported_sentences() -> None:
-    from rag.citations import CitationChecker
+    from rag.answer.citations import CitationChecker
 
     checker = CitationChecker(HITS, "When are dogs allowed, and how big is the jar?")
     pieces = ["<think>dogs? jar?", "</think>Dogs are all", "owed on Fridays. [2] The jar holds 1.5 li", "tres [1]. Cats rule"]
@@ -242,7 +238,7 @@ def test_a_rewrite_that_injects_or_loses_words_is_replaced_by_the_deterministic_
 
 
 def test_a_follow_up_is_refused_when_no_evidence_mentions_what_it_asks_about() -> None:
-    from rag.conversation import resolve
+    from rag.answer.conversation import resolve
 
     llm = FakeLLM(4096, reply="Dogs are allowed on Fridays [2].")
     qa = answerer(llm, HITS, min_answerability=0.2)
@@ -268,8 +264,37 @@ def test_stopping_keeps_only_the_verified_sentences() -> None:
     assert answer.text == "Dogs are allowed on Fridays [2]." and [c.n for c in answer.citations] == [2]
 
 
+def test_a_stopped_generation_frees_the_model_at_once_not_at_garbage_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model's lock is held while it generates; stopping must close the generation itself."""
+    import threading
+
+    class Locked(FakeLLM):
+        def __init__(self) -> None:
+            super().__init__(4096, reply="Dogs are allowed on Fridays [2]. The jar holds 1.5 litres [1]. More words follow here.")
+            self.lock = threading.Lock()
+            self.generations: list[object] = []  # kept alive: only an explicit close releases the lock
+
+        def generate(self, messages: list[Message], **kwargs: object) -> Iterator[GenerationChunk]:
+            generation = self._locked(messages, **kwargs)
+            self.generations.append(generation)
+            return generation
+
+        def _locked(self, messages: list[Message], **kwargs: object) -> Iterator[GenerationChunk]:
+            with self.lock:
+                yield from FakeLLM.generate(self, messages, **kwargs)
+
+    monkeypatch.setattr("rag.answer.citations.MAX_SENTENCES", 1)
+    for stopped in (lambda: True, lambda: False):  # stopped by the user, and stopped once enough was said
+        llm = Locked()
+        qa = answerer(llm, HITS, min_answerability=0.2)
+        for event in qa.stream("When are dogs allowed?", stopped=stopped):
+            if isinstance(event, Answer):
+                assert not llm.lock.locked()
+        assert llm.generations and not llm.lock.locked()
+
+
 def test_every_sentence_becomes_a_claim_with_its_support() -> None:
-    from rag.citations import CitationChecker
+    from rag.answer.citations import CitationChecker
 
     checker = CitationChecker(HITS, "When are dogs allowed in the office?")
     checker.feed("Dogs are allowed in the office on Fridays [1]. Dogs are allowed in the office on Mondays [2]. ")
@@ -322,7 +347,7 @@ def test_reasoning_is_kept_out_of_the_answer_and_returned_apart() -> None:
 
 
 def test_rare_question_words_count_for_more_when_scoring_evidence() -> None:
-    from rag.verify import Thresholds, Verifier, question_weights
+    from rag.answer.verify import Thresholds, Verifier, question_weights
 
     keywords = BM25Index.build([
         ("a", "The harbour opens in spring."), ("b", "The harbour closes in winter."),
@@ -350,7 +375,7 @@ def test_rare_question_words_count_for_more_when_scoring_evidence() -> None:
 
 
 def test_word_forms_match_as_the_keyword_index_stems_them() -> None:
-    from rag.textspan import content_words
+    from rag.text.spans import content_words
 
     # Snowball stems: inflections that a suffix-stripper splits apart match again
     assert content_words("Mexico ruled California") == content_words("Mexico rule California")
@@ -364,7 +389,7 @@ def titled(n: int, heading: str, text: str) -> Hit:
 
 
 def test_heading_words_all_passages_share_do_not_make_a_sentence_an_answer() -> None:
-    from rag.verify import Thresholds, Verifier
+    from rag.answer.verify import Thresholds, Verifier
 
     loose = Thresholds(0, 0, -1)
     question = "Where does Warsaw rank by population in the EU?"
@@ -380,7 +405,7 @@ def test_heading_words_all_passages_share_do_not_make_a_sentence_an_answer() -> 
 
 
 def test_a_section_heading_of_its_own_still_counts_for_its_sentences() -> None:
-    from rag.verify import Thresholds, Verifier
+    from rag.answer.verify import Thresholds, Verifier
 
     handbook = "Harbor Light Bakery - Employee Handbook"
     hits = [
@@ -395,7 +420,7 @@ def test_a_section_heading_of_its_own_still_counts_for_its_sentences() -> None:
 
 
 def test_the_rest_of_the_passage_counts_for_a_quarter_of_the_coverage() -> None:
-    from rag.verify import Thresholds, Verifier
+    from rag.answer.verify import Thresholds, Verifier
 
     question = "When did Marie Curie receive the Nobel Prize?"  # marie, curie, receive, nobel, prize
     answer = "She received the Nobel Prize in 1903."  # covers three of the five words
@@ -408,7 +433,7 @@ def test_the_rest_of_the_passage_counts_for_a_quarter_of_the_coverage() -> None:
 
 
 def test_restating_an_open_question_is_not_an_answer() -> None:
-    from rag.verify import Thresholds, Verifier
+    from rag.answer.verify import Thresholds, Verifier
 
     hits = [hit(1, "Dogs are allowed in the office on Fridays only.")]
     loose = Thresholds(0, 0, -1)
@@ -437,7 +462,7 @@ def test_a_supported_sentence_without_a_marker_is_kept_and_attributed() -> None:
 
 
 def test_a_sentence_of_the_answering_passage_is_kept_whatever_words_it_shares() -> None:
-    from rag.citations import CitationChecker
+    from rag.answer.citations import CitationChecker
 
     checker = CitationChecker(CANTEEN, "Who runs the staff canteen?")
     checker.feed("It is run by Marlowe Catering [1]. Lunch costs 4 euros [2]. Visitors sign in at the north gate [2].")
@@ -450,7 +475,7 @@ def test_a_sentence_of_the_answering_passage_is_kept_whatever_words_it_shares() 
 
 
 def test_rejected_sentences_carry_a_reason_and_their_closest_passage() -> None:
-    from rag.citations import CitationChecker
+    from rag.answer.citations import CitationChecker
 
     checker = CitationChecker(CANTEEN, "Who runs the staff canteen?")
     checker.feed("The canteen is run by Harbour Foods [1]. Who runs the staff canteen? ")
@@ -462,7 +487,7 @@ def test_rejected_sentences_carry_a_reason_and_their_closest_passage() -> None:
 
 
 def test_evidence_answers_what_the_question_asks_and_each_part_of_it() -> None:
-    from rag.verify import Thresholds, Verifier
+    from rag.answer.verify import Thresholds, Verifier
 
     manual = [
         hit(1, "The warranty is void if the heater was installed without a relief valve. "
@@ -479,7 +504,7 @@ def test_evidence_answers_what_the_question_asks_and_each_part_of_it() -> None:
 
 
 def test_what_a_question_asks_for() -> None:
-    from rag.question import kind_fit, parts
+    from rag.text.question import kind_fit, parts
 
     assert [(p.text, p.kind) for p in parts("How long is the warranty on the water heater, and what voids it?")] == [
         ("How long is the warranty on the water heater", "duration"), ("what voids it", None),
@@ -494,7 +519,7 @@ def test_what_a_question_asks_for() -> None:
 def test_an_answer_starts_with_a_sentence_that_answers() -> None:
     """A true sentence of the answering passage may follow a weak reader's answer as context, never
     open it (a small model that copies the passage's first sentence has not answered)."""
-    from rag.citations import CitationChecker
+    from rag.answer.citations import CitationChecker
 
     checker = CitationChecker(CANTEEN, "Who runs the staff canteen?", weak_reader=True)
     checker.feed("Lunch costs 4 euros [1]. It is run by Marlowe Catering [1]. Lunch costs 4 euros, really [1].")
@@ -520,7 +545,7 @@ def test_a_number_from_another_table_row_is_not_supported() -> None:
 
 
 def test_markdown_markup_does_not_reach_the_answer() -> None:
-    from rag.textspan import plain
+    from rag.text.spans import plain
 
     text, _, _ = cite("| Paris | **€60** per day | [1]", ALLOWANCES, "Daily allowance in Paris?")
     assert text == "Paris, €60 per day [1]"
@@ -531,7 +556,7 @@ def test_markdown_markup_does_not_reach_the_answer() -> None:
 
 
 def test_a_weak_readers_opening_sentence_must_name_what_was_asked() -> None:
-    from rag.citations import CitationChecker
+    from rag.answer.citations import CitationChecker
 
     war = [hit(1, "After the German invasion of Poland on 1 September 1939 began the Second World War, Warsaw was defended till September 27.")]
     question = "When did Germany invade Poland and start World War II?"
@@ -619,7 +644,7 @@ def test_an_answer_of_short_words_is_not_a_restatement() -> None:
 
 
 def test_a_table_row_is_evidence_of_its_own() -> None:
-    from rag.verify import Thresholds, Verifier
+    from rag.answer.verify import Thresholds, Verifier
 
     verifier = Verifier(ALLOWANCES, "How much is the daily allowance in Paris?", None, Thresholds(0.5, 0.67, 0.3, relevance_margin=0.1))
     best = verifier.evidence(1)[0]
@@ -627,7 +652,7 @@ def test_a_table_row_is_evidence_of_its_own() -> None:
 
 
 def test_a_weak_readers_answer_to_a_follow_up_must_open_on_what_the_follow_up_asks() -> None:
-    from rag.conversation import resolve
+    from rag.answer.conversation import resolve
 
     lease = [hit(1, "The lease begins on 1 March 2026 and runs for 12 months. It renews automatically for further "
                     "12-month periods unless either party gives notice.", "lease.docx")]
@@ -653,7 +678,7 @@ def test_a_weak_readers_answer_to_a_follow_up_must_open_on_what_the_follow_up_as
     ],
 )
 def test_a_claim_may_not_state_what_its_passage_negates(passage: str, claim: str, kept: bool) -> None:
-    from rag.citations import CitationChecker
+    from rag.answer.citations import CitationChecker
 
     checker = CitationChecker([hit(1, passage)], "What does the manual say?")
     checker.feed(claim + " ")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.batch import read_questions, run_batch
+from rag.apps.batch import read_questions, run_batch
 from rag.config import Settings
 from rag.errors import InputError
 from rag.service import Rag

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from rag import bm25 as bm25_module
-from rag.bm25 import BM25Index
+from rag.index import bm25 as bm25_module
+from rag.index.bm25 import BM25Index
 
 WORDS = "apple pear plum orchard river bridge tax invoice lease deposit boiler valve warranty garden rose".split()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.chats import ChatStore, Turn
+from rag.apps.chats import ChatStore, Turn
 from rag.errors import InputError
 
 ANSWER = {"answer": "The tank is covered for 6 years [1].", "query": "How long is the warranty?", "citations": [

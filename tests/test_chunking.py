@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rag.chunking import chunk_document
+from rag.ingest.chunking import chunk_document
 from rag.schema import Document, PageSpan
 
 

@@ -26,7 +26,7 @@ def test_ingest_ask_status_offline(rag, corpus: Path, tmp_path: Path) -> None:
     assert answer["citations"], answer
     assert all(set(c) >= {"n", "source", "page", "chunk_id", "quote", "supported"} for c in answer["citations"])
     # every citation points into the one file that holds the answer, at the right page and offsets
-    from rag.loaders import load
+    from rag.ingest.loaders import load
 
     manual = load(corpus / "manual.pdf")
     for citation in answer["citations"]:
@@ -114,7 +114,7 @@ def test_one_writer_readers_keep_working_and_a_killed_writer_leaves_no_stale_loc
     rag("ingest", str(corpus / "faq.html"), index=index)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from rag.manifest import WriterLock\n"
+         "import sys, time; from pathlib import Path; from rag.index.manifest import WriterLock\n"
          "with WriterLock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(600)", str(index)],
         stdout=subprocess.PIPE, text=True,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.conversation import complete, needs_context, resolve, rewrite_problem
+from rag.answer.conversation import complete, needs_context, resolve, rewrite_problem
 
 EARLIER = ["How long is the warranty on the water heater?"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
-from rag.evaluation import (
+from rag.apps.evaluation import (
     evaluate_qa,
     evaluate_retrieval,
     f1_score,

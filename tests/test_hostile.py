@@ -59,8 +59,8 @@ def test_hostile_corpus_is_reported_file_by_file(rag, tmp_path: Path) -> None:
 def test_each_parse_runs_under_a_time_limit_and_a_memory_cap(tmp_path: Path) -> None:
     from docgen import make_pdf
 
-    from rag.isolation import load_isolated
-    from rag.loaders import LoadError
+    from rag.ingest.isolation import load_isolated
+    from rag.ingest.loaders import LoadError
 
     bomb = tmp_path / "bomb.pdf"
     pdf_bomb(bomb)

@@ -11,9 +11,9 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexLockedError, IndexMismatchError
-from rag.index import Index
-from rag.ingest import ProgressEvent, ingest
-from rag.manifest import WriterLock
+from rag.index.index import Index
+from rag.ingest.pipeline import ProgressEvent, ingest
+from rag.index.manifest import WriterLock
 
 
 @pytest.fixture(params=["embedded", pytest.param("chroma-server", marks=pytest.mark.slow)])
@@ -139,7 +139,7 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
 def test_keyword_index_is_updated_not_rebuilt(corpus: Path, settings: Settings, embedder, monkeypatch) -> None:
     index = open_index(settings, embedder)
     ingest(index, [corpus], settings)
-    from rag.bm25 import BM25Index
+    from rag.index.bm25 import BM25Index
 
     def no_rebuild(*args, **kwargs):
         raise AssertionError("BM25 was rebuilt from the store")
@@ -232,7 +232,7 @@ def test_no_recovery_while_a_writer_holds_the_lock(corpus: Path, settings: Setti
 
 
 def test_a_touched_file_is_hashed_once_not_on_every_run(corpus: Path, settings: Settings, embedder, monkeypatch) -> None:
-    import rag.ingest as ingest_module
+    import rag.ingest.pipeline as ingest_module
 
     index = open_index(settings, embedder)
     ingest(index, [corpus], settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.config import Settings
-from rag.llm import LlamaCppLLM, resolve_model
+from rag.answer.llm import LlamaCppLLM, resolve_model
 
 pytestmark = pytest.mark.slow
 
@@ -41,3 +41,28 @@ def test_a_gguf_without_chat_template_warns_and_falls_back() -> None:
     assert llm.describe()["chat_template"] == "builtin:gemma"
     text = _answer(llm, [SYSTEM, {"role": "user", "content": "Say hello."}])
     assert "<start_of_turn>" not in text and "<end_of_turn>" not in text
+
+
+def test_the_llama_cpp_internals_rag_uses_are_there() -> None:
+    """LlamaCppLLM checks them on load; a llama-cpp-python release that drops one fails here first."""
+    import llama_cpp
+
+    from rag.answer.llm import check_llama_internals
+
+    llama = llama_cpp.Llama(model_path=str(resolve_model("bundled:smollm2", Settings())), n_ctx=256, verbose=False)
+    check_llama_internals(llama)
+    assert all(callable(getattr(llama, name)) for name in ("eval", "reset", "save_state", "load_state"))
+    assert llama._model.token_get_text(llama.token_eos())
+
+
+def test_a_llama_cpp_without_those_internals_is_a_clear_error() -> None:
+    from rag.answer.llm import check_llama_internals
+    from rag.errors import ModelError
+
+    class Changed:
+        input_ids, n_tokens = [], 0
+
+    with pytest.raises(ModelError) as caught:
+        check_llama_internals(Changed())
+    assert "_model.token_get_text" in caught.value.problem and "eval" in caught.value.problem
+    assert 'llama-cpp-python>=0.3.16,<0.4' in caught.value.hint

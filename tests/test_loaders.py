@@ -7,7 +7,8 @@ import pytest
 from docgen import make_pdf
 
 from rag.errors import InputError
-from rag.loaders import LoadError, discover, load
+from rag.ingest.discovery import discover
+from rag.ingest.loaders import LoadError, load
 
 MB = 1_000_000
 
@@ -97,7 +98,7 @@ def test_missing_path_is_an_input_error(tmp_path: Path) -> None:
 
 
 def test_pdf_heading_lines_become_headings_not_part_of_the_next_sentence() -> None:
-    from rag.loaders import _pdf_headings
+    from rag.ingest.loaders.pdf import _pdf_headings
     from rag.sample import sample_dir
 
     text = "4. Maintenance\nDrain the tank every 6 months.\n5. Warranty\nThe tank is covered for 6 years. The\nWarranty is void if misused."

@@ -14,8 +14,8 @@ from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from rag.config import Settings
-from rag.index import Index
-from rag.ingest import ingest
+from rag.index.index import Index
+from rag.ingest.pipeline import ingest
 
 NAMES = ["alpha.txt", "beta.md", "gamma.txt", "notes/delta.md", "notes/deep/epsilon.txt"]
 FILLER = "the council met at the harbour to discuss grain tariffs and the winter market".split()

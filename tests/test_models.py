@@ -10,8 +10,8 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import ModelError
-from rag.llm import resolve_model
-from rag.models import GIB, GPU, Machine, find, load_catalogue, recommend, verify_checksum
+from rag.answer.llm import resolve_model
+from rag.answer.models import GIB, GPU, Machine, find, load_catalogue, recommend, verify_checksum
 
 
 def test_catalogue_covers_the_recommended_families_with_complete_rows() -> None:
@@ -81,7 +81,7 @@ def test_models_commands(rag) -> None:
 def _parted(tmp_path: Path, blobs: list[bytes], **changes: object):
     from dataclasses import replace
 
-    from rag.model_parts import PartedModel
+    from rag.answer.model_parts import PartedModel
 
     parts = []
     for n, blob in enumerate(blobs, start=1):
@@ -94,7 +94,7 @@ def _parted(tmp_path: Path, blobs: list[bytes], **changes: object):
 
 
 def test_parts_are_joined_in_order_verified_and_hashed_once(tmp_path: Path, monkeypatch) -> None:
-    from rag import model_parts
+    from rag.answer import model_parts
 
     model, parts = _parted(tmp_path, [b"GGUF" + b"a" * 1000, b"b" * 777, b"c" * 5])
     target = model_parts.assemble(model, tmp_path / "cache", parts)
@@ -109,7 +109,7 @@ def test_parts_are_joined_in_order_verified_and_hashed_once(tmp_path: Path, monk
 
 
 def test_a_wrong_hash_or_a_missing_part_stops_with_a_fix_and_leaves_no_file(tmp_path: Path) -> None:
-    from rag.model_parts import assemble
+    from rag.answer.model_parts import assemble
 
     model, parts = _parted(tmp_path, [b"GGUF" + b"a" * 100, b"b" * 100], sha256="0" * 64)
     with pytest.raises(ModelError) as err:
@@ -155,7 +155,7 @@ def test_the_packaged_reader_answers_the_demo_question_when_installed(tmp_path: 
 
 
 def test_the_weak_reader_is_known_by_name_path_or_server_model_id() -> None:
-    from rag.models import quotes_unverified
+    from rag.answer.models import quotes_unverified
 
     assert quotes_unverified(Settings(), "SmolLM2-135M-Instruct.Q4_1.gguf")
     assert quotes_unverified(Settings(model="/models/SmolLM2-135M-Instruct.Q4_1.gguf"), "SmolLM2-135M-Instruct.Q4_1.gguf")

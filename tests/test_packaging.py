@@ -33,4 +33,4 @@ def test_wheel_ships_prompts_and_sample(tmp_path: Path) -> None:
     assert "ui/app.py" in names and "rag/_prompts/condense.txt" in names
     assert any(n.endswith("entry_points.txt") for n in names)
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "rag = rag.cli:main" in entry_points
+    assert "rag = rag.apps.cli:main" in entry_points

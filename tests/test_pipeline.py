@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rag.config import Settings
-from rag.loaders import load
+from rag.ingest.loaders import load
 from rag.service import Rag
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
-from rag.index import Index
-from rag.ingest import ingest
+from rag.index.index import Index
+from rag.ingest.pipeline import ingest
 
 def open_index(settings: Settings, embedder) -> Index:
     return Index(settings.index_dir, embedder)
@@ -212,7 +212,7 @@ def gone(pid: int, within: float) -> bool:
 def test_a_parse_worker_dies_with_its_parent(tmp_path: Path) -> None:
     html = slow_html(tmp_path / "big.html")
     script = (
-        "import sys; from pathlib import Path; from rag.isolation import IsolatedParser\n"
+        "import sys; from pathlib import Path; from rag.ingest.isolation import IsolatedParser\n"
         "p = IsolatedParser(timeout_s=600, memory_mb=2048); w = p._start(); print(w.pid, flush=True)\n"
         f"p.load(Path({str(html)!r}))\n"
     )
@@ -233,7 +233,7 @@ def test_a_parse_worker_keeps_its_own_deadline(tmp_path: Path) -> None:
 
     html = slow_html(tmp_path / "big.html")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "rag.parse_worker", str(2048 << 20), "1", str(os.getpid())],
+        [sys.executable, "-m", "rag.ingest.parse_worker", str(2048 << 20), "1", str(os.getpid())],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
     )
     request = pickle.dumps((str(html), "big.html"))
@@ -264,7 +264,7 @@ def test_documents_cannot_send_escape_codes_to_the_terminal(tmp_path: Path, rag)
 
 # 12. batch ids ----------------------------------------------------------------------------------
 def test_duplicate_batch_ids_are_refused_with_their_lines(tmp_path: Path) -> None:
-    from rag.batch import read_questions
+    from rag.apps.batch import read_questions
     from rag.errors import InputError
 
     jsonl = tmp_path / "q.jsonl"
@@ -279,7 +279,7 @@ def test_duplicate_batch_ids_are_refused_with_their_lines(tmp_path: Path) -> Non
 
 
 def test_an_unterminated_csv_quote_is_reported_by_line(tmp_path: Path) -> None:
-    from rag.batch import read_questions
+    from rag.apps.batch import read_questions
 
     csv_file = tmp_path / "q.csv"
     csv_file.write_text('question,id\nWhat is one?,1\n"What is two?,2\nWhat is three?,3\n')
@@ -349,7 +349,7 @@ def test_uploads_with_the_same_name_do_not_replace_each_other(tmp_path: Path, se
 def test_the_egress_guard_refuses_outside_hosts_and_allows_loopback_and_named_servers() -> None:
     import socket
 
-    from rag.egress import EgressGuard, EgressRefused
+    from rag.apps.egress import EgressGuard, EgressRefused
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

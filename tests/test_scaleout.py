@@ -20,7 +20,7 @@ def llm_server(tmp_path: Path) -> Iterator[str]:
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("sse_starlette") is None:
         pytest.skip("llama-cpp-python[server] is not installed")
     from rag.config import Settings
-    from rag.llm import resolve_model
+    from rag.answer.llm import resolve_model
 
     model = resolve_model("bundled:smollm2", Settings(index_dir=tmp_path / "unused", offline=True))
     port = free_port()

@@ -345,7 +345,7 @@ class EndlessLLM:
         return {}
 
     def generate(self, messages: list[dict[str, str]], **kwargs: object) -> Iterator[object]:
-        from rag.llm import GenerationChunk
+        from rag.answer.llm import GenerationChunk
 
         yield GenerationChunk("The kiln at Harrow Lane is fired every Thursday [1]. ", None)
         for _ in range(1200):

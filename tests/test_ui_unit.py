@@ -8,7 +8,7 @@ import time
 import pytest
 
 from rag.errors import InputError
-from rag.serve import check_bind, is_loopback
+from rag.apps.serve import check_bind, is_loopback
 
 
 def test_waiting_room_admits_a_bounded_number_and_turns_away_the_overflow() -> None:
@@ -164,7 +164,7 @@ def test_sources_panel_flags_unsupported_shows_related_and_collapses_reasoning()
 def test_arena_cap_respects_the_users_setting(monkeypatch) -> None:
     import sys
 
-    from rag.malloc import cap_arenas
+    from rag.apps.malloc import cap_arenas
 
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert cap_arenas() is False  # the user's choice stands

@@ -20,11 +20,11 @@ from typing import Any
 
 import gradio as gr
 
-from rag.chats import ChatStore, Turn
+from rag.apps.chats import ChatStore, Turn
 from rag.errors import RagError
-from rag.loaders import SUPPORTED_SUFFIXES
-from rag.manifest import file_sha256
-from rag.models import load_catalogue
+from rag.ingest.loaders import SUPPORTED_SUFFIXES
+from rag.index.manifest import file_sha256
+from rag.answer.models import load_catalogue
 from rag.schema import Answer, Draft
 from rag.service import Rag
 
@@ -143,20 +143,14 @@ def _keep_upload(path: Path, upload_dir: Path) -> Path:
 
 
 def _status_markdown(rag: Rag) -> str:
-    from rag.index import Index
-
-    if not Index.exists(rag.settings.index_dir):
+    status = rag.status()
+    if status is None:
         return "Nothing indexed yet: add documents above."
-    status = rag.index.status()
     return f"**{status.files}** files, **{status.chunks}** passages · model `{rag.settings.model}`"
 
 
 def _file_choices(rag: Rag) -> list[tuple[str, str]]:
-    from rag.index import Index
-
-    if not Index.exists(rag.settings.index_dir):
-        return []
-    files = rag.index.files()
+    files = rag.files()
     names = Counter(files.values())
     return sorted((name if names[name] == 1 else f"{name} ({Path(source).parent.name})", source) for source, name in files.items())
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from rag.malloc import trim
+from rag.apps.malloc import trim
 
 T = TypeVar("T")
 BUSY = "The assistant is busy answering other questions. Please try again in a moment."

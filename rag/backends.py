@@ -1,0 +1,64 @@
+"""Back-ends by name: the language models and embedders ``Rag`` can be wired with.
+
+Each registry maps a name to a factory taking the settings; a new back-end is one function and one
+entry here, and the heavy library it wraps is imported only when it is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rag.answer.llm import LLM
+from rag.config import Settings
+from rag.index.embeddings import Embedder
+
+
+def _llama_cpp(settings: Settings) -> LLM:
+    from rag.answer.llm import LlamaCppLLM, resolve_model
+
+    return LlamaCppLLM(resolve_model(settings.model, settings), settings)
+
+
+def _openai_server(settings: Settings) -> LLM:
+    from rag.answer.openai_llm import OpenAICompatibleLLM
+
+    assert settings.llm_url is not None
+    return OpenAICompatibleLLM(settings.llm_url, settings)
+
+
+def _sentence_transformers(settings: Settings) -> Embedder:
+    from rag.index.embeddings import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(
+        settings.embedder,
+        batch_size=settings.embed_batch_size,
+        downloads_allowed=settings.downloads_allowed,
+        query_prompt=settings.query_prompt,
+        document_prompt=settings.document_prompt,
+    )
+
+
+LLM_BACKENDS: dict[str, Callable[[Settings], LLM]] = {
+    "llama-cpp": _llama_cpp,  # a GGUF file run in this process
+    "openai-server": _openai_server,  # an OpenAI-compatible server (--llm-url)
+}
+
+EMBEDDER_BACKENDS: dict[str, Callable[[Settings], Embedder]] = {
+    "sentence-transformers": _sentence_transformers,
+}
+
+
+def llm_backend(settings: Settings) -> str:
+    return "openai-server" if settings.llm_url else "llama-cpp"
+
+
+def embedder_backend(settings: Settings) -> str:
+    return "sentence-transformers"
+
+
+def open_llm(settings: Settings) -> LLM:
+    return LLM_BACKENDS[llm_backend(settings)](settings)
+
+
+def open_embedder(settings: Settings) -> Embedder:
+    return EMBEDDER_BACKENDS[embedder_backend(settings)](settings)

