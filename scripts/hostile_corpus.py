@@ -43,6 +43,7 @@ EXPECTED = {
     "truncated.pdf": "corrupt-pdf",
     "laughs.docx": "xml-bomb",
     "zipbomb.docx": "zip-bomb",
+    "nested.html": "timeout",
     "latin1.txt": "not-utf8",
     "empty.txt": "empty-file",
     "big.txt": "too-large",
@@ -131,6 +132,13 @@ def docx_billion_laughs(path: Path) -> None:
         archive.writestr("word/document.xml", document)
 
 
+def html_nesting_bomb(path: Path) -> None:
+    """1 MB of HTML nested 100,000 elements deep: the HTML parser's time grows with the square of the
+    depth (20,000 deep took 17 s here), so only the parse worker's deadline stops it."""
+    depth = 100_000
+    path.write_text("<html><body>" + "<div>" * depth + "deep" + "</div>" * depth + "</body></html>")
+
+
 def docx_zip_bomb(path: Path) -> None:
     """A zip that unpacks to 1 GB of zeros, named .docx."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
@@ -154,6 +162,7 @@ def build(base: Path) -> Path:
     (root / "truncated.pdf").write_bytes(valid.read_bytes()[: valid.stat().st_size // 2])
     docx_billion_laughs(root / "laughs.docx")
     docx_zip_bomb(root / "zipbomb.docx")
+    html_nesting_bomb(root / "nested.html")
     (root / "latin1.txt").write_bytes("caf\xe9 au lait, cr\xe8me br\xfbl\xe9e\n".encode("latin-1"))
     (root / "empty.txt").write_bytes(b"")
     (root / "big.txt").write_text("word " * 600_000)  # 3 MB, over a 2 MB cap

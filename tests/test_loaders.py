@@ -108,3 +108,34 @@ def test_pdf_heading_lines_become_headings_not_part_of_the_next_sentence() -> No
     ]
     doc = load(sample_dir() / "water-heater-manual.pdf")
     assert "## 5. Warranty\n\nThe tank is covered" in doc.text
+
+
+def test_each_file_type_has_one_registered_loader_and_the_dispatcher_knows_no_formats() -> None:
+    import inspect
+
+    import rag.ingest.loaders as registry
+    from rag.ingest.loaders import LOADERS, SUPPORTED_SUFFIXES, loader_for
+
+    suffixes = [s for loader in LOADERS for s in loader.suffixes]
+    assert len(suffixes) == len(set(suffixes)) and set(suffixes) == SUPPORTED_SUFFIXES
+    for loader in LOADERS:
+        for suffix in loader.suffixes:
+            assert loader_for(Path("x" + suffix.upper())) is loader
+    source = inspect.getsource(registry.load) + inspect.getsource(registry.loader_for)
+    assert not any(s in source for s in SUPPORTED_SUFFIXES)  # a new format never touches them
+    with pytest.raises(LoadError) as caught:
+        loader_for(Path("notes.odt"))
+    assert caught.value.reason == "unsupported-type"
+
+
+def test_every_isolated_loader_runs_in_the_worker_and_has_hostile_files() -> None:
+    """A loader whose input can be hostile must be exercised by scripts/hostile_corpus.py."""
+    import hostile_corpus
+
+    from rag.ingest.loaders import LOADERS
+
+    hostile = {Path(name).suffix for name in hostile_corpus.EXPECTED}
+    isolated = [loader for loader in LOADERS if loader.isolated]
+    assert {loader.name for loader in isolated} >= {"pdf", "docx", "html"}
+    missing = [loader.name for loader in isolated if not hostile & set(loader.suffixes)]
+    assert not missing, f"add hostile files for {missing} to scripts/hostile_corpus.py"

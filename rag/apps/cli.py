@@ -124,7 +124,7 @@ def main() -> None:
 @handle_errors
 def ingest_command(paths: tuple[Path, ...], rebuild: bool, as_json: bool, **kwargs: Any) -> None:
     """Index files and folders (recursively): .txt .md .pdf .docx .html."""
-    from rag.ingest.discovery import path_state
+    from rag.ingest.discovery import require_existing
     from rag.service import Rag
 
     settings = _settings(kwargs)
@@ -133,9 +133,7 @@ def ingest_command(paths: tuple[Path, ...], rebuild: bool, as_json: bool, **kwar
             "no files or folders to index were given",
             "pass the files or folders to index: rag ingest PATH..., or rebuild from the ones already indexed: rag ingest --rebuild",
         )
-    for path in paths:
-        if path_state(path) == "missing":
-            raise InputError(f"path does not exist: {path}", "check the spelling, or pass an existing file or folder")
+    require_existing(list(paths))  # before any model loads
     rag = Rag(settings)
     report = _run_ingest(rag, list(paths), rebuild, show_progress=not as_json)
     if as_json:

@@ -27,12 +27,9 @@ def discover(paths: list[Path], max_bytes: int) -> tuple[list[FoundFile], list[F
     cannot be listed or are links that leave the root or loop. Nothing is skipped silently."""
     found: dict[Path, FoundFile] = {}
     errors: list[FileError] = []
+    require_existing(paths)
     for given in paths:
         state = path_state(given)
-        if state == "missing" and not given.is_symlink():
-            from rag.errors import InputError
-
-            raise InputError(f"path does not exist: {given}", "check the spelling, or pass an existing file or folder")
         if state == "unreadable":
             errors.append(FileError(display_path(str(given)), "unreadable", "cannot be read (permission denied); check its permissions"))
             continue
@@ -49,6 +46,16 @@ def discover(paths: list[Path], max_bytes: int) -> tuple[list[FoundFile], list[F
             resolved = path.resolve()
             found.setdefault(resolved, FoundFile(resolved, display))
     return sorted(found.values(), key=lambda f: str(f.path)), errors
+
+
+def require_existing(paths: list[Path]) -> None:
+    """Raise ``InputError`` (exit code 2) for the first path that does not exist (a dangling link
+    exists: it is reported as a skipped file)."""
+    from rag.errors import InputError
+
+    for path in paths:
+        if path_state(path) == "missing" and not path.is_symlink():
+            raise InputError(f"path does not exist: {path}", "check the spelling, or pass an existing file or folder")
 
 
 def path_state(path: Path) -> str:
