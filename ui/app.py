@@ -8,30 +8,19 @@ Chats are kept in SQLite in the index folder, each user's own.
 
 from __future__ import annotations
 
-import html
-import shutil
-import tempfile
-import threading
-from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from rag.apps.chats import ChatStore, Turn
-from rag.errors import RagError
 from rag.ingest.loaders import SUPPORTED_SUFFIXES
-from rag.index.manifest import file_sha256
-from rag.answer.models import load_catalogue
-from rag.schema import Answer, Draft
 from rag.service import Rag
 
+from .page import ChatPage, _file_choices, _keep_upload, _model_choices, _status_markdown, busy
 from .room import BUSY, WaitingRoom
-from .sources import EMPTY, _unwrapped, render_sources, shown_text
+from .sources import EMPTY, _unwrapped, render_sources
 
-__all__ = ["BUSY", "CSS", "JS", "WaitingRoom", "_unwrapped", "create_app", "render_sources"]
+__all__ = ["BUSY", "CSS", "JS", "WaitingRoom", "_keep_upload", "_model_choices", "_unwrapped", "create_app", "render_sources"]
 
 CSS = """
 #sources .source { border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 10px; margin-bottom: 8px; }
@@ -97,340 +86,187 @@ JS = r"""
 }
 """
 
-NO_CHAT = gr.update(value=None)
-
-
-@dataclass
-class Session:
-    """Who is asking, and the Stop switch of the question they are asking now."""
-
-    owner: str
-    stop: threading.Event
-
-
-def _owner(request: gr.Request | None) -> str:
-    return (getattr(request, "username", None) or "local") if request is not None else "local"
-
-
-def _inert(text: str) -> str:
-    """Text for the chat: Gradio's Chatbot renders a message as (sanitised) HTML even without
-    Markdown, so "<img src=x>" typed in a question would become an image. Escaped, it shows as typed."""
-    return html.escape(text, quote=False)
-
-
-def _messages(turns: list[Turn]) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    for t in turns:
-        out += [{"role": "user", "content": _inert(t.question)}, {"role": "assistant", "content": _inert(t.shown)}]
-    return out
-
-
-def _panel(turn: int, body: str) -> str:
-    return f'<div data-turn="{turn}">{body}</div>'
-
-
-def _keep_upload(path: Path, upload_dir: Path) -> Path:
-    """Copy an upload into its own folder, named by its content: two files with the same name
-    but different content are two documents, and the same file uploaded again is unchanged."""
-    digest = file_sha256(path)[:16]
-    target = upload_dir / digest / path.name
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{path.name}.part")
-        shutil.copyfile(path, tmp)
-        tmp.replace(target)
-    return target
-
-
-def _status_markdown(rag: Rag) -> str:
-    status = rag.status()
-    if status is None:
-        return "Nothing indexed yet: add documents above."
-    return f"**{status.files}** files, **{status.chunks}** passages · model `{rag.settings.model}`"
-
-
-def _file_choices(rag: Rag) -> list[tuple[str, str]]:
-    files = rag.files()
-    names = Counter(files.values())
-    return sorted((name if names[name] == 1 else f"{name} ({Path(source).parent.name})", source) for source, name in files.items())
-
-
-def _model_choices(rag: Rag) -> list[tuple[str, str]]:
-    """Installed models from the catalogue (weak readers marked), and the one in use."""
-    choices = [
-        (m.name + ("" if m.reader else " (quotes only: a weak reader)"), m.spec)
-        for m in load_catalogue()
-        if m.chat and m.installed()
-    ]
-    if rag.settings.model not in {spec for _, spec in choices}:
-        choices.append((rag.settings.model, rag.settings.model))
-    return choices
-
 
 def create_app(rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = None) -> gr.Blocks:
     """Build the page. Nothing heavy happens here: models load on the first question.
 
     `max_waiting` questions may wait behind the one being answered; more get a "busy" reply.
     """
-    settings = rag.settings
-    room = room or WaitingRoom(max_waiting)
-    upload_dir = settings.index_dir / "uploads"
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    store = ChatStore(settings.index_dir / "chats.sqlite")
-    sessions: dict[str, Session] = {}
-    exports = Path(tempfile.mkdtemp(prefix="rag-export-"))
-
-    def session(request: gr.Request | None) -> Session:
-        key = getattr(request, "session_hash", None) or "local"
-        if key not in sessions:
-            sessions[key] = Session(_owner(request), threading.Event())
-        return sessions[key]
-
-    def chat_list(owner: str, selected: str | None) -> Any:
-        return gr.update(choices=[(c.title, c.id) for c in store.chats(owner)], value=selected)
-
-    def answer_events(question: str, earlier: list[str], k: float, temperature: float, max_tokens: float, stop: threading.Event) -> Iterator[Any]:
-        follow = rag.resolve(question, earlier)
-        yield from rag.ask_stream(follow, top_k=int(k), temperature=float(temperature), max_tokens=int(max_tokens), stopped=stop.is_set)
-
-    def respond(message: str, chat_id: str | None, k: float, temperature: float, max_tokens: float, request: gr.Request) -> Iterator[tuple[Any, ...]]:
-        """Outputs: chat, sources, draft, chat id, chat list, question box."""
-        message = " ".join((message or "").split())
-        if not message:
-            yield gr.skip(), gr.skip(), gr.skip(), chat_id, gr.skip(), gr.skip()
-            return
-        me = session(request)
-        me.stop.clear()
-        if chat_id is None or chat_id not in {c.id for c in store.chats(me.owner)}:
-            chat_id = store.create(me.owner)
-        turns = store.turns(me.owner, chat_id)
-        history = [*_messages(turns), {"role": "user", "content": _inert(message)}, {"role": "assistant", "content": ""}]
-        ahead = room.enter()
-        if ahead is None:
-            history[-1]["content"] = _inert(BUSY)
-            yield history, "<p>Busy.</p>", "", chat_id, gr.skip(), ""
-            return
-        try:  # from here on, however the generator ends (a closed tab), the place is given back
-            waiting = f"<p>Waiting for the model: {ahead} question(s) ahead of yours…</p>" if ahead else "<p>Searching your documents…</p>"
-            yield history, waiting, "", chat_id, gr.skip(), ""
-            earlier = [t.query for t in turns]
-            answer = None
-            for event in room.stream(lambda: answer_events(message, earlier, k, temperature, max_tokens, me.stop)):
-                if isinstance(event, Answer):
-                    answer = event
-                elif isinstance(event, Draft):  # the sentence being written: shown apart, greyed, never in the bubble
-                    draft = f"Writing (not yet checked): {html.escape(event.text)}" if event.text else ""
-                    yield history, gr.skip(), draft, chat_id, gr.skip(), ""
-                else:
-                    history[-1]["content"] += _inert(event)
-                    yield history, gr.skip(), gr.skip(), chat_id, gr.skip(), ""
-            assert answer is not None
-            shown = shown_text(answer)
-            history[-1]["content"] = _inert(shown)
-            panel = render_sources(rag, answer)
-            store.add_turn(me.owner, chat_id, Turn(message, answer.to_json(), shown, panel))
-            yield history, _panel(len(turns), panel), "", chat_id, chat_list(me.owner, chat_id), ""
-        except RagError as err:
-            history[-1]["content"] = _inert(f"Error: {err.problem}" + (f"\nFix: {err.hint}" if err.hint else ""))
-            yield history, "<p>No sources.</p>", "", chat_id, gr.skip(), ""
-        except Exception as err:  # keep the page usable whatever happens
-            history[-1]["content"] = _inert(f"Error: {type(err).__name__}: {err}. The page is still usable; try again.")
-            yield history, "<p>No sources.</p>", "", chat_id, gr.skip(), ""
-        finally:
-            room.leave()
-
-    def regenerate(chat_id: str | None, k: float, temperature: float, max_tokens: float, request: gr.Request) -> Iterator[tuple[Any, ...]]:
-        owner = session(request).owner
-        last = store.drop_last_turn(owner, chat_id) if chat_id else None
-        if last is None:
-            yield gr.skip(), gr.skip(), gr.skip(), chat_id, gr.skip(), gr.skip()
-            return
-        yield from respond(last.question, chat_id, k, temperature, max_tokens, request)
-
-    def stop_answer(request: gr.Request) -> None:
-        session(request).stop.set()
-
-    def forget(request: gr.Request) -> None:  # a closed tab: its Stop switch goes too
-        sessions.pop(getattr(request, "session_hash", None) or "local", None)
-
-    def busy(running: bool) -> tuple[Any, Any, Any]:
-        return gr.update(interactive=not running), gr.update(interactive=running), gr.update(interactive=not running)
-
-    def open_chat(chat_id: str | None, request: gr.Request) -> tuple[Any, ...]:
-        """Outputs: chat, sources, chat id, chat name."""
-        owner = session(request).owner
-        if not chat_id:
-            return [], EMPTY, None, ""
-        try:
-            turns = store.turns(owner, chat_id)
-        except RagError:
-            return [], EMPTY, None, ""
-        title = next((c.title for c in store.chats(owner) if c.id == chat_id), "")
-        panel = _panel(len(turns) - 1, turns[-1].sources) if turns else EMPTY
-        return _messages(turns), panel, chat_id, title
-
-    def show_turn(chat_id: str | None, evt: gr.SelectData, request: gr.Request) -> Any:
-        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        if not chat_id or not isinstance(index, int):
-            return gr.skip()
-        turns = store.turns(session(request).owner, chat_id)
-        turn = index // 2
-        return _panel(turn, turns[turn].sources) if turn < len(turns) else gr.skip()
-
-    def load(request: gr.Request) -> tuple[Any, ...]:
-        owner = session(request).owner
-        chats = store.chats(owner)
-        current = chats[0].id if chats else None
-        shown = open_chat(current, request)
-        return (chat_list(owner, current), *shown, _status_markdown(rag), gr.update(choices=_file_choices(rag)), "")
-
-    def rename_chat(chat_id: str | None, title: str, request: gr.Request) -> Any:
-        owner = session(request).owner
-        if chat_id:
-            try:
-                store.rename(owner, chat_id, title)
-            except RagError as err:
-                gr.Warning(f"{err.problem}: {err.hint}")
-        return chat_list(owner, chat_id)
-
-    def delete_chat(chat_id: str | None, request: gr.Request) -> tuple[Any, ...]:
-        owner = session(request).owner
-        if chat_id:
-            store.delete(owner, chat_id)
-        return chat_list(owner, None), [], EMPTY, None, "", gr.update(visible=False)
-
-    def export_chat(chat_id: str | None, fmt: str, request: gr.Request) -> Any:
-        if not chat_id:
-            gr.Warning("Open a chat to export it.")
-            return None
-        path = exports / f"chat-{chat_id[:8]}.{'md' if fmt == 'markdown' else 'json'}"
-        path.write_text(store.export(session(request).owner, chat_id, fmt), encoding="utf-8")
-        return str(path)
-
-    def export_markdown(chat_id: str | None, request: gr.Request) -> Any:
-        return export_chat(chat_id, "markdown", request)
-
-    def export_json_file(chat_id: str | None, request: gr.Request) -> Any:
-        return export_chat(chat_id, "json", request)
-
-    def add_documents(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[str, str, Any]:
-        if not paths:
-            return "No files given.", _status_markdown(rag), gr.update(choices=_file_choices(rag))
-        copies = [_keep_upload(Path(path), upload_dir) for path in paths]
-
-        def on_progress(event: Any) -> None:
-            if event.total:
-                progress((event.done, event.total), desc=f"{event.phase}")
-
-        try:
-            report = rag.ingest(copies, progress=on_progress)
-        except RagError as err:
-            return f"**Error:** {html.escape(err.problem)}  \n{html.escape(err.hint)}", _status_markdown(rag), gr.update()
-        lines = [f"Indexed {len(report.added)} new and {len(report.updated)} changed file(s), {report.chunks_added} passages."]
-        for error in report.skipped:
-            lines.append(f"- skipped `{html.escape(error.path)}`: {html.escape(error.reason)} — {html.escape(error.detail)}")
-        return "\n".join(lines), _status_markdown(rag), gr.update(choices=_file_choices(rag), value=[])
-
-    def ask_to_remove(sources: list[str] | None) -> tuple[Any, Any]:
-        if not sources:
-            return "Choose files to remove.", gr.update(visible=False)
-        return f"Remove {len(sources)} file(s) from the index? Their passages will no longer answer questions.", gr.update(visible=True)
-
-    def remove_documents(sources: list[str] | None) -> tuple[str, str, Any, Any]:
-        if not sources:
-            return "Choose files to remove.", _status_markdown(rag), gr.update(), gr.update(visible=False)
-        try:
-            removed = rag.remove(list(sources))
-        except RagError as err:
-            return f"**Error:** {html.escape(err.problem)}", _status_markdown(rag), gr.update(), gr.update(visible=False)
-        files = gr.update(choices=_file_choices(rag), value=[])
-        return f"Removed {len(sources)} file(s), {removed} passages.", _status_markdown(rag), files, gr.update(visible=False)
-
-    def pick_model(model: str) -> str:
-        if model and model != rag.settings.model:
-            rag.use_model(model)
-        return _status_markdown(rag)
-
+    page = ChatPage(rag, room or WaitingRoom(max_waiting))
     with gr.Blocks(title="rag — ask your documents", analytics_enabled=False) as app:
         gr.Markdown("## Ask your documents\nAnswers come only from your indexed files, with the passage behind each claim.")
-        chat_id = gr.State(None)
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=220, elem_id="chats-panel"):
-                new_chat = gr.Button("New chat", elem_id="new-chat")
-                chats = gr.Radio(label="Chats", choices=[], elem_id="chat-list")
-                with gr.Accordion("This chat", open=False, elem_id="chat-manage"):
-                    title = gr.Textbox(label="Name", elem_id="chat-title")
-                    rename = gr.Button("Rename", elem_id="rename")
-                    with gr.Row():
-                        export_md = gr.Button("Export Markdown", elem_id="export-md")
-                        export_json = gr.Button("Export JSON", elem_id="export-json")
-                    exported = gr.File(label="Download", interactive=False, elem_id="export")
-                    delete = gr.Button("Delete chat", variant="stop", elem_id="delete-chat")
-                    with gr.Row(visible=False) as confirm_delete_row:
-                        confirm_delete = gr.Button("Yes, delete it", variant="stop", elem_id="confirm-delete")
-                        keep_chat = gr.Button("Keep it", elem_id="keep-chat")
-            with gr.Column(scale=3, min_width=320):
-                chat = gr.Chatbot(
-                    show_label=False, height=480, render_markdown=False, sanitize_html=True, allow_tags=False,
-                    elem_id="chat", feedback_options=None, buttons=["copy"],
-                )
-                draft = gr.HTML('<span class="loading"></span>', elem_id="draft")  # until the saved chat is back
-                question = gr.Textbox(show_label=False, placeholder="Ask a question about your documents", elem_id="question")
-                with gr.Row():
-                    ask = gr.Button("Ask", variant="primary", elem_id="ask")
-                    stop = gr.Button("Stop", elem_id="stop", interactive=False)
-                    regen = gr.Button("Regenerate", elem_id="regenerate")
-            with gr.Column(scale=2, min_width=300):
-                gr.Markdown("### Sources")
-                sources = gr.HTML(EMPTY, elem_id="sources")
-        with gr.Accordion("Documents", open=False, elem_id="documents"):
-            upload = gr.File(file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", label="Add documents", elem_id="upload")
-            report = gr.Markdown(elem_id="ingest-report")
-            status = gr.Markdown(_status_markdown(rag), elem_id="index-status")
-            with gr.Row():
-                files = gr.Dropdown(choices=_file_choices(rag), multiselect=True, filterable=True, label="Indexed files (type to filter)", elem_id="files")
-                remove = gr.Button("Remove from index", elem_id="remove")
-            with gr.Row(visible=False) as confirm_remove_row:
-                confirm_remove = gr.Button("Yes, remove", variant="stop", elem_id="confirm-remove")
-                keep_files = gr.Button("Cancel", elem_id="keep-files")
-        with gr.Accordion("Settings", open=False):
-            model = gr.Dropdown(
+        widgets = _widgets(rag)
+        _wire(app, page, widgets)
+    app.queue(max_size=4 * _concurrency(page.room))
+    return app
+
+
+@dataclass
+class _Widgets:
+    """The page's components, named as the events refer to them."""
+
+    chat_id: Any
+    new_chat: Any
+    chats: Any
+    title: Any
+    rename: Any
+    export_md: Any
+    export_json: Any
+    exported: Any
+    delete: Any
+    confirm_delete_row: Any
+    confirm_delete: Any
+    keep_chat: Any
+    chat: Any
+    draft: Any
+    question: Any
+    ask: Any
+    stop: Any
+    regen: Any
+    sources: Any
+    upload: Any
+    report: Any
+    status: Any
+    files: Any
+    remove: Any
+    confirm_remove_row: Any
+    confirm_remove: Any
+    keep_files: Any
+    model: Any
+    top_k: Any
+    temperature: Any
+    max_tokens: Any
+
+
+def _widgets(rag: Rag) -> _Widgets:
+    parts: dict[str, Any] = {"chat_id": gr.State(None)}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=220, elem_id="chats-panel"):
+            parts |= _chats_panel()
+        with gr.Column(scale=3, min_width=320):
+            parts |= _chat_panel()
+        with gr.Column(scale=2, min_width=300):
+            gr.Markdown("### Sources")
+            parts["sources"] = gr.HTML(EMPTY, elem_id="sources")
+    parts |= _documents_panel(rag)
+    parts |= _settings_panel(rag)
+    return _Widgets(**parts)
+
+
+def _chats_panel() -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["new_chat"] = gr.Button("New chat", elem_id="new-chat")
+    w["chats"] = gr.Radio(label="Chats", choices=[], elem_id="chat-list")
+    with gr.Accordion("This chat", open=False, elem_id="chat-manage"):
+        w["title"] = gr.Textbox(label="Name", elem_id="chat-title")
+        w["rename"] = gr.Button("Rename", elem_id="rename")
+        with gr.Row():
+            w["export_md"] = gr.Button("Export Markdown", elem_id="export-md")
+            w["export_json"] = gr.Button("Export JSON", elem_id="export-json")
+        w["exported"] = gr.File(label="Download", interactive=False, elem_id="export")
+        w["delete"] = gr.Button("Delete chat", variant="stop", elem_id="delete-chat")
+        with gr.Row(visible=False) as w["confirm_delete_row"]:
+            w["confirm_delete"] = gr.Button("Yes, delete it", variant="stop", elem_id="confirm-delete")
+            w["keep_chat"] = gr.Button("Keep it", elem_id="keep-chat")
+    return w
+
+
+def _chat_panel() -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    w["chat"] = gr.Chatbot(
+        show_label=False, height=480, render_markdown=False, sanitize_html=True, allow_tags=False,
+        elem_id="chat", feedback_options=None, buttons=["copy"],
+    )
+    w["draft"] = gr.HTML('<span class="loading"></span>', elem_id="draft")  # until the saved chat is back
+    w["question"] = gr.Textbox(show_label=False, placeholder="Ask a question about your documents", elem_id="question")
+    with gr.Row():
+        w["ask"] = gr.Button("Ask", variant="primary", elem_id="ask")
+        w["stop"] = gr.Button("Stop", elem_id="stop", interactive=False)
+        w["regen"] = gr.Button("Regenerate", elem_id="regenerate")
+    return w
+
+
+def _documents_panel(rag: Rag) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    with gr.Accordion("Documents", open=False, elem_id="documents"):
+        w["upload"] = gr.File(
+            file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", label="Add documents", elem_id="upload"
+        )
+        w["report"] = gr.Markdown(elem_id="ingest-report")
+        w["status"] = gr.Markdown(_status_markdown(rag), elem_id="index-status")
+        with gr.Row():
+            w["files"] = gr.Dropdown(
+                choices=_file_choices(rag), multiselect=True, filterable=True, label="Indexed files (type to filter)", elem_id="files"
+            )
+            w["remove"] = gr.Button("Remove from index", elem_id="remove")
+        with gr.Row(visible=False) as w["confirm_remove_row"]:
+            w["confirm_remove"] = gr.Button("Yes, remove", variant="stop", elem_id="confirm-remove")
+            w["keep_files"] = gr.Button("Cancel", elem_id="keep-files")
+    return w
+
+
+def _settings_panel(rag: Rag) -> dict[str, Any]:
+    settings = rag.settings
+    with gr.Accordion("Settings", open=False):
+        return {
+            "model": gr.Dropdown(
                 choices=_model_choices(rag), value=settings.model, label="Model", elem_id="model",
                 interactive=not settings.llm_url, info="Served by --llm-url" if settings.llm_url else None,
-            )
-            top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages per answer")
-            temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature")
-            max_tokens = gr.Slider(32, 2048, value=settings.max_tokens, step=16, label="Max answer length (tokens)")
+            ),
+            "top_k": gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages per answer"),
+            "temperature": gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature"),
+            "max_tokens": gr.Slider(32, 2048, value=settings.max_tokens, step=16, label="Max answer length (tokens)"),
+        }
 
-        buttons = [ask, stop, regen]
-        outputs = [chat, sources, draft, chat_id, chats, question]
-        # Gradio lets several times the room's size in at once, so that the room (not Gradio's
-        # queue) decides who waits, and the overflow gets the clear "busy" reply at once.
-        limit = 4 * (room.max_waiting + 1)
-        for trigger, fn, inputs, name in (
-            (question.submit, respond, [question, chat_id, top_k, temperature, max_tokens], "ask"),
-            (ask.click, respond, [question, chat_id, top_k, temperature, max_tokens], False),
-            (regen.click, regenerate, [chat_id, top_k, temperature, max_tokens], "regenerate"),
-        ):
-            trigger(lambda: busy(True), None, buttons, api_name=False, queue=False).then(
-                fn, inputs, outputs, concurrency_limit=limit, api_name=name
-            ).then(lambda: busy(False), None, buttons, api_name=False, queue=False)
-        stop.click(stop_answer, None, None, api_name="stop", queue=False)
-        chat.select(show_turn, [chat_id], [sources], api_name=False, queue=False)
-        new_chat.click(lambda: (gr.update(value=None), [], EMPTY, None, ""), None, [chats, chat, sources, chat_id, title], api_name=False, queue=False)
-        chats.input(open_chat, [chats], [chat, sources, chat_id, title], api_name=False, queue=False)
-        rename.click(rename_chat, [chat_id, title], [chats], api_name=False, queue=False)
-        delete.click(lambda: gr.update(visible=True), None, [confirm_delete_row], api_name=False, queue=False)
-        keep_chat.click(lambda: gr.update(visible=False), None, [confirm_delete_row], api_name=False, queue=False)
-        confirm_delete.click(delete_chat, [chat_id], [chats, chat, sources, chat_id, title, confirm_delete_row], api_name=False, queue=False)
-        export_md.click(export_markdown, [chat_id], [exported], api_name=False)
-        export_json.click(export_json_file, [chat_id], [exported], api_name=False)
-        upload.upload(add_documents, [upload], [report, status, files], api_name="upload")
-        remove.click(ask_to_remove, [files], [report, confirm_remove_row], api_name=False, queue=False)
-        keep_files.click(lambda: ("", gr.update(visible=False)), None, [report, confirm_remove_row], api_name=False, queue=False)
-        confirm_remove.click(remove_documents, [files], [report, status, files, confirm_remove_row], api_name="remove")
-        model.change(pick_model, [model], [status], api_name=False)
-        app.unload(forget)
-        app.load(load, None, [chats, chat, sources, chat_id, title, status, files, draft], api_name=False)
-    app.queue(max_size=4 * limit)
-    return app
+
+def _concurrency(room: WaitingRoom) -> int:
+    """Gradio lets several times the room's size in at once, so that the room (not Gradio's queue)
+    decides who waits, and the overflow gets the clear "busy" reply at once."""
+    return 4 * (room.max_waiting + 1)
+
+
+def _wire(app: gr.Blocks, page: ChatPage, w: _Widgets) -> None:
+    _wire_questions(page, w)
+    _wire_chats(page, w)
+    _wire_documents(page, w)
+    w.model.change(page.pick_model, [w.model], [w.status], api_name=False)
+    app.unload(page.forget)
+    app.load(page.load, None, [w.chats, w.chat, w.sources, w.chat_id, w.title, w.status, w.files, w.draft], api_name=False)
+
+
+def _wire_questions(page: ChatPage, w: _Widgets) -> None:
+    buttons = [w.ask, w.stop, w.regen]
+    outputs = [w.chat, w.sources, w.draft, w.chat_id, w.chats, w.question]
+    asking = [w.question, w.chat_id, w.top_k, w.temperature, w.max_tokens]
+    for trigger, fn, inputs, name in (
+        (w.question.submit, page.respond, asking, "ask"),
+        (w.ask.click, page.respond, asking, False),
+        (w.regen.click, page.regenerate, [w.chat_id, w.top_k, w.temperature, w.max_tokens], "regenerate"),
+    ):
+        trigger(lambda: busy(True), None, buttons, api_name=False, queue=False).then(
+            fn, inputs, outputs, concurrency_limit=_concurrency(page.room), api_name=name
+        ).then(lambda: busy(False), None, buttons, api_name=False, queue=False)
+    w.stop.click(page.stop_answer, None, None, api_name="stop", queue=False)
+    w.chat.select(page.show_turn, [w.chat_id], [w.sources], api_name=False, queue=False)
+
+
+def _wire_chats(page: ChatPage, w: _Widgets) -> None:
+    opened = [w.chat, w.sources, w.chat_id, w.title]
+    w.new_chat.click(lambda: (gr.update(value=None), [], EMPTY, None, ""), None, [w.chats, *opened], api_name=False, queue=False)
+    w.chats.input(page.open_chat, [w.chats], opened, api_name=False, queue=False)
+    w.rename.click(page.rename_chat, [w.chat_id, w.title], [w.chats], api_name=False, queue=False)
+    w.delete.click(lambda: gr.update(visible=True), None, [w.confirm_delete_row], api_name=False, queue=False)
+    w.keep_chat.click(lambda: gr.update(visible=False), None, [w.confirm_delete_row], api_name=False, queue=False)
+    w.confirm_delete.click(page.delete_chat, [w.chat_id], [w.chats, *opened, w.confirm_delete_row], api_name=False, queue=False)
+    w.export_md.click(page.export_markdown, [w.chat_id], [w.exported], api_name=False)
+    w.export_json.click(page.export_json_file, [w.chat_id], [w.exported], api_name=False)
+
+
+def _wire_documents(page: ChatPage, w: _Widgets) -> None:
+    w.upload.upload(page.add_documents, [w.upload], [w.report, w.status, w.files], api_name="upload")
+    w.remove.click(page.ask_to_remove, [w.files], [w.report, w.confirm_remove_row], api_name=False, queue=False)
+    hide = (lambda: ("", gr.update(visible=False)))
+    w.keep_files.click(hide, None, [w.report, w.confirm_remove_row], api_name=False, queue=False)
+    w.confirm_remove.click(
+        page.remove_documents, [w.files], [w.report, w.status, w.files, w.confirm_remove_row], api_name="remove"
+    )
