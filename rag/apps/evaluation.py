@@ -196,69 +196,93 @@ def evaluate_qa(
 def _qa_metrics(
     eval_rag: Rag, doc_of: dict[str, str], items: list[dict[str, Any]], sink: IO[str] | None = None, setting: str = ""
 ) -> dict[str, Any]:
-    em = f1 = contained = refused = answered_with_gold = 0.0
-    cited = cited_gold = recall_hits = recall_total = 0
-    sentences = unsupported = rejected_supported = generated = 0
+    totals: Counter[str] = Counter()
     latencies: list[float] = []
+    retriever = eval_rag.retriever()
     for item in items:
         answer = eval_rag.ask(item["question"])
         latencies.append(answer.latency_s)
-        golds = [str(a) for a in item.get("answers", [])] or [""]
-        text = answer.text
-        em += max(float(normalise_answer(text) == normalise_answer(g)) for g in golds)
-        f1 += max(f1_score(text, g) for g in golds)
-        has_gold = any(normalise_answer(g) and normalise_answer(g) in normalise_answer(text) for g in golds)
-        contained += has_gold
-        refused += answer.refused
-        answered_with_gold += has_gold and not answer.refused
-        claims = answer.claims
-        # the model's own sentences: an extractive answer appends one claim per quote it makes
-        model_claims = claims[: len(claims) - len(answer.citations)] if answer.mode == "extractive" else claims
-        sentences += len(model_claims)
-        unsupported += sum(1 for c in model_claims if not c.supported)
-        rejected_supported += sum(1 for c in model_claims if not c.supported and c.reason in ("off-topic", "over-limit"))
-        generated += answer.mode == "generated"
         gold_docs = {str(d) for d in item.get("doc_ids", [])}
-        if gold_docs:
-            for citation in answer.citations:
-                cited += 1
-                cited_gold += doc_of.get(citation.source) in gold_docs
-            retrieved = {doc_of.get(h.chunk.source) for h in eval_rag.answerer.retriever.retrieve(item["question"]).hits}
-            recall_total += 1
-            recall_hits += bool(retrieved & gold_docs)
+        retrieved = {doc_of.get(h.chunk.source) for h in retriever.retrieve(item["question"]).hits} if gold_docs else set()
+        totals.update(_qa_counts(item, answer, doc_of, gold_docs, retrieved))
         if sink is not None:
-            sink.write(json.dumps({
-                "setting": setting,
-                "id": item.get("id"),
-                "question": item["question"],
-                "gold_answers": golds,
-                "gold_docs": sorted(gold_docs),
-                "answer": text,
-                "mode": answer.mode,
-                "refused": answer.refused,
-                "model_refused": answer.model_refused,
-                "refusal_reason": answer.refusal_reason,
-                "answerability": answer.answerability,
-                "cited_docs": [doc_of.get(c.source) for c in answer.citations],
-                "claims": [{"text": c.text, "supported": c.supported, "support": c.support, "reason": c.reason} for c in claims],
-                "latency_s": answer.latency_s,
-            }, ensure_ascii=False) + "\n")
+            sink.write(json.dumps(_qa_detail(item, answer, doc_of, gold_docs, setting), ensure_ascii=False) + "\n")
             sink.flush()
-    n_items = len(items)
-    n = n_items or 1
+    return _qa_summary(totals, len(items), latencies, eval_rag.settings.top_k)
+
+
+def _golds(item: dict[str, Any]) -> list[str]:
+    return [str(a) for a in item.get("answers", [])] or [""]
+
+
+def _model_claims(answer: Answer) -> list[Any]:
+    """The model's own sentences: an extractive answer appends one claim per quote it makes."""
+    claims = answer.claims
+    return claims[: len(claims) - len(answer.citations)] if answer.mode == "extractive" else claims
+
+
+def _qa_counts(item: dict[str, Any], answer: Answer, doc_of: dict[str, str], gold_docs: set[str], retrieved: set[str | None]) -> Counter[str]:
+    golds, text = _golds(item), answer.text
+    has_gold = any(normalise_answer(g) and normalise_answer(g) in normalise_answer(text) for g in golds)
+    claims = _model_claims(answer)
+    counts: Counter[str] = Counter(
+        em=max(float(normalise_answer(text) == normalise_answer(g)) for g in golds),
+        f1=max(f1_score(text, g) for g in golds),
+        contained=has_gold,
+        refused=answer.refused,
+        answered_with_gold=has_gold and not answer.refused,
+        sentences=len(claims),
+        unsupported=sum(1 for c in claims if not c.supported),
+        rejected_supported=sum(1 for c in claims if not c.supported and c.reason in ("off-topic", "over-limit")),
+        generated=answer.mode == "generated",
+    )
+    if gold_docs:
+        counts["cited"] += len(answer.citations)
+        counts["cited_gold"] += sum(doc_of.get(c.source) in gold_docs for c in answer.citations)
+        counts["recall_total"] += 1
+        counts["recall_hits"] += bool(retrieved & gold_docs)
+    return counts
+
+
+def _qa_detail(item: dict[str, Any], answer: Answer, doc_of: dict[str, str], gold_docs: set[str], setting: str) -> dict[str, Any]:
     return {
-        "exact_match": round(em / n, 4),
-        "f1": round(f1 / n, 4),
-        "containment": round(contained / n, 4),
-        "citation_precision": round(cited_gold / cited, 4) if cited else None,
-        "unsupported_sentence_share": round(unsupported / sentences, 4) if sentences else None,
+        "setting": setting,
+        "id": item.get("id"),
+        "question": item["question"],
+        "gold_answers": _golds(item),
+        "gold_docs": sorted(gold_docs),
+        "answer": answer.text,
+        "mode": answer.mode,
+        "refused": answer.refused,
+        "model_refused": answer.model_refused,
+        "refusal_reason": answer.refusal_reason,
+        "answerability": answer.answerability,
+        "cited_docs": [doc_of.get(c.source) for c in answer.citations],
+        "claims": [{"text": c.text, "supported": c.supported, "support": c.support, "reason": c.reason} for c in answer.claims],
+        "latency_s": answer.latency_s,
+    }
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _qa_summary(c: Counter[str], n_items: int, latencies: list[float], top_k: int) -> dict[str, Any]:
+    n = n_items or 1
+    answered = n_items - c["refused"]
+    return {
+        "exact_match": round(c["em"] / n, 4),
+        "f1": round(c["f1"] / n, 4),
+        "containment": round(c["contained"] / n, 4),
+        "citation_precision": _share(c["cited_gold"], c["cited"]),
+        "unsupported_sentence_share": _share(c["unsupported"], c["sentences"]),
         # model sentences a retrieved passage supports that were left out anyway (off-topic, over the limit)
-        "rejected_supported": round(rejected_supported / sentences, 4) if sentences else None,
+        "rejected_supported": _share(c["rejected_supported"], c["sentences"]),
         # answered questions answered in the model's own words, not by a quote of the evidence
-        "generated_share": round(generated / max(1, n_items - refused), 4) if n_items - refused > 0 else None,
-        f"retrieval_recall@{eval_rag.settings.top_k}": round(recall_hits / recall_total, 4) if recall_total else None,
-        "refusal_rate": round(refused / n, 4),
-        "answered_with_gold": int(answered_with_gold),
+        "generated_share": _share(c["generated"], answered) if answered > 0 else None,
+        f"retrieval_recall@{top_k}": _share(c["recall_hits"], c["recall_total"]),
+        "refusal_rate": round(c["refused"] / n, 4),
+        "answered_with_gold": int(c["answered_with_gold"]),
         "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "latency_p95_s": round(sorted(latencies)[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3) if latencies else None,
     }
