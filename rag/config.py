@@ -89,8 +89,7 @@ class Settings(BaseSettings):
         0.2,
         ge=-1.0,
         le=1.0,
-        description="Refuse without calling the model when no retrieved passage is at least this similar "
-        "(cosine) to the question.",
+        description="Refuse without calling the model when no retrieved passage is at least this similar (cosine) to the question.",
     )
     # verification (scripts/calibrate_verification.py on squad-dev8, 300 questions: support precision
     # 0.959 / recall 0.93 on 900 labelled pairs; answerability 0.467: 7.7% false refusals, 76% refusals
@@ -130,7 +129,9 @@ class Settings(BaseSettings):
         None, description="Text put before every passage for the embedder (default: the model's own, or its family's)."
     )
     max_file_mb: float = Field(64.0, gt=0, description="Files larger than this are skipped.")
-    parse_timeout_s: float = Field(120.0, gt=0, description="A PDF/DOCX/HTML file whose parsing takes longer is skipped (reason 'timeout').")
+    parse_timeout_s: float = Field(
+        120.0, gt=0, description="A PDF/DOCX/HTML file whose parsing takes longer is skipped (reason 'timeout')."
+    )
     parse_memory_mb: int = Field(2048, ge=256, description="Memory cap for parsing one PDF/DOCX/HTML file (reason 'too-large' beyond it).")
     embed_batch_size: int = Field(32, ge=1, le=4096)
 
@@ -152,11 +153,9 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _check_overlap(self) -> "Settings":
+    def _check_overlap(self) -> Settings:
         if self.chunk_overlap >= self.chunk_tokens:
-            raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})"
-            )
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})")
         return self
 
     @property
@@ -186,9 +185,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     from rag.errors import InputError
 
     clean = {k: v for k, v in overrides.items() if v is not None}
-    if config_file is not None:
-        if not config_file.is_file():
-            raise InputError(f"config file {config_file} does not exist", "pass an existing TOML file to --config")
+    if config_file is not None and not config_file.is_file():
+        raise InputError(f"config file {config_file} does not exist", "pass an existing TOML file to --config")
     previous = os.environ.get("RAG_CONFIG")
     try:
         if config_file is not None:

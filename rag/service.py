@@ -9,18 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from rag.answer.answerer import QuestionAnswerer, check_question
-from rag.config import Settings
 from rag.answer.conversation import FollowUp
-from rag.backends import open_embedder, open_llm
-from rag.index.embeddings import Embedder
-from rag.errors import IndexMismatchError, InputError, NotIndexedError
-from rag.index.index import Index, IndexStatus, check_index_dir
-from rag.ingest.pipeline import ProgressCallback, ingest
 from rag.answer.llm import LLM
-from rag.index.manifest import Manifest, WriterLock
 from rag.answer.prompts import Prompts
 from rag.answer.rerank import CrossEncoderReranker, Reranker
 from rag.answer.retrieval import HybridRetriever, Retriever
+from rag.backends import open_embedder, open_llm
+from rag.config import Settings
+from rag.errors import IndexMismatchError, InputError, NotIndexedError
+from rag.index.embeddings import Embedder
+from rag.index.index import Index, IndexStatus, check_index_dir
+from rag.index.manifest import Manifest, WriterLock
+from rag.ingest.pipeline import ProgressCallback, ingest
 from rag.schema import Answer, Chunk, Draft, IngestReport
 
 

@@ -66,7 +66,11 @@ def main() -> None:
 
         started = time.perf_counter()
         for q in questions[: args.cli_loop]:
-            subprocess.run([sys.executable, "-m", "rag.apps.cli", "ask", q, "--index", str(settings.index_dir), "--json"], check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "rag.apps.cli", "ask", q, "--index", str(settings.index_dir), "--json"],
+                check=True,
+                capture_output=True,
+            )
         cli_s = time.perf_counter() - started
 
     n = len(questions)
@@ -105,8 +109,21 @@ def server_comparison(args: argparse.Namespace) -> None:
             port = _free_port()
             url = f"http://127.0.0.1:{port}/v1"
             process = subprocess.Popen(
-                [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "llama_cpp.server",
+                    "--model",
+                    str(model),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--n_ctx",
+                    "4096",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             for _ in range(240):
                 try:
@@ -131,13 +148,18 @@ def server_comparison(args: argparse.Namespace) -> None:
                 process.terminate()
                 process.wait(timeout=30)
     n = len(questions)
-    print(json.dumps({
-        "server": "python -m llama_cpp.server (started here, bundled model)" if args.llm_url is None else url,
-        "questions": n,
-        "concurrency_1_questions_per_s": round(n / seconds[1], 3),
-        f"concurrency_{args.concurrency}_questions_per_s": round(n / seconds[args.concurrency], 3),
-        "ratio": round(seconds[1] / seconds[args.concurrency], 3),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "server": "python -m llama_cpp.server (started here, bundled model)" if args.llm_url is None else url,
+                "questions": n,
+                "concurrency_1_questions_per_s": round(n / seconds[1], 3),
+                f"concurrency_{args.concurrency}_questions_per_s": round(n / seconds[args.concurrency], 3),
+                "ratio": round(seconds[1] / seconds[args.concurrency], 3),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -89,16 +89,21 @@ def main() -> None:
     def between(a: float, b: float) -> list[float]:  # questions asked while [a, b) ran
         return [end - start for start, end in asked if start < b and end > a]
 
-    print(json.dumps({
-        "files_uploaded": args.files,
-        "upload_s": round(upload_end - upload_start, 2),
-        "remove_s": round(remove_end - upload_end, 2),
-        "questions_before": _summary([e - s for s, e in asked if e <= upload_start]),
-        "questions_during_upload": _summary(between(upload_start, upload_end)),
-        "questions_during_remove": _summary(between(upload_end, remove_end)),
-        "questions_after": _summary([e - s for s, e in asked if s >= remove_end]),
-        "answered_while_writing": sum(1 for s, e in asked if s >= upload_start and e <= remove_end),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "files_uploaded": args.files,
+                "upload_s": round(upload_end - upload_start, 2),
+                "remove_s": round(remove_end - upload_end, 2),
+                "questions_before": _summary([e - s for s, e in asked if e <= upload_start]),
+                "questions_during_upload": _summary(between(upload_start, upload_end)),
+                "questions_during_remove": _summary(between(upload_end, remove_end)),
+                "questions_after": _summary([e - s for s, e in asked if s >= remove_end]),
+                "answered_while_writing": sum(1 for s, e in asked if s >= upload_start and e <= remove_end),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.answer.answerer import STOP, focus  # noqa: E402
-from rag.config import Settings  # noqa: E402
 from rag.answer.llm import LlamaCppLLM, resolve_model  # noqa: E402
+from rag.config import Settings  # noqa: E402
 from rag.sample import QUESTIONS, sample_dir  # noqa: E402
 from rag.service import Rag  # noqa: E402
 
@@ -41,7 +41,7 @@ def _text(chunk: object) -> str:
     return (chunk["choices"][0].get("delta") or {}).get("content") or ""  # type: ignore[index]
 
 
-def timed(stream) -> tuple[float, int, float]:  # noqa: ANN001
+def timed(stream) -> tuple[float, int, float]:
     """(seconds to the first token, tokens, seconds from first token to the end)."""
     started = time.perf_counter()
     first = None
@@ -89,14 +89,16 @@ def main() -> None:
         prompts = []
         for q in questions:
             packed = rag.answerer.pack(ours, q, focus(retriever.retrieve(q), settings.relative_cutoff), args.max_tokens)
-            rewrite = [{"role": "user", "content": rag.prompts.render("condense", history=f"User: {q}\nAssistant: ...", question="And why?")}]
+            rewrite = [
+                {"role": "user", "content": rag.prompts.render("condense", history=f"User: {q}\nAssistant: ...", question="And why?")}
+            ]
             prompts.append((packed.messages, rewrite))
         params = {"max_tokens": args.max_tokens, "temperature": 0.0, "repeat_penalty": settings.repeat_penalty}
 
-        def run_ours(messages):  # noqa: ANN001, ANN202
+        def run_ours(messages):
             return ours.generate(messages, max_tokens=args.max_tokens, temperature=0.0, seed=0, stop=STOP)
 
-        def run_bare(messages):  # noqa: ANN001, ANN202
+        def run_bare(messages):
             return bare.create_chat_completion(messages=messages, stream=True, seed=0, stop=STOP, **params)
 
         for runner in (run_ours, run_bare):  # warm-up: both sides start with a loaded, used model

@@ -160,7 +160,9 @@ def main() -> None:
     report["disk_mb_bm25"] = round(_size(args.dir / "bm25") / 1e6, 1)
     out = subprocess.run(
         [sys.executable, __file__, "--measure-only", "--dir", str(args.dir), "--queries", str(args.queries)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     report |= json.loads(out.stdout.strip().splitlines()[-1])
     report["target_hybrid_p95_ms"] = 100

@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.config import Settings  # noqa: E402
-from rag.index.embeddings import SentenceTransformerEmbedder  # noqa: E402
-from rag.index.index import Index  # noqa: E402
-from rag.ingest.pipeline import ingest  # noqa: E402
-from rag.answer.retrieval import HybridRetriever  # noqa: E402
+from rag.answer.retrieval import HybridRetriever
+from rag.config import Settings
+from rag.index.embeddings import SentenceTransformerEmbedder
+from rag.index.index import Index
+from rag.ingest.pipeline import ingest
 
 
 def main() -> None:
@@ -68,7 +68,11 @@ def main() -> None:
                 "unanswerable_refusal_rate": round(sum(s < t for s in best_u) / len(best_u), 3),
             }
         )
-    print(json.dumps({"indexed_articles": sorted(indexed), "answerable": len(best_a), "unanswerable": len(best_u), "thresholds": rows}, indent=1))
+    print(
+        json.dumps(
+            {"indexed_articles": sorted(indexed), "answerable": len(best_a), "unanswerable": len(best_u), "thresholds": rows}, indent=1
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -31,11 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.answer.answerer import focus  # noqa: E402
-from rag.config import Settings  # noqa: E402
+from rag.answer.verify import Thresholds, Verifier  # noqa: E402
 from rag.apps.evaluation import corpus_index, read_jsonl  # noqa: E402
+from rag.config import Settings  # noqa: E402
 from rag.schema import Chunk, Hit  # noqa: E402
 from rag.service import Rag  # noqa: E402
-from rag.answer.verify import Thresholds, Verifier  # noqa: E402
 
 _WH = re.compile(r"^\s*(what|which|who|whom|whose|when|where|how many|how much|how long|how|why)\b", re.IGNORECASE)
 
@@ -84,7 +84,9 @@ def main() -> None:
         gold = str(item["doc_ids"][0])
         answer = item["answers"][0]
         others = [d for d in corpus if _article(d) == _article(gold) and d != gold]
-        wrong = [q["answers"][0] for q in by_article[_article(gold)] if q["answers"] and q["answers"][0].lower() not in corpus[gold].lower()]
+        wrong = [
+            q["answers"][0] for q in by_article[_article(gold)] if q["answers"] and q["answers"][0].lower() not in corpus[gold].lower()
+        ]
         hits = [_hit(gold, corpus[gold])] + ([_hit(others[0], corpus[rng.choice(others)])] if others else [])
         verifier = Verifier(hits, item["question"], embedder, loose)
         claim = declarative(item["question"], answer)
@@ -120,7 +122,9 @@ def main() -> None:
         "chosen": best,
         "best_per_semantic_threshold": list(by_semantic.values()),
         "current_defaults": {
-            "lexical": current.lexical, "novel": current.novel, "semantic": current.semantic,
+            "lexical": current.lexical,
+            "novel": current.novel,
+            "semantic": current.semantic,
             "precision": round(tp / (tp + fp), 4) if tp + fp else None,
             "recall": round(tp / max(1, sum(1 for label, _ in rows if label)), 4),
         },
@@ -151,18 +155,22 @@ def main() -> None:
         if false_refusal <= args.max_false_refusal:
             choice = {"min_answerability": t, "false_refusal": round(false_refusal, 4), "refusal_unanswerable": round(refusal, 4)}
     current_t = settings.min_answerability
-    print(json.dumps({
-        "questions": len(items),
-        "support": support_report,
-        "answerability": {
-            "chosen": choice,
-            "current_default": {
-                "min_answerability": current_t,
-                "false_refusal": round(sum(1 for x in answerable if x < current_t) / len(answerable), 4),
-                "refusal_unanswerable": round(sum(1 for x in unanswerable if x < current_t) / len(unanswerable), 4),
-            },
-        },
-    }))
+    print(
+        json.dumps(
+            {
+                "questions": len(items),
+                "support": support_report,
+                "answerability": {
+                    "chosen": choice,
+                    "current_default": {
+                        "min_answerability": current_t,
+                        "false_refusal": round(sum(1 for x in answerable if x < current_t) / len(answerable), 4),
+                        "refusal_unanswerable": round(sum(1 for x in unanswerable if x < current_t) / len(unanswerable), 4),
+                    },
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

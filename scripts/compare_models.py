@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.config import Settings  # noqa: E402
-from rag.apps.evaluation import normalise_answer as normalise  # noqa: E402
-from rag.service import Rag  # noqa: E402
+from rag.apps.evaluation import normalise_answer as normalise
+from rag.config import Settings
+from rag.service import Rag
 
 
 def write_corpus(folder: Path, target: Path) -> None:

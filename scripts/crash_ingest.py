@@ -32,10 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.ingest.chunking import chunk_document  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.index.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from rag.index.index import Index  # noqa: E402
+from rag.ingest.chunking import chunk_document  # noqa: E402
 from rag.ingest.loaders import load  # noqa: E402
 
 WORDS = (
@@ -106,8 +106,12 @@ def main() -> None:
     for i in range(args.files):
         write_file(corpus / f"doc-{i:04d}.txt", rng, args.sentences)
     env = os.environ | {
-        "RAG_INDEX_DIR": str(index_dir), "RAG_CHUNK_TOKENS": "64", "RAG_CHUNK_OVERLAP": "8",
-        "RAG_ANSWER_MODE": "extract", "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False",
+        "RAG_INDEX_DIR": str(index_dir),
+        "RAG_CHUNK_TOKENS": "64",
+        "RAG_CHUNK_OVERLAP": "8",
+        "RAG_ANSWER_MODE": "extract",
+        "HF_HUB_OFFLINE": "1",
+        "ANONYMIZED_TELEMETRY": "False",
     }
     settings = Settings(index_dir=index_dir, chunk_tokens=64, chunk_overlap=8)
     embedder = SentenceTransformerEmbedder(settings.embedder, downloads_allowed=False)
@@ -173,25 +177,35 @@ def main() -> None:
             index = Index(index_dir, embedder)
             extra_files = sorted({Path(c.source).name for c in index.store.get(sorted(got - want))})
             del index
-            problems.append(f"did not converge: store {len(got)} / manifest {len(listed)} / clean {len(want)} ids, "
-                            f"{len(got - want)} extra (in {extra_files}), {len(want - got)} missing")
+            problems.append(
+                f"did not converge: store {len(got)} / manifest {len(listed)} / clean {len(want)} ids, "
+                f"{len(got - want)} extra (in {extra_files}), {len(want - got)} missing"
+            )
         if problems:
             failures.append({"run": run, "command": args_run, "killed_after_s": round(delay, 2), "problems": problems})
-        print(f"run {run}: rag {' '.join(args_run)}, killed after {delay:.1f}s, "
-              f"{'ok' if not problems else problems}", file=sys.stderr, flush=True)
-    print(json.dumps({
-        "runs": args.runs,
-        "rebuilds": sum(1 for run in range(1, args.runs + 1) if run % 3 == 0),
-        "rebuilds_without_paths": sum(1 for run in range(1, args.runs + 1) if run % 6 == 0),
-        "killed_mid_ingest": mid_ingest,
-        "recovered_on_open": recoveries,
-        "failures": len(failures),
-        "failure_details": failures,
-        "chunks_in_clean_build": len(clean),
-        "files": args.files,
-        "full_build_s": round(full_build_s, 1),
-        "seconds": round(time.perf_counter() - started, 1),
-    }, indent=2))
+        print(
+            f"run {run}: rag {' '.join(args_run)}, killed after {delay:.1f}s, {'ok' if not problems else problems}",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {
+                "runs": args.runs,
+                "rebuilds": sum(1 for run in range(1, args.runs + 1) if run % 3 == 0),
+                "rebuilds_without_paths": sum(1 for run in range(1, args.runs + 1) if run % 6 == 0),
+                "killed_mid_ingest": mid_ingest,
+                "recovered_on_open": recoveries,
+                "failures": len(failures),
+                "failure_details": failures,
+                "chunks_in_clean_build": len(clean),
+                "files": args.files,
+                "full_build_s": round(full_build_s, 1),
+                "seconds": round(time.perf_counter() - started, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from docgen import make_pdf  # noqa: E402
+from docgen import make_pdf
 
 SECRET = "The vault code is 8841-ZEBRA."
 EXPECTED = {
@@ -59,8 +59,12 @@ EXPECTED = {
 GOOD = ["escapes.md", "good.md", "links.md"]
 ESCAPES = "\x1b]8;;http://evil.example/pwn\x1b\\click\x1b]8;;\x1b\\ \x1b]0;owned\x07\x1b[2J\x9b31m"
 LINKS = [
-    "http://localhost:80@evil.example/fee.png", "http://127.0.0.1:1@evil.example/x", "//evil.example/pixel.png",
-    "data:image/png;base64,iVBORw0KGgo=", "http://xn--80ak6aa92e.com/x", "http&#58;//evil.example/y",
+    "http://localhost:80@evil.example/fee.png",
+    "http://127.0.0.1:1@evil.example/x",
+    "//evil.example/pixel.png",
+    "data:image/png;base64,iVBORw0KGgo=",
+    "http://xn--80ak6aa92e.com/x",
+    "http&#58;//evil.example/y",
 ]
 QUESTIONS = {"escapes.md": "When does the ferry leave the pier?", "links.md": "Where is the supplier portal?"}
 LIMITS = {"RAG_PARSE_TIMEOUT_S": "20", "RAG_PARSE_MEMORY_MB": "768"}
@@ -85,20 +89,28 @@ def pdf_bomb(path: Path) -> None:
     compressor = zlib.compressobj(9)
     block = b" " * (16 << 20)
     data = b"".join(compressor.compress(block) for _ in range(19)) + compressor.flush()
-    path.write_bytes(_pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << >> >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
-    ]))
+    path.write_bytes(
+        _pdf(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << >> >>",
+                b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
+            ]
+        )
+    )
 
 
 def pdf_reference_loop(path: Path) -> None:
-    path.write_bytes(_pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>",  # the page tree contains itself
-        b"<< /Type /Pages /Kids [2 0 R] /Parent 2 0 R /Count 1 >>",
-    ]))
+    path.write_bytes(
+        _pdf(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>",  # the page tree contains itself
+                b"<< /Type /Pages /Kids [2 0 R] /Parent 2 0 R /Count 1 >>",
+            ]
+        )
+    )
 
 
 DOCX_TYPES = (
@@ -210,8 +222,12 @@ def main() -> None:
         index = base / "index"
         started = time.monotonic()
         result = subprocess.run(
-            unprivileged([sys.executable, "-m", "rag.apps.cli", "ingest", str(root), "--json", "--max-file-mb", "2", "--index", str(index)]),
-            capture_output=True, text=True, env={**os.environ, **LIMITS},
+            unprivileged(
+                [sys.executable, "-m", "rag.apps.cli", "ingest", str(root), "--json", "--max-file-mb", "2", "--index", str(index)]
+            ),
+            capture_output=True,
+            text=True,
+            env={**os.environ, **LIMITS},
         )
         unlock(root)
         seconds = time.monotonic() - started
@@ -223,22 +239,34 @@ def main() -> None:
         ask = [sys.executable, "-m", "rag.apps.cli", "ask", "--index", str(index)]
         extract = {**os.environ, "RAG_ANSWER_MODE": "extract"}
         stored = subprocess.run([*ask, "What is the vault code?", "--json"], capture_output=True, text=True).stdout
-        printed = result.stdout + result.stderr + "".join(
-            (lambda r: r.stdout + r.stderr)(subprocess.run([*ask, q], capture_output=True, text=True, env=extract)) for q in QUESTIONS.values()
+        printed = (
+            result.stdout
+            + result.stderr
+            + "".join(
+                (lambda r: r.stdout + r.stderr)(subprocess.run([*ask, q], capture_output=True, text=True, env=extract))
+                for q in QUESTIONS.values()
+            )
         )
-        links_answer = json.loads(subprocess.run([*ask, QUESTIONS["links.md"], "--json"], capture_output=True, text=True, env=extract).stdout)
-        print(json.dumps({
-            "added": report["added"],
-            "skipped": reasons,
-            "all_as_expected": reasons == EXPECTED and report["added"] == GOOD,
-            "escape_codes_printed": any(ch in printed for ch in "\x1b\x07\x9b"),
-            "links_answer": links_answer["answer"],
-            "live_outside_link_in_answer": any(m in links_answer["answer"] for m in ("://", " //", "data:", "&#58;")),
-            "unexpected": {k: v for k, v in reasons.items() if EXPECTED.get(k) != v},
-            "seconds": round(seconds, 1),
-            "peak_ingest_rss_mb": round(peak_mb),
-            "secret_outside_root_in_answer": "8841" in stored,
-        }, indent=2))
+        links_answer = json.loads(
+            subprocess.run([*ask, QUESTIONS["links.md"], "--json"], capture_output=True, text=True, env=extract).stdout
+        )
+        print(
+            json.dumps(
+                {
+                    "added": report["added"],
+                    "skipped": reasons,
+                    "all_as_expected": reasons == EXPECTED and report["added"] == GOOD,
+                    "escape_codes_printed": any(ch in printed for ch in "\x1b\x07\x9b"),
+                    "links_answer": links_answer["answer"],
+                    "live_outside_link_in_answer": any(m in links_answer["answer"] for m in ("://", " //", "data:", "&#58;")),
+                    "unexpected": {k: v for k, v in reasons.items() if EXPECTED.get(k) != v},
+                    "seconds": round(seconds, 1),
+                    "peak_ingest_rss_mb": round(peak_mb),
+                    "secret_outside_root_in_answer": "8841" in stored,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

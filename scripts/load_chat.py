@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.sample import QUESTIONS  # noqa: E402
+from rag.sample import QUESTIONS
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -43,7 +43,9 @@ def start_server(tmp: Path) -> tuple[str, subprocess.Popen[bytes]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = subprocess.Popen([*rag, "serve", "--port", str(port), "--index", str(index)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [*rag, "serve", "--port", str(port), "--index", str(index)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}/"
     for _ in range(240):
         try:
@@ -86,7 +88,7 @@ def session(url: str, n: int, deadline: float, results: dict, lock: threading.Lo
                     results["total"].append(time.perf_counter() - started)
             if busy:  # as a person would: wait a moment before asking again
                 time.sleep(2)
-        except Exception as err:  # noqa: BLE001 - every failure is counted
+        except Exception as err:
             with lock:
                 results["errors"] += 1
                 results["error_samples"].append(f"{type(err).__name__}: {err}"[:200])

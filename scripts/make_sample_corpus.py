@@ -1,6 +1,6 @@
 """Regenerate the bundled sample corpus in rag/sample/docs (written for this project; CC0).
 
-    python scripts/make_sample_corpus.py
+python scripts/make_sample_corpus.py
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docgen import make_docx, make_pdf  # noqa: E402
+from docgen import make_docx, make_pdf
 
 OUT = Path(__file__).resolve().parent.parent / "rag" / "sample" / "docs"
 
@@ -53,13 +53,25 @@ Employees receive a 30% discount on all bakery products and may take home unsold
 
 LEASE = [
     ("h1", "Residential Lease Agreement"),
-    ("p", "This lease is made between Maple Court Properties (the Landlord) and the Tenant named on the signature page, for Apartment 4B, 12 Maple Court."),
+    (
+        "p",
+        "This lease is made between Maple Court Properties (the Landlord) and the Tenant named on the signature page, for Apartment 4B, 12 Maple Court.",
+    ),
     ("h2", "1. Term"),
-    ("p", "The lease begins on 1 March 2026 and runs for 12 months. It renews automatically for further 12-month periods unless either party gives notice."),
+    (
+        "p",
+        "The lease begins on 1 March 2026 and runs for 12 months. It renews automatically for further 12-month periods unless either party gives notice.",
+    ),
     ("h2", "2. Rent"),
-    ("p", "The monthly rent is 1,450 euros, due on the first day of each month. Rent paid more than 5 days late incurs a late fee of 50 euros."),
+    (
+        "p",
+        "The monthly rent is 1,450 euros, due on the first day of each month. Rent paid more than 5 days late incurs a late fee of 50 euros.",
+    ),
     ("h2", "3. Deposit"),
-    ("p", "The Tenant pays a security deposit of two months' rent (2,900 euros). The deposit is returned within 30 days after the end of the lease, less the cost of repairing any damage beyond normal wear and tear."),
+    (
+        "p",
+        "The Tenant pays a security deposit of two months' rent (2,900 euros). The deposit is returned within 30 days after the end of the lease, less the cost of repairing any damage beyond normal wear and tear.",
+    ),
     ("h2", "4. Notice"),
     ("p", "Either party may end the lease by giving at least 60 days' written notice before the end of the current term."),
     ("h2", "5. Pets"),

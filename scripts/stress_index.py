@@ -63,7 +63,7 @@ def reader(index_dir: Path, stop: Path, out: Path) -> None:
             else:
                 rag.index.search_keywords(rng.choice(QUESTIONS), 10)
             counts[what] += 1
-        except Exception as err:  # noqa: BLE001 - every failure is reported, none stops the reader
+        except Exception as err:
             errors.append(f"{what}: {type(err).__name__}: {err}"[:300])
     out.write_text(json.dumps({"counts": counts, "errors": errors}))
 
@@ -108,7 +108,9 @@ def one_run(run: int, args: argparse.Namespace, env: dict[str, str]) -> dict[str
 
     stop = work / "stop"
     readers = [
-        subprocess.Popen([sys.executable, __file__, "--reader", str(index_dir), str(stop), str(work / f"reader-{r}.json")], cwd=ROOT, env=run_env)
+        subprocess.Popen(
+            [sys.executable, __file__, "--reader", str(index_dir), str(stop), str(work / f"reader-{r}.json")], cwd=ROOT, env=run_env
+        )
         for r in range(args.readers)
     ]
     writes = refused = 0
@@ -126,8 +128,14 @@ def one_run(run: int, args: argparse.Namespace, env: dict[str, str]) -> dict[str
             next_n += 1
         upload = uploads / f"upload-{round_no}.md"
         write_file(upload, rng, 10_000 + round_no)
-        shell = subprocess.Popen([sys.executable, "-m", "rag.apps.cli", "ingest", str(corpus)], cwd=ROOT, env=run_env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        shell = subprocess.Popen(
+            [sys.executable, "-m", "rag.apps.cli", "ingest", str(corpus)],
+            cwd=ROOT,
+            env=run_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(rng.uniform(0.5, 3.0))
         while True:  # the "page" writes while the shell does: refused at once, retried
             page = rag_cli("ingest", str(upload), env=run_env)
@@ -172,8 +180,15 @@ def one_run(run: int, args: argparse.Namespace, env: dict[str, str]) -> dict[str
         if got != want:
             problems.append(f"{part}: {len(got - want)} ids more and {len(want - got)} fewer than a clean build")
     ops = {k: sum(r["counts"][k] for r in reports) for k in ("ask", "status", "search")}
-    return {"run": run, "reader_ops": ops, "reader_errors": len(reader_errors), "writes": writes, "refused_writes": refused,
-            "chunks": len(want), "problems": problems}
+    return {
+        "run": run,
+        "reader_ops": ops,
+        "reader_errors": len(reader_errors),
+        "writes": writes,
+        "refused_writes": refused,
+        "chunks": len(want),
+        "problems": problems,
+    }
 
 
 def main() -> None:
@@ -192,18 +207,23 @@ def main() -> None:
     env = os.environ | {"RAG_ANSWER_MODE": "extract", "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     started = time.perf_counter()
     results = [one_run(run, args, env) for run in range(1, args.runs + 1)]
-    print(json.dumps({
-        "runs": args.runs,
-        "rounds_per_run": args.rounds,
-        "readers": args.readers,
-        "reader_ops": {k: sum(r["reader_ops"][k] for r in results) for k in ("ask", "status", "search")},  # type: ignore[index]
-        "reader_failures": sum(r["reader_errors"] for r in results),  # type: ignore[misc]
-        "writes": sum(r["writes"] for r in results),  # type: ignore[misc]
-        "refused_writes_retried": sum(r["refused_writes"] for r in results),  # type: ignore[misc]
-        "failed_runs": sum(1 for r in results if r["problems"]),
-        "details": results,
-        "seconds": round(time.perf_counter() - started, 1),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "runs": args.runs,
+                "rounds_per_run": args.rounds,
+                "readers": args.readers,
+                "reader_ops": {k: sum(r["reader_ops"][k] for r in results) for k in ("ask", "status", "search")},  # type: ignore[index]
+                "reader_failures": sum(r["reader_errors"] for r in results),  # type: ignore[misc]
+                "writes": sum(r["writes"] for r in results),  # type: ignore[misc]
+                "refused_writes_retried": sum(r["refused_writes"] for r in results),  # type: ignore[misc]
+                "failed_runs": sum(1 for r in results if r["problems"]),
+                "details": results,
+                "seconds": round(time.perf_counter() - started, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

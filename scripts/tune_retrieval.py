@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.config import Settings  # noqa: E402
-from rag.apps.evaluation import corpus_index, read_jsonl, read_qrels, retrieval_metrics  # noqa: E402
 from rag.answer.retrieval import HybridRetriever, rrf  # noqa: E402
+from rag.apps.evaluation import corpus_index, read_jsonl, read_qrels, retrieval_metrics  # noqa: E402
+from rag.config import Settings  # noqa: E402
 from rag.service import Rag  # noqa: E402
 
 
@@ -63,7 +63,7 @@ def main() -> None:
                 source_of[h.chunk.id] = h.chunk.source
             rankings[qid] = ([h.chunk.id for h in dense], [h.chunk.id for h in keyword])
 
-        def score(rank: "callable") -> dict[str, float]:  # type: ignore[valid-type]
+        def score(rank: callable) -> dict[str, float]:  # type: ignore[valid-type]
             totals: Counter[str] = Counter()
             for qid, relevant in qrels.items():
                 totals.update(retrieval_metrics(_docs(rank(qid), source_of, sources), relevant))

@@ -40,8 +40,8 @@ def embedder():
 
 @pytest.fixture(scope="session")
 def llm():
-    from rag.config import Settings
     from rag.answer.llm import LlamaCppLLM, resolve_model
+    from rag.config import Settings
 
     settings = Settings()
     return LlamaCppLLM(resolve_model("bundled:smollm2", settings), settings)
@@ -126,7 +126,7 @@ def egress_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[EgressGuard]:
             check(address)
         return real_connect_ex(self, address)
 
-    def getaddrinfo(host: object, *args: object, **kwargs: object):  # noqa: ANN202
+    def getaddrinfo(host: object, *args: object, **kwargs: object):
         if host is not None and not _is_loopback(host):
             guard.attempts.append(f"dns:{host}")
             raise socket.gaierror(f"test blocked a DNS lookup of {host!r}")

@@ -1,6 +1,6 @@
 """Run the `rag` CLI with every non-loopback connection and DNS lookup refused and recorded.
 
-    python tests/guarded_cli.py ATTEMPTS_FILE rag-args...
+python tests/guarded_cli.py ATTEMPTS_FILE rag-args...
 """
 
 from __future__ import annotations
@@ -24,21 +24,21 @@ def _record(what: str) -> None:
         handle.write(what + "\n")
 
 
-def _connect(self: socket.socket, address, *rest):  # noqa: ANN001, ANN202
+def _connect(self: socket.socket, address, *rest):
     if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
         _record(f"connect {address!r}")
         raise OSError("blocked by the test: no egress allowed")
     return (_real_connect if not rest else _real_connect_ex)(self, address)
 
 
-def _connect_ex(self: socket.socket, address):  # noqa: ANN001, ANN202
+def _connect_ex(self: socket.socket, address):
     if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
         _record(f"connect_ex {address!r}")
         return 111
     return _real_connect_ex(self, address)
 
 
-def _getaddrinfo(host, *args, **kwargs):  # noqa: ANN001, ANN202
+def _getaddrinfo(host, *args, **kwargs):
     if host is not None and not _loopback(host):
         _record(f"dns {host!r}")
         raise socket.gaierror("blocked by the test: no DNS allowed")

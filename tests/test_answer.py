@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from rag.answer.answerer import QuestionAnswerer
-from rag.index.bm25 import BM25Index
 from rag.answer.citations import cite
-from rag.config import Settings
-from rag.errors import InputError
 from rag.answer.llm import GenerationChunk, Message
 from rag.answer.prompts import Prompts
 from rag.answer.retrieval import Retrieval, rrf
+from rag.config import Settings
+from rag.errors import InputError
+from rag.index.bm25 import BM25Index
 from rag.schema import Answer, Chunk, Hit
 
 
@@ -350,10 +350,15 @@ def test_reasoning_is_kept_out_of_the_answer_and_returned_apart() -> None:
 def test_rare_question_words_count_for_more_when_scoring_evidence() -> None:
     from rag.answer.verify import Thresholds, Verifier, question_weights
 
-    keywords = BM25Index.build([
-        ("a", "The harbour opens in spring."), ("b", "The harbour closes in winter."),
-        ("c", "The harbour master is Ines Okafor."), ("d", "Ferries leave the harbour hourly."),
-    ], 0)
+    keywords = BM25Index.build(
+        [
+            ("a", "The harbour opens in spring."),
+            ("b", "The harbour closes in winter."),
+            ("c", "The harbour master is Ines Okafor."),
+            ("d", "Ferries leave the harbour hourly."),
+        ],
+        0,
+    )
     assert keywords.idf("Okafor") > keywords.idf("harbour") > 0
     assert keywords.idf("the") is None and BM25Index.build([], 0).idf("harbour") is None
     keywords.remove(["c"])  # deleted chunks no longer count
@@ -491,8 +496,12 @@ def test_evidence_answers_what_the_question_asks_and_each_part_of_it() -> None:
     from rag.answer.verify import Thresholds, Verifier
 
     manual = [
-        hit(1, "The warranty is void if the heater was installed without a relief valve. "
-               "Warranty claims need the serial number. The tank is covered by a limited warranty of 6 years.", "manual.pdf"),
+        hit(
+            1,
+            "The warranty is void if the heater was installed without a relief valve. "
+            "Warranty claims need the serial number. The tank is covered by a limited warranty of 6 years.",
+            "manual.pdf",
+        ),
     ]
     thresholds = Thresholds(0.5, 0.67, 0.3, relevance_margin=0.1)
     how_long = Verifier(manual, "How long is the warranty on the water heater?", None, thresholds)
@@ -508,7 +517,8 @@ def test_what_a_question_asks_for() -> None:
     from rag.text.question import kind_fit, parts
 
     assert [(p.text, p.kind) for p in parts("How long is the warranty on the water heater, and what voids it?")] == [
-        ("How long is the warranty on the water heater", "duration"), ("what voids it", None),
+        ("How long is the warranty on the water heater", "duration"),
+        ("what voids it", None),
     ]
     assert parts("What is the notice period in the lease?")[0].kind == "duration"
     assert parts("What is the term 'tenant' in the lease?")[0].kind is None
@@ -559,7 +569,9 @@ def test_markdown_markup_does_not_reach_the_answer() -> None:
 def test_a_weak_readers_opening_sentence_must_name_what_was_asked() -> None:
     from rag.answer.citations import CitationChecker
 
-    war = [hit(1, "After the German invasion of Poland on 1 September 1939 began the Second World War, Warsaw was defended till September 27.")]
+    war = [
+        hit(1, "After the German invasion of Poland on 1 September 1939 began the Second World War, Warsaw was defended till September 27.")
+    ]
     question = "When did Germany invade Poland and start World War II?"
     weak = CitationChecker(war, question, weak_reader=True)
     weak.feed("Warsaw was defended until September 27 [1].")
@@ -587,14 +599,20 @@ def test_a_model_that_reads_is_trusted_to_find_no_answer() -> None:
     weak = FakeLLM(4096, reply="Bananas grow on the moon [1].")
     assert answerer(weak, HITS, min_answerability=0.2).ask(question).mode == "extractive"
     assert "do not say" in weak.calls[0][1]["content"]
-    quoting = answerer(FakeLLM(4096, reply="Bananas grow on the moon [1]."), HITS, min_answerability=0.2, model="bundled:qwen2.5-1.5b", unverified="quote")
+    quoting = answerer(
+        FakeLLM(4096, reply="Bananas grow on the moon [1]."), HITS, min_answerability=0.2, model="bundled:qwen2.5-1.5b", unverified="quote"
+    )
     assert quoting.ask(question).mode == "extractive"
 
 
 def test_a_part_of_the_question_the_model_left_unanswered_gets_its_evidence_quoted() -> None:
     manual = [
-        hit(1, "The tank is covered by a limited warranty of 6 years. Warranty claims need the serial number. "
-               "The warranty is void if the heater was installed without a relief valve.", "manual.pdf"),
+        hit(
+            1,
+            "The tank is covered by a limited warranty of 6 years. Warranty claims need the serial number. "
+            "The warranty is void if the heater was installed without a relief valve.",
+            "manual.pdf",
+        ),
     ]
     question = "How long is the warranty on the water heater, and what voids it?"
     llm = FakeLLM(4096, reply="The tank is covered by a limited warranty of 6 years [1].")
@@ -608,15 +626,25 @@ def test_a_part_of_the_question_the_model_left_unanswered_gets_its_evidence_quot
     both = FakeLLM(4096, reply="The tank is covered for 6 years [1]. It is void if installed without a relief valve [1].")
     assert "As for" not in answerer(both, manual, min_answerability=0.2, model="bundled:qwen2.5-1.5b").ask(question).text  # both answered
     weak = answerer(FakeLLM(4096, reply="It is void if installed without a relief valve [1]."), manual, min_answerability=0.2).ask(question)
-    assert weak.text.endswith('As for how long is the warranty on the water heater, your documents say: '
-                              '"The tank is covered by a limited warranty of 6 years." [1]')
+    assert weak.text.endswith(
+        "As for how long is the warranty on the water heater, your documents say: "
+        '"The tank is covered by a limited warranty of 6 years." [1]'
+    )
 
 
 def test_a_lead_in_or_a_restated_blank_does_not_open_an_answer() -> None:
-    complexity = [hit(1, "Since some inputs may be faster than others, we define the following complexities: "
-                         "the worst-case complexity is the longest time taken on any input of size n.")]
-    text, _, _ = cite("Since some inputs may be faster than others, we define the following complexities: [1]",
-                      complexity, "Taking the longest time on an input represents what case complexity?")
+    complexity = [
+        hit(
+            1,
+            "Since some inputs may be faster than others, we define the following complexities: "
+            "the worst-case complexity is the longest time taken on any input of size n.",
+        )
+    ]
+    text, _, _ = cite(
+        "Since some inputs may be faster than others, we define the following complexities: [1]",
+        complexity,
+        "Taking the longest time on an input represents what case complexity?",
+    )
     assert text == ""
     ozone = [hit(1, "The high-altitude ozone layer helps protect the biosphere from ultraviolet (UV) radiation.")]
     text, _, removed = cite("The sources above help the biosphere from UV [1].", ozone, "_____ helps protect the biosphere from UV.")
@@ -624,23 +652,35 @@ def test_a_lead_in_or_a_restated_blank_does_not_open_an_answer() -> None:
 
 
 def test_a_sentence_may_not_add_a_negation_or_a_restriction_its_passage_lacks() -> None:
-    manual = [hit(1, "Heating elements and thermostats are covered for 1 year. The warranty is void if the heater "
-                     "was installed without a relief valve. The anode rod was never inspected.")]
+    manual = [
+        hit(
+            1,
+            "Heating elements and thermostats are covered for 1 year. The warranty is void if the heater "
+            "was installed without a relief valve. The anode rod was never inspected.",
+        )
+    ]
     question = "How long are heating elements covered, and what voids the warranty?"
-    text, _, removed = cite("Heating elements and thermostats are covered for 1 year, but only if they were installed "
-                            "without a relief valve [1].", manual, question)
+    text, _, removed = cite(
+        "Heating elements and thermostats are covered for 1 year, but only if they were installed without a relief valve [1].",
+        manual,
+        question,
+    )
     assert "only if" not in text and removed == [
         "Heating elements and thermostats are covered for 1 year, but only if they were installed without a relief valve."
     ]
     text, _, _ = cite("Heating elements and thermostats are covered for 1 year [1]. The anode rod was not inspected [1].", manual, question)
-    assert text == "Heating elements and thermostats are covered for 1 year [1]. The anode rod was not inspected [1]."  # 'never' is a negation too
+    assert (
+        text == "Heating elements and thermostats are covered for 1 year [1]. The anode rod was not inspected [1]."
+    )  # 'never' is a negation too
 
 
 def test_an_answer_of_short_words_is_not_a_restatement() -> None:
     classes = [hit(1, "The complexity class of counting problems is denoted #P. It is larger than NP.")]
     text, _, _ = cite("The class of counting problems is #P [1].", classes, "What expression represents the class of counting problems?")
     assert text == "The class of counting problems is #P [1]."
-    text, _, removed = cite("The class of counting problems is #Q [1].", classes, "What expression represents the class of counting problems?")
+    text, _, removed = cite(
+        "The class of counting problems is #Q [1].", classes, "What expression represents the class of counting problems?"
+    )
     assert text == "" and removed == ["The class of counting problems is #Q."]
 
 
@@ -655,8 +695,14 @@ def test_a_table_row_is_evidence_of_its_own() -> None:
 def test_a_weak_readers_answer_to_a_follow_up_must_open_on_what_the_follow_up_asks() -> None:
     from rag.answer.conversation import resolve
 
-    lease = [hit(1, "The lease begins on 1 March 2026 and runs for 12 months. It renews automatically for further "
-                    "12-month periods unless either party gives notice.", "lease.docx")]
+    lease = [
+        hit(
+            1,
+            "The lease begins on 1 March 2026 and runs for 12 months. It renews automatically for further "
+            "12-month periods unless either party gives notice.",
+            "lease.docx",
+        )
+    ]
     follow = resolve("Does it renew?", ["How long does the lease run?"])
     off_topic = FakeLLM(4096, reply="The lease begins on 1 March 2026 and runs for 12 months [1].")
     answer = answerer(off_topic, lease, min_answerability=0.2).ask(follow)
@@ -672,10 +718,16 @@ def test_a_weak_readers_answer_to_a_follow_up_must_open_on_what_the_follow_up_as
         ("Cats are not allowed in the office.", "Cats are allowed in the office [1].", False),
         ("Cats are not allowed in the office.", "Cats are not allowed in the office [1].", True),
         # the answer that the reset button is for water that is too hot: the manual gives it for no hot water
-        ("No hot water: check the circuit breaker and press the red reset button behind the upper panel.",
-         "If the water is too hot, press the red reset button behind the upper panel [1].", False),
-        ("Hair must be covered in the production area, and jewellery is not allowed.",
-         "Hair must be covered in the production area [1].", True),  # the negation governs another clause
+        (
+            "No hot water: check the circuit breaker and press the red reset button behind the upper panel.",
+            "If the water is too hot, press the red reset button behind the upper panel [1].",
+            False,
+        ),
+        (
+            "Hair must be covered in the production area, and jewellery is not allowed.",
+            "Hair must be covered in the production area [1].",
+            True,
+        ),  # the negation governs another clause
     ],
 )
 def test_a_claim_may_not_state_what_its_passage_negates(passage: str, claim: str, kept: bool) -> None:

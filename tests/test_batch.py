@@ -27,10 +27,16 @@ def lines(path: Path) -> list[dict]:
 
 def test_bad_rows_are_reported_by_line_and_skipped(tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
-    path.write_text('{"id": "a", "question": "Are dogs allowed?"}\n{"id": "b", "question": "  "}\n{oops\n[1, 2]\n\n{"text": "How many books?"}\n')
+    path.write_text(
+        '{"id": "a", "question": "Are dogs allowed?"}\n{"id": "b", "question": "  "}\n{oops\n[1, 2]\n\n{"text": "How many books?"}\n'
+    )
     questions, bad = read_questions(path)
     assert [(q.id, q.text) for q in questions] == [("a", "Are dogs allowed?"), ("6", "How many books?")]
-    assert [(b.line, b.reason.split(":")[0]) for b in bad] == [(2, "empty or missing 'question'"), (3, "malformed JSON"), (4, "not a JSON object")]
+    assert [(b.line, b.reason.split(":")[0]) for b in bad] == [
+        (2, "empty or missing 'question'"),
+        (3, "malformed JSON"),
+        (4, "not a JSON object"),
+    ]
 
     csv_path = tmp_path / "q.csv"
     csv_path.write_text('id,question\nx1,"Are cats allowed, or not?"\nx2,\n')
@@ -59,8 +65,19 @@ def test_resume_after_a_crash_loses_nothing_and_repeats_nothing(rag: Rag, tmp_pa
     records = lines(output)  # every line parses: the torn one is gone
     assert [r["id"] for r in records] == ["1", "2", "3"]
     third = records[2]
-    for key in ("question", "answer", "citations", "refused", "model", "model_sha256", "embedder", "index_fingerprint",
-                "prompt_version", "retrieval", "latency_s"):
+    for key in (
+        "question",
+        "answer",
+        "citations",
+        "refused",
+        "model",
+        "model_sha256",
+        "embedder",
+        "index_fingerprint",
+        "prompt_version",
+        "retrieval",
+        "latency_s",
+    ):
         assert key in third, key
     assert len(third["model_sha256"]) == 64
     assert third["question"] == "When are travel expenses reimbursed?"
@@ -69,7 +86,9 @@ def test_resume_after_a_crash_loses_nothing_and_repeats_nothing(rag: Rag, tmp_pa
 
 def test_same_inputs_and_seed_give_the_same_answers(rag: Rag, tmp_path: Path) -> None:
     questions = tmp_path / "q.jsonl"
-    questions.write_text('{"id": "1", "question": "How do I clean the Quokka 3000?"}\n{"id": "2", "question": "Are cats allowed in the office?"}\n')
+    questions.write_text(
+        '{"id": "1", "question": "How do I clean the Quokka 3000?"}\n{"id": "2", "question": "Are cats allowed in the office?"}\n'
+    )
     run_batch(rag, questions, tmp_path / "a.jsonl")
     run_batch(rag, questions, tmp_path / "b.jsonl")
     strip = lambda r: {k: v for k, v in r.items() if k != "latency_s"}  # noqa: E731

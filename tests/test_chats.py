@@ -10,8 +10,11 @@ import pytest
 from rag.apps.chats import ChatStore, Turn
 from rag.errors import InputError
 
-ANSWER = {"answer": "The tank is covered for 6 years [1].", "query": "How long is the warranty?", "citations": [
-    {"n": 1, "source": "manual.pdf", "page": 3, "quote": "covered by a limited\nwarranty of 6 years"}]}
+ANSWER = {
+    "answer": "The tank is covered for 6 years [1].",
+    "query": "How long is the warranty?",
+    "citations": [{"n": 1, "source": "manual.pdf", "page": 3, "quote": "covered by a limited\nwarranty of 6 years"}],
+}
 
 
 def test_chats_belong_to_their_user_and_survive_reopening(tmp_path: Path) -> None:

@@ -58,8 +58,7 @@ def test_overlong_sentence_is_split_not_truncated() -> None:
 
 def test_real_tokenizer_limit_is_never_exceeded(embedder) -> None:
     text = "\n\n".join(
-        "Pneumonoultramicroscopicsilicovolcanoconiosis and antidisestablishmentarianism appear. " * (i + 1)
-        for i in range(12)
+        "Pneumonoultramicroscopicsilicovolcanoconiosis and antidisestablishmentarianism appear. " * (i + 1) for i in range(12)
     )
     doc = Document(source="s", text=text, title="Long words")
     chunks = chunk_document(doc, embedder.count_tokens, embedder.max_tokens, 20)

@@ -7,8 +7,6 @@ import re
 from pathlib import Path
 
 
-
-
 def test_ingest_ask_status_offline(rag, corpus: Path, tmp_path: Path) -> None:
     index = tmp_path / "idx"
     ask_first = rag("ask", "What is the refund policy?", index=index, check=3)
@@ -116,10 +114,15 @@ def test_one_writer_readers_keep_working_and_a_killed_writer_leaves_no_stale_loc
     index = tmp_path / "idx"
     rag("ingest", str(corpus / "faq.html"), index=index)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from rag.index.manifest import WriterLock\n"
-         "with WriterLock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(600)", str(index)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from rag.index.manifest import WriterLock\n"
+            "with WriterLock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(600)",
+            str(index),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
@@ -134,3 +137,17 @@ def test_one_writer_readers_keep_working_and_a_killed_writer_leaves_no_stale_loc
         holder.wait()
     # the kernel released the dead writer's lock: the next writer proceeds
     assert "indexed 4 new" in rag("ingest", str(corpus), index=index).stdout
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error(corpus: Path, tmp_path: Path) -> None:
+    """`rag status | head -3` once ended in "internal error: BrokenPipeError"."""
+    import subprocess
+    import sys
+
+    index = tmp_path / "idx"
+    command = [sys.executable, "-m", "rag.apps.cli", "status", "--index", str(index)]
+    shown = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert shown.stdout is not None and shown.stderr is not None
+    shown.stdout.close()  # the reader goes away before rag has started writing
+    assert shown.wait(timeout=120) == 0
+    assert b"internal error" not in shown.stderr.read()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import Settings
 from rag.apps.evaluation import (
     evaluate_qa,
     evaluate_retrieval,
@@ -16,6 +15,7 @@ from rag.apps.evaluation import (
     normalise_answer,
     retrieval_metrics,
 )
+from rag.config import Settings
 from rag.service import Rag
 
 DOCS = [
@@ -80,8 +80,17 @@ def test_qa_report_has_every_metric_and_a_chart(tmp_path: Path, embedder) -> Non
     folder = write_dataset(tmp_path / "qa", gz=False)
     rag = Rag(Settings(index_dir=tmp_path / "index", answer_mode="extract"), embedder=embedder)
     report = evaluate_qa(folder, rag, limit=None, seed=0, chart=tmp_path / "chart.png")
-    for key in ("exact_match", "f1", "containment", "citation_precision", "retrieval_recall@5", "refusal_rate",
-                "latency_p50_s", "latency_p95_s", "settings"):
+    for key in (
+        "exact_match",
+        "f1",
+        "containment",
+        "citation_precision",
+        "retrieval_recall@5",
+        "refusal_rate",
+        "latency_p50_s",
+        "latency_p95_s",
+        "settings",
+    ):
         assert key in report, key
     assert report["questions"] == 2
     assert report["containment"] == 1.0  # the extractive answer quotes the gold sentence

@@ -22,8 +22,15 @@ def test_hostile_corpus_is_reported_file_by_file(rag, tmp_path: Path) -> None:
     index = tmp_path / "idx"
     started = time.monotonic()
     result = rag(
-        "ingest", str(root), "--json", "--max-file-mb", "2", index=index,
-        env=LIMITS, timeout=600, as_user=True,
+        "ingest",
+        str(root),
+        "--json",
+        "--max-file-mb",
+        "2",
+        index=index,
+        env=LIMITS,
+        timeout=600,
+        as_user=True,
     )
     elapsed = time.monotonic() - started
     unlock(root)

@@ -12,8 +12,8 @@ import pytest
 from rag.config import Settings
 from rag.errors import IndexLockedError, IndexMismatchError
 from rag.index.index import Index
-from rag.ingest.pipeline import ProgressEvent, ingest
 from rag.index.manifest import WriterLock
+from rag.ingest.pipeline import ProgressEvent, ingest
 
 
 @pytest.fixture(params=["embedded", pytest.param("chroma-server", marks=pytest.mark.slow)])
@@ -88,7 +88,7 @@ def test_same_content_gives_the_same_index(corpus: Path, tmp_path: Path, embedde
     index_b = open_index(b, embedder)
     ingest(index_b, [corpus / "pets.md"], b)
     ingest(index_b, [corpus], b)
-    assert set(c.id for c in open_index(a, embedder).store.iter_all()) == set(c.id for c in index_b.store.iter_all())
+    assert {c.id for c in open_index(a, embedder).store.iter_all()} == {c.id for c in index_b.store.iter_all()}
 
 
 def test_rebuild_starts_over(corpus: Path, settings: Settings, embedder) -> None:
@@ -128,10 +128,8 @@ def test_changed_embedder_is_refused_with_rebuild_instructions(corpus: Path, set
 
 
 def test_a_second_writer_is_refused(tmp_path: Path) -> None:
-    with WriterLock(tmp_path):
-        with pytest.raises(IndexLockedError, match=f"pid {os.getpid()}"):
-            with WriterLock(tmp_path):
-                pass
+    with WriterLock(tmp_path), pytest.raises(IndexLockedError, match=f"pid {os.getpid()}"), WriterLock(tmp_path):
+        pass
     with WriterLock(tmp_path):  # released: a new writer gets it
         pass
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.config import Settings
 from rag.answer.llm import LlamaCppLLM, resolve_model
+from rag.config import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -65,4 +65,4 @@ def test_a_llama_cpp_without_those_internals_is_a_clear_error() -> None:
     with pytest.raises(ModelError) as caught:
         check_llama_internals(Changed())
     assert "_model.token_get_text" in caught.value.problem and "eval" in caught.value.problem
-    assert 'llama-cpp-python>=0.3.16,<0.4' in caught.value.hint
+    assert "llama-cpp-python>=0.3.16,<0.4" in caught.value.hint

@@ -103,8 +103,14 @@ def test_pdf_heading_lines_become_headings_not_part_of_the_next_sentence() -> No
 
     text = "4. Maintenance\nDrain the tank every 6 months.\n5. Warranty\nThe tank is covered for 6 years. The\nWarranty is void if misused."
     assert _pdf_headings(text).split("\n") == [
-        "## 4. Maintenance", "", "Drain the tank every 6 months.", "", "## 5. Warranty", "",
-        "The tank is covered for 6 years. The", "Warranty is void if misused.",  # a wrapped line is not a heading
+        "## 4. Maintenance",
+        "",
+        "Drain the tank every 6 months.",
+        "",
+        "## 5. Warranty",
+        "",
+        "The tank is covered for 6 years. The",
+        "Warranty is void if misused.",  # a wrapped line is not a heading
     ]
     doc = load(sample_dir() / "water-heater-manual.pdf")
     assert "## 5. Warranty\n\nThe tank is covered" in doc.text

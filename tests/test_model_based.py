@@ -10,7 +10,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from rag.config import Settings
@@ -26,7 +27,7 @@ class HashingEmbedder:
     dimension = 32
     max_tokens = 256
 
-    def embed_documents(self, texts) -> np.ndarray:  # noqa: ANN001
+    def embed_documents(self, texts) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in text.lower().split():
@@ -35,7 +36,7 @@ class HashingEmbedder:
 
     embed_queries = embed_documents
 
-    def count_tokens(self, texts) -> list[int]:  # noqa: ANN001
+    def count_tokens(self, texts) -> list[int]:
         return [len(t.split()) for t in texts]
 
 

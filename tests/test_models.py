@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import Settings
-from rag.errors import ModelError
 from rag.answer.llm import resolve_model
 from rag.answer.models import GIB, GPU, Machine, find, load_catalogue, recommend, verify_checksum
+from rag.config import Settings
+from rag.errors import ModelError
 
 
 def test_catalogue_covers_the_recommended_families_with_complete_rows() -> None:

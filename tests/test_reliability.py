@@ -19,6 +19,7 @@ from rag.config import Settings
 from rag.index.index import Index
 from rag.ingest.pipeline import ingest
 
+
 def open_index(settings: Settings, embedder) -> Index:
     return Index(settings.index_dir, embedder)
 
@@ -109,7 +110,9 @@ def test_folder_links_that_leave_the_root_or_loop_are_reported(tmp_path: Path, s
     report = ingest(open_index(settings, embedder), [corpus], settings)
     assert report.added == ["note-000.md"]
     assert sorted((e.path, e.reason) for e in report.skipped) == [
-        ("dangling", "bad-symlink"), ("out", "outside-root"), ("self", "bad-symlink"),
+        ("dangling", "bad-symlink"),
+        ("out", "outside-root"),
+        ("self", "bad-symlink"),
     ]
 
 
@@ -131,7 +134,12 @@ def test_unreadable_files_and_folders_are_reported_and_never_stop_a_run(tmp_path
         report = json.loads(result.stdout)
         assert report["removed"] == []  # its files are kept, not dropped, and that is said
         reasons = sorted((e["path"], e["reason"]) for e in report["skipped"])
-        assert reasons == [("kept", "unreadable"), ("kept/note-000.md", "unreadable"), ("kept/note-001.md", "unreadable"), ("locked.md", "unreadable")]
+        assert reasons == [
+            ("kept", "unreadable"),
+            ("kept/note-000.md", "unreadable"),
+            ("kept/note-001.md", "unreadable"),
+            ("locked.md", "unreadable"),
+        ]
     finally:
         (corpus / "kept").chmod(0o755)
     status = json.loads(rag("status", "--json", index=index, as_user=True).stdout)
@@ -234,7 +242,8 @@ def test_a_parse_worker_keeps_its_own_deadline(tmp_path: Path) -> None:
     html = slow_html(tmp_path / "big.html")
     worker = subprocess.Popen(
         [sys.executable, "-m", "rag.ingest.parse_worker", str(2048 << 20), "1", str(os.getpid())],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     request = pickle.dumps((str(html), "big.html"))
     assert worker.stdin is not None
@@ -325,7 +334,6 @@ def test_bad_config_manifest_and_index_paths_get_clear_errors(tmp_path: Path, ra
     assert "is a file, not a folder" in result.stderr and "--rebuild" not in result.stderr
 
 
-
 # 11. uploads with the same name are two documents ---------------------------------------------------
 def test_uploads_with_the_same_name_do_not_replace_each_other(tmp_path: Path, settings: Settings, embedder) -> None:
     from rag.service import Rag
@@ -356,9 +364,9 @@ def test_the_egress_guard_refuses_outside_hosts_and_allows_loopback_and_named_se
     listener.listen(1)
     guard = EgressGuard({"chroma.internal"}).install()
     try:
-        with pytest.raises(EgressRefused, match="93.184.215.14"), socket.socket() as outgoing:
+        with pytest.raises(EgressRefused, match=r"93\.184\.215\.14"), socket.socket() as outgoing:
             outgoing.connect(("93.184.215.14", 443))
-        with pytest.raises(socket.gaierror, match="evil.example"):
+        with pytest.raises(socket.gaierror, match=r"evil\.example"):
             socket.getaddrinfo("evil.example", 80)
         with socket.create_connection(listener.getsockname(), timeout=5):
             pass

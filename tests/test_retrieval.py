@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.index.embeddings import family_prompts
+from rag.answer.retrieval import HybridRetriever, rrf
 from rag.errors import InputError
+from rag.index.embeddings import family_prompts
 from rag.index.index import Index
 from rag.ingest.pipeline import ingest
-from rag.answer.retrieval import HybridRetriever, rrf
 
 
 def test_weighted_rrf() -> None:

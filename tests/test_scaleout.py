@@ -19,14 +19,25 @@ pytestmark = pytest.mark.slow
 def llm_server(tmp_path: Path) -> Iterator[str]:
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("sse_starlette") is None:
         pytest.skip("llama-cpp-python[server] is not installed")
-    from rag.config import Settings
     from rag.answer.llm import resolve_model
+    from rag.config import Settings
 
     model = resolve_model("bundled:smollm2", Settings(index_dir=tmp_path / "unused", offline=True))
     port = free_port()
     argv = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "4096", "--seed", "0",
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--seed",
+        "0",
     ]
     url = f"http://127.0.0.1:{port}/v1"
     yield from (url for _ in serve(argv, f"{url}/models", tmp_path / "llm.log"))

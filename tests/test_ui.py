@@ -21,8 +21,13 @@ import pytest
 HERE = Path(__file__).resolve().parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 
 
@@ -43,7 +48,10 @@ def start_server(index: Path, tmp: Path) -> Server:
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, str(HERE / "guarded_cli.py"), str(egress), "serve", "--port", str(port), "--index", str(index)],
-            stdout=out, stderr=subprocess.STDOUT, text=True, cwd=tmp,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=tmp,
         )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
@@ -140,7 +148,8 @@ def ask(page, question: str) -> None:
     page.wait_for_function(
         """([turns]) => { const p = document.querySelector('#sources [data-turn]');
         return p && Number(p.dataset.turn) === turns && !document.querySelector('#ask').disabled; }""",
-        arg=[turns], timeout=180_000,
+        arg=[turns],
+        timeout=180_000,
     )
 
 
@@ -191,7 +200,7 @@ def test_api_streams_answers_and_reports_upload_errors(server: Server, tmp_path:
     bad = tmp_path / "broken.pdf"
     bad.write_bytes(b"%PDF-1.4 not really a pdf")
     report, status, _ = client.predict([handle_file(str(good)), handle_file(str(bad))], api_name="/upload")
-    assert "Indexed 1 new" in report
+    assert "Indexed 1 new" in report and status.startswith("**1** files")
     assert "broken.pdf" in report and "corrupt-pdf" in report
 
     job = client.submit("When is high tide at Port Evander on Sundays?", 5, 0.0, 200, api_name="/ask")
@@ -218,7 +227,7 @@ def test_api_streams_answers_and_reports_upload_errors(server: Server, tmp_path:
 
     # remove a document: it is gone from the index and from answers
     sources = [str(uploaded.resolve())]
-    report, status, _ = client.predict(sources, api_name="/remove")
+    report, _status, _ = client.predict(sources, api_name="/remove")
     assert "Removed 1 file" in report
     chat, sources_html, *_ = client.predict("When is high tide at Port Evander on Sundays?", 5, 0.0, 200, api_name="/ask")
     assert "tides.txt" not in sources_html

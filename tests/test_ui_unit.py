@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from rag.errors import InputError
 from rag.apps.serve import check_bind, is_loopback
+from rag.errors import InputError
 
 
 def test_waiting_room_admits_a_bounded_number_and_turns_away_the_overflow() -> None:
@@ -39,6 +39,7 @@ def test_waiting_room_runs_all_model_work_on_one_thread_in_order() -> None:
                 log.append((tag, i))
                 time.sleep(0.02)
                 yield f"{tag}{i}"
+
         return produce
 
     got: dict[str, list[str]] = {}
@@ -143,13 +144,22 @@ def test_sources_panel_flags_unsupported_shows_related_and_collapses_reasoning()
     fake_rag = SimpleNamespace(chunks=lambda ids: [])
     related = Citation(1, "/d/a.md", "a.md", None, "c1", "Kilns are <b>hot</b>.", 0, 19, False)
     answer = Answer(
-        question="q", text="The documents do not say.", citations=[], refused=True, truncated=False, model="m",
-        embedder="e", prompt_version="p", latency_s=0.1, refusal_reason="no retrieved sentence answers the question",
+        question="q",
+        text="The documents do not say.",
+        citations=[],
+        refused=True,
+        truncated=False,
+        model="m",
+        embedder="e",
+        prompt_version="p",
+        latency_s=0.1,
+        refusal_reason="no retrieved sentence answers the question",
         claims=[
             Claim("The kiln is <img src=x onerror=alert(1)> blue.", [], False, 0.2, reason="unsupported"),
             Claim("The shop opens at nine.", [], False, 0.9, reason="off-topic", passage=1),
         ],
-        evidence=[related], reasoning="<think-ish> I should check [1]",
+        evidence=[related],
+        reasoning="<think-ish> I should check [1]",
     )
     page = render_sources(fake_rag, answer)  # type: ignore[arg-type]
     assert "Related passages (not an answer)" in page and "<mark>Kilns are &lt;b&gt;hot&lt;/b&gt;.</mark>" in page

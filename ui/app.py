@@ -174,8 +174,14 @@ def _chats_panel() -> dict[str, Any]:
 def _chat_panel() -> dict[str, Any]:
     w: dict[str, Any] = {}
     w["chat"] = gr.Chatbot(
-        show_label=False, height=480, render_markdown=False, sanitize_html=True, allow_tags=False,
-        elem_id="chat", feedback_options=None, buttons=["copy"],
+        show_label=False,
+        height=480,
+        render_markdown=False,
+        sanitize_html=True,
+        allow_tags=False,
+        elem_id="chat",
+        feedback_options=None,
+        buttons=["copy"],
     )
     w["draft"] = gr.HTML('<span class="loading"></span>', elem_id="draft")  # until the saved chat is back
     w["question"] = gr.Textbox(show_label=False, placeholder="Ask a question about your documents", elem_id="question")
@@ -210,8 +216,12 @@ def _settings_panel(rag: Rag) -> dict[str, Any]:
     with gr.Accordion("Settings", open=False):
         return {
             "model": gr.Dropdown(
-                choices=_model_choices(rag), value=settings.model, label="Model", elem_id="model",
-                interactive=not settings.llm_url, info="Served by --llm-url" if settings.llm_url else None,
+                choices=_model_choices(rag),
+                value=settings.model,
+                label="Model",
+                elem_id="model",
+                interactive=not settings.llm_url,
+                info="Served by --llm-url" if settings.llm_url else None,
             ),
             "top_k": gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages per answer"),
             "temperature": gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature"),
@@ -231,7 +241,8 @@ def _wire(app: gr.Blocks, page: ChatPage, w: _Widgets) -> None:
     _wire_documents(page, w)
     w.model.change(page.pick_model, [w.model], [w.status], api_name=False)
     app.unload(page.forget)
-    app.load(page.load, None, [w.chats, w.chat, w.sources, w.chat_id, w.title, w.status, w.files, w.draft], api_name=False)
+    shown = [w.chats, w.chat, w.sources, w.chat_id, w.title, w.status, w.files, w.draft]
+    app.load(page.load, None, shown, api_name=False)  # type: ignore[arg-type]  # False (no API endpoint) works, though not typed
 
 
 def _wire_questions(page: ChatPage, w: _Widgets) -> None:
@@ -265,8 +276,5 @@ def _wire_chats(page: ChatPage, w: _Widgets) -> None:
 def _wire_documents(page: ChatPage, w: _Widgets) -> None:
     w.upload.upload(page.add_documents, [w.upload], [w.report, w.status, w.files], api_name="upload")
     w.remove.click(page.ask_to_remove, [w.files], [w.report, w.confirm_remove_row], api_name=False, queue=False)
-    hide = (lambda: ("", gr.update(visible=False)))
-    w.keep_files.click(hide, None, [w.report, w.confirm_remove_row], api_name=False, queue=False)
-    w.confirm_remove.click(
-        page.remove_documents, [w.files], [w.report, w.status, w.files, w.confirm_remove_row], api_name="remove"
-    )
+    w.keep_files.click(lambda: ("", gr.update(visible=False)), None, [w.report, w.confirm_remove_row], api_name=False, queue=False)
+    w.confirm_remove.click(page.remove_documents, [w.files], [w.report, w.status, w.files, w.confirm_remove_row], api_name="remove")

@@ -92,9 +92,7 @@ def _file_choices(rag: Rag) -> list[tuple[str, str]]:
 def _model_choices(rag: Rag) -> list[tuple[str, str]]:
     """Installed models from the catalogue (weak readers marked), and the one in use."""
     choices = [
-        (m.name + ("" if m.reader else " (quotes only: a weak reader)"), m.spec)
-        for m in load_catalogue()
-        if m.chat and m.installed()
+        (m.name + ("" if m.reader else " (quotes only: a weak reader)"), m.spec) for m in load_catalogue() if m.chat and m.installed()
     ]
     if rag.settings.model not in {spec for _, spec in choices}:
         choices.append((rag.settings.model, rag.settings.model))
@@ -122,11 +120,17 @@ class ChatPage:
     def chat_list(self, owner: str, selected: str | None) -> Any:
         return gr.update(choices=[(c.title, c.id) for c in self.store.chats(owner)], value=selected)
 
-    def answer_events(self, question: str, earlier: list[str], k: float, temperature: float, max_tokens: float, stop: threading.Event) -> Iterator[Any]:
+    def answer_events(
+        self, question: str, earlier: list[str], k: float, temperature: float, max_tokens: float, stop: threading.Event
+    ) -> Iterator[Any]:
         follow = self.rag.resolve(question, earlier)
-        yield from self.rag.ask_stream(follow, top_k=int(k), temperature=float(temperature), max_tokens=int(max_tokens), stopped=stop.is_set)
+        yield from self.rag.ask_stream(
+            follow, top_k=int(k), temperature=float(temperature), max_tokens=int(max_tokens), stopped=stop.is_set
+        )
 
-    def respond(self, message: str, chat_id: str | None, k: float, temperature: float, max_tokens: float, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+    def respond(
+        self, message: str, chat_id: str | None, k: float, temperature: float, max_tokens: float, request: gr.Request
+    ) -> Iterator[tuple[Any, ...]]:
         """Outputs: chat, sources, draft, chat id, chat list, question box."""
         message = " ".join((message or "").split())
         if not message:
@@ -172,7 +176,9 @@ class ChatPage:
         finally:
             self.room.leave()
 
-    def regenerate(self, chat_id: str | None, k: float, temperature: float, max_tokens: float, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+    def regenerate(
+        self, chat_id: str | None, k: float, temperature: float, max_tokens: float, request: gr.Request
+    ) -> Iterator[tuple[Any, ...]]:
         owner = self.session(request).owner
         last = self.store.drop_last_turn(owner, chat_id) if chat_id else None
         if last is None:
@@ -243,7 +249,11 @@ class ChatPage:
     def export_json_file(self, chat_id: str | None, request: gr.Request) -> Any:
         return self.export_chat(chat_id, "json", request)
 
-    def add_documents(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[str, str, Any]:
+    def add_documents(
+        self,
+        paths: list[str] | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio hands a handler its progress bar
+    ) -> tuple[str, str, Any]:
         if not paths:
             return "No files given.", _status_markdown(self.rag), gr.update(choices=_file_choices(self.rag))
         copies = [_keep_upload(Path(path), self.upload_dir) for path in paths]

@@ -20,7 +20,7 @@ def page_image(path: str, page: int, quote: str) -> str | None:
     None when the file or page cannot be rendered."""
     try:
         return _render(path, Path(path).stat().st_mtime_ns, page, " ".join(quote.split()))
-    except Exception:  # noqa: BLE001 - a missing, changed or damaged file: the text passage still shows
+    except Exception:
         return None
 
 
@@ -41,7 +41,9 @@ def _render(path: str, _mtime: int, page_number: int, quote: str) -> str | None:
         pdf.close()
     overlay = ImageDraw.Draw(image, "RGBA")
     for left, bottom, right, top in boxes:  # PDF space (origin bottom left) → image space
-        overlay.rectangle([left * SCALE - 1, (height - top) * SCALE - 1, right * SCALE + 1, (height - bottom) * SCALE + 1], fill=(255, 214, 0, 90))
+        overlay.rectangle(
+            [left * SCALE - 1, (height - top) * SCALE - 1, right * SCALE + 1, (height - bottom) * SCALE + 1], fill=(255, 214, 0, 90)
+        )
     out = io.BytesIO()
     image.convert("RGB").save(out, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")

@@ -101,7 +101,9 @@ def render_sources(index: ChunkSource, answer: Answer) -> str:
         left_out = [c for c in answer.claims if c.left_out_reason == reason]
         if left_out:
             items = "".join(f"<li>{html.escape(c.text)}</li>" for c in left_out)
-            parts.append(f'<details class="unsupported"><summary>{html.escape(title)} (left out of the answer)</summary><ul>{items}</ul></details>')
+            parts.append(
+                f'<details class="unsupported"><summary>{html.escape(title)} (left out of the answer)</summary><ul>{items}</ul></details>'
+            )
     if answer.reasoning:
         parts.append(
             '<details class="reasoning"><summary>Model reasoning (not part of the answer)</summary>'

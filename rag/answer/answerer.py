@@ -11,17 +11,17 @@ from typing import Any
 import numpy as np
 
 from rag.answer.citations import CitationChecker, make_citation
-from rag.config import Settings
 from rag.answer.conversation import FollowUp, mentions_any, resolve
-from rag.errors import InputError
 from rag.answer.llm import LLM, Message
 from rag.answer.models import quotes_unverified
 from rag.answer.prompts import Prompts
 from rag.answer.retrieval import Retrieval, Retriever
-from rag.schema import Answer, Citation, Claim, Draft, Hit
-from rag.text.spans import content_word_forms, plain
 from rag.answer.safety import mask_instructions, sanitise
 from rag.answer.verify import EntailmentModel, Evidence, Thresholds, Verifier
+from rag.config import Settings
+from rag.errors import InputError
+from rag.schema import Answer, Citation, Claim, Draft, Hit
+from rag.text.spans import content_word_forms, plain
 
 STOP = ["\nQuestion:", "\nSources:", "\nSource:", "<<<"]  # where a small model starts echoing the prompt
 
@@ -67,7 +67,7 @@ class QuestionAnswerer:
         self.settings = settings
         self._entailment = entailment
 
-    def ask(self, question: str, **overrides: object) -> Answer:
+    def ask(self, question: str | FollowUp, **overrides: Any) -> Answer:
         answer = None
         for event in self.stream(question, **overrides):
             if isinstance(event, Answer):
@@ -136,8 +136,14 @@ class QuestionAnswerer:
         yield from self._generated(follow, grounded, llm, temperature, max_tokens, stopped, started)
 
     def _generated(
-        self, follow: FollowUp, grounded: Grounding, llm: LLM, temperature: float, max_tokens: int,
-        stopped: Callable[[], bool], started: float,
+        self,
+        follow: FollowUp,
+        grounded: Grounding,
+        llm: LLM,
+        temperature: float,
+        max_tokens: int,
+        stopped: Callable[[], bool],
+        started: float,
     ) -> Iterator[str | Draft | Answer]:
         """A model's answer: its checked sentences as they pass, then the ``Answer``."""
         question, packed, verifier = follow.query, grounded.packed, grounded.verifier
@@ -161,12 +167,28 @@ class QuestionAnswerer:
             yield " " + addition
             text, citations, claims = f"{text} {addition}", citations + more, claims + quoted
         yield self._answer(
-            question, started, verifier, grounded.evidence, packed, text=text, citations=citations, truncated=written.finish == "length",
-            model=llm.name, removed_sentences=removed, mode="generated", claims=claims, reasoning="\n\n".join(checker.reasoning),
+            question,
+            started,
+            verifier,
+            grounded.evidence,
+            packed,
+            text=text,
+            citations=citations,
+            truncated=written.finish == "length",
+            model=llm.name,
+            removed_sentences=removed,
+            mode="generated",
+            claims=claims,
+            reasoning="\n\n".join(checker.reasoning),
         )
 
     def _write(
-        self, checker: CitationChecker, llm: LLM, messages: list[Message], temperature: float, max_tokens: int,
+        self,
+        checker: CitationChecker,
+        llm: LLM,
+        messages: list[Message],
+        temperature: float,
+        max_tokens: int,
         stopped: Callable[[], bool],
     ) -> Generator[str | Draft, None, _Written]:
         """Generate, yielding each sentence the checker passes and the sentence being written. The
@@ -198,7 +220,11 @@ class QuestionAnswerer:
         answer (a refusal); a small one gets the evidence quoted, when it answers well enough."""
         packed, verifier, evidence = grounded.packed, grounded.verifier, grounded.evidence
         if not weak:
-            said = "found no answer in the sources" if checker.model_refused else f"wrote no sentence its sources support ({len(checker.claims)} left out)"
+            said = (
+                "found no answer in the sources"
+                if checker.model_refused
+                else f"wrote no sentence its sources support ({len(checker.claims)} left out)"
+            )
             answer = self._refusal(question, started, f"the model {said}", verifier, evidence, packed)
             answer.model, answer.claims, answer.removed_sentences = model, checker.claims, removed
         else:
@@ -253,8 +279,18 @@ class QuestionAnswerer:
     ) -> Answer:
         text, citations, removed = checker.result()
         return self._answer(
-            question, started, verifier, verifier.evidence(3), packed, text=text, citations=citations, truncated=True,
-            model=model, removed_sentences=removed, mode="stopped", claims=checker.claims,
+            question,
+            started,
+            verifier,
+            verifier.evidence(3),
+            packed,
+            text=text,
+            citations=citations,
+            truncated=True,
+            model=model,
+            removed_sentences=removed,
+            mode="stopped",
+            claims=checker.claims,
         )
 
     def _answer(
@@ -295,8 +331,17 @@ class QuestionAnswerer:
     ) -> Answer:
         quotes, citations, claims = _quotes(verifier, self._quoted_evidence(evidence))
         return self._answer(
-            question, started, verifier, evidence, packed, text=self.prompts.render("extractive", quotes=quotes),
-            citations=citations, model=model, removed_sentences=removed, mode="extractive", claims=claims,
+            question,
+            started,
+            verifier,
+            evidence,
+            packed,
+            text=self.prompts.render("extractive", quotes=quotes),
+            citations=citations,
+            model=model,
+            removed_sentences=removed,
+            mode="extractive",
+            claims=claims,
         )
 
     def _quoted_evidence(self, evidence: list[Evidence]) -> list[Evidence]:

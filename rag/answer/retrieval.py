@@ -7,11 +7,11 @@ from typing import Protocol
 
 import numpy as np
 
+from rag.answer.rerank import Reranker
 from rag.config import Settings
 from rag.errors import InputError
 from rag.index.embeddings import Embedder
 from rag.index.index import Index
-from rag.answer.rerank import Reranker
 from rag.schema import Chunk, Hit
 
 MODES = ("dense", "bm25", "hybrid", "rerank")
@@ -63,9 +63,7 @@ class HybridRetriever:
     def idf(self, word: str) -> float | None:
         return self._index.idf(word)
 
-    def retrieve(
-        self, query: str, top_k: int | None = None, mode: str | None = None, vector: np.ndarray | None = None
-    ) -> Retrieval:
+    def retrieve(self, query: str, top_k: int | None = None, mode: str | None = None, vector: np.ndarray | None = None) -> Retrieval:
         """Hits for ``query``, best first. ``mode``: dense, bm25, hybrid, or rerank (hybrid re-scored);
         the default is rerank when a reranker is configured, else hybrid. Pass ``vector`` when the
         query was embedded already (batches)."""
@@ -94,9 +92,7 @@ class HybridRetriever:
         ranked = sorted(fused, key=lambda i: (-fused[i], i))[:depth]
         missing = [i for i in ranked if i not in chunks]
         chunks.update({c.id: c for c in self._index.get(missing)})
-        hits = [
-            Hit(chunks[i], fused[i], similarity.get(i), bm25_scores.get(i)) for i in ranked if i in chunks
-        ]
+        hits = [Hit(chunks[i], fused[i], similarity.get(i), bm25_scores.get(i)) for i in ranked if i in chunks]
         if mode == "rerank" and hits:
             assert self.reranker is not None
             head, tail = hits[: self.settings.rerank_candidates], hits[self.settings.rerank_candidates :]

@@ -43,7 +43,9 @@ _URL = re.compile(
 _ENTITY = re.compile(r"&(#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
 # schemes that load or run something; any other "word:" (a time, "Note:") is plain text
 _ACTIVE_SCHEMES = {"http", "https", "ftp", "ftps", "file", "data", "javascript", "vbscript", "blob", "ws", "wss", "sftp", "smb"}
-_ACTIVE_TAG = re.compile(r"<\s*/?\s*(img|a|script|iframe|style|link|meta|object|embed|svg|video|audio|source|form|base)\b[^>]*>", re.IGNORECASE)
+_ACTIVE_TAG = re.compile(
+    r"<\s*/?\s*(img|a|script|iframe|style|link|meta|object|embed|svg|video|audio|source|form|base)\b[^>]*>", re.IGNORECASE
+)
 _LOCAL_NETLOC = re.compile(r"^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$", re.IGNORECASE)
 
 

@@ -30,10 +30,10 @@ from typing import Protocol
 
 import numpy as np
 
-from rag.index.embeddings import Embedder
-from rag.text.question import QuestionPart, kind_fit, parts
 from rag.answer.safety import instruction_spans, mask_instructions
+from rag.index.embeddings import Embedder
 from rag.schema import Hit
+from rag.text.question import QuestionPart, kind_fit, parts
 from rag.text.spans import NUMBER_WORDS, STOPWORDS, content_word_forms, content_words, numbers, overlap, plain, sentences, weighted_overlap
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -227,12 +227,11 @@ class Verifier:
                     self.spans.append((i, start, end))
         texts = [hits[i].chunk.text[a:b] for i, a, b in self.spans]
         self._span_words = [content_words(t) for t in texts]
+        self._span_vectors: np.ndarray | None = None
+        self._question_vector: np.ndarray | None = None
         if embedder is not None and texts:
             self._span_vectors = embedder.embed_documents(texts)
             self._question_vector = embedder.embed_queries([question])[0]
-        else:
-            self._span_vectors = None
-            self._question_vector = None
         self._sentence_vectors: dict[str, np.ndarray] = {}
         self._part_ranks: dict[tuple[int, int, int], list[float]] = {}  # each span's rank for each part of the question
 
@@ -260,7 +259,11 @@ class Verifier:
     def best_mentioning(self, words: frozenset[str], min_score: float) -> Evidence | None:
         """The best sentence, scoring at least ``min_score``, that mentions one of ``words``."""
         return next(
-            (e for e in self._scored_spans if e.score >= min_score and words & content_words(self.hits[e.n - 1].chunk.text[e.start : e.end])),
+            (
+                e
+                for e in self._scored_spans
+                if e.score >= min_score and words & content_words(self.hits[e.n - 1].chunk.text[e.start : e.end])
+            ),
             None,
         )
 
@@ -355,7 +358,9 @@ class Verifier:
             ]
             part = max(range(len(ranks)), key=lambda p: ranks[p])
             self._part_ranks[(i + 1, start, end)] = ranks
-            scored.append(Evidence(i + 1, start, end, round(score, 4), round(coverage, 4), round(float(sim), 4), round(ranks[part], 4), part))
+            scored.append(
+                Evidence(i + 1, start, end, round(score, 4), round(coverage, 4), round(float(sim), 4), round(ranks[part], 4), part)
+            )
         scored.sort(key=lambda e: (-e.rank, -e.score, e.n, e.start))
         return scored
 
@@ -487,12 +492,18 @@ class CrossEncoderEntailment:
 
         source = locate(spec, "verifier")
         self._model = load_model(
-            sentence_transformers_class("CrossEncoder"), source, kind="verifier", spec=spec, downloads_allowed=downloads_allowed,
+            sentence_transformers_class("CrossEncoder"),
+            source,
+            kind="verifier",
+            spec=spec,
+            downloads_allowed=downloads_allowed,
             hint="pass an NLI cross-encoder folder or name (e.g. cross-encoder/nli-deberta-v3-small)",
         )
         labels = {str(v).lower(): int(k) for k, v in (self._model.config.id2label or {}).items()}
         if "entailment" not in labels:
-            raise ModelError(f"verifier '{spec}' has no 'entailment' label", "use an NLI cross-encoder (labels contradiction/entailment/neutral)")
+            raise ModelError(
+                f"verifier '{spec}' has no 'entailment' label", "use an NLI cross-encoder (labels contradiction/entailment/neutral)"
+            )
         self._index = labels["entailment"]
         self.name = source.name
 

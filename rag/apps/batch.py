@@ -245,7 +245,9 @@ def run_batch(
             vectors = rag.embedder.embed_queries([resolved[q.id].query for q in group])
             jobs = zip(group, vectors)
             records = (
-                pool.map(lambda job: _answer_record(rag, job[0], resolved[job[0].id], job[1], meta), jobs)  # results come back in input order
+                pool.map(
+                    lambda job: _answer_record(rag, job[0], resolved[job[0].id], job[1], meta), jobs
+                )  # results come back in input order
                 if pool is not None
                 else (_answer_record(rag, q, resolved[q.id], v, meta) for q, v in jobs)
             )
@@ -283,4 +285,3 @@ def _answer_record(rag: Rag, question: Question, follow: FollowUp, vector: Any, 
         return {"id": question.id, "question": question.text, "error": err.problem, "fix": err.hint, **meta}
     conversation = {"conversation": question.conversation} if question.conversation is not None else {}
     return {"id": question.id, **conversation, **answer.to_json(), **meta}
-

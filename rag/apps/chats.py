@@ -124,13 +124,15 @@ class ChatStore:
         title = next((c.title for c in self.chats(owner) if c.id == chat_id), "Chat")
         turns = self.turns(owner, chat_id)
         if fmt == "json":
-            return json.dumps({"title": title, "turns": [{"question": t.question, **t.answer} for t in turns]}, ensure_ascii=False, indent=2)
+            return json.dumps(
+                {"title": title, "turns": [{"question": t.question, **t.answer} for t in turns]}, ensure_ascii=False, indent=2
+            )
         lines = [f"# {title}", ""]
         for t in turns:
             lines += [f"**You:** {t.question}", "", f"**Assistant:** {t.shown}", ""]
             for c in t.answer.get("citations", []):
                 page = f", page {c['page']}" if c.get("page") is not None else ""
-                lines.append(f"- [{c['n']}] {c['source']}{page}: \"{' '.join(str(c['quote']).split())}\"")
+                lines.append(f'- [{c["n"]}] {c["source"]}{page}: "{" ".join(str(c["quote"]).split())}"')
             lines.append("")
         return "\n".join(lines)
 

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import shlex
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rag import __version__
+from rag.answer.safety import for_terminal, json_for_terminal
 from rag.config import Settings, load_settings
 from rag.errors import InputError, RagError
-from rag.answer.safety import for_terminal, json_for_terminal
 from rag.schema import REASON_TITLES, Answer, IngestReport
+
+if TYPE_CHECKING:
+    from rag.index.index import IndexStatus
 
 
 def echo(message: object = "", **kwargs: Any) -> None:
@@ -95,6 +98,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(err.exit_code)
         except (click.exceptions.Exit, click.ClickException):
             raise
+        except BrokenPipeError:  # the reader went away (rag status | head): stop quietly, as other tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except Exception as err:  # a bug: say so briefly, show the traceback on request
             if os.environ.get("RAG_DEBUG"):
                 raise
@@ -178,7 +184,14 @@ def _progress_bar(*, enabled: bool) -> tuple[Any, Any]:
     )
 
     console = Console(stderr=True)
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]
     return console, Progress(*columns, console=console, disable=not enabled or not console.is_terminal)
 
 
@@ -196,7 +209,9 @@ def _print_report(report: IngestReport) -> None:
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
 @click.option(
-    "--history", "history_file", type=click.Path(path_type=Path),
+    "--history",
+    "history_file",
+    type=click.Path(path_type=Path),
     help="Earlier questions of the conversation (.json list, .jsonl or .txt, oldest first): QUESTION is their follow-up.",
 )
 @answer_options
@@ -272,58 +287,68 @@ def _print_answer(answer: Answer) -> None:
         echo(f"({answer.sources_dropped} retrieved passage(s) did not fit the context window)", err=True)
 
 
+_STATUS_KEYS = (
+    "index store embedder model model_path gpu_offload backend layers_offloaded device reason "
+    "files chunks store_chunks keyword_chunks recovered warning note"
+).split()
+
+
 @main.command("status")
 @click.option("--json", "as_json", is_flag=True)
 @settings_options
 @handle_errors
 def status_command(as_json: bool, **kwargs: Any) -> None:
     """What is indexed: files, chunks, embedder, index location, model."""
-    from rag.answer.llm import offload_status, resolve_model
     from rag.service import Rag
 
     settings = _settings(kwargs)
-    info: dict[str, Any] = {"index": str(settings.index_dir.resolve()), "embedder": settings.embedder, "model": settings.model}
-    if settings.llm_url:
-        info["model"] = f"served by {settings.llm_url}"
-        info["llm_server"] = settings.llm_url
-    else:
-        try:
-            path = resolve_model(settings.model, settings)
-            info["model_path"] = str(path)
-            info |= offload_status(path, settings)
-        except RagError as err:
-            info["model_path"] = f"unavailable: {err.problem}"
-    status = Rag(settings).status()
-    if status is not None:
-        if status.recovered is not None:
-            info["recovered"] = status.recovered  # an interrupted ingest was cleaned up on opening
-            if status.recovered.get("reindex"):
-                roots = " ".join(shlex.quote(r) for r in status.roots) or "PATH..."
-                info["note"] = f"{len(status.recovered['reindex'])} file(s) had lost their passages; index them again: rag ingest {roots}"
-        info.update(
-            store=status.location, embedder=status.embedder, files=status.files, chunks=status.chunks,
-            store_chunks=status.store_chunks, keyword_chunks=status.keyword_chunks, written_by=status.written_by,
-            roots=status.roots, file_names=status.file_names,
-        )
-        if not status.chunks == status.store_chunks == status.keyword_chunks:
-            info["warning"] = (
-                f"the manifest names {status.chunks} chunks, the store holds {status.store_chunks} and the keyword index "
-                f"{status.keyword_chunks}: a write is in progress, or the index could not be repaired; "
-                f"run `rag status` again when no `rag ingest` is running"
-            )
-    else:
-        info.update(store=settings.chroma_url or str(settings.index_dir.resolve() / "chroma"), files=0, chunks=0,
-                    note="nothing indexed yet: run `rag ingest PATH...`")
+    info: dict[str, Any] = {"index": str(settings.index_dir.resolve()), "embedder": settings.embedder}
+    info |= _model_status(settings)
+    info |= _index_status(Rag(settings).status(), settings)
     if as_json:
         echo_json(json.dumps(info, indent=2))
         return
-    keys = ("index", "store", "embedder", "model", "model_path", "gpu_offload", "backend", "layers_offloaded", "device", "reason",
-            "files", "chunks", "store_chunks", "keyword_chunks", "recovered", "warning", "note")
-    for key in keys:
+    for key in _STATUS_KEYS:
         if key in info:
             echo(f"{key:>22}: {info[key]}")
     for name in info.get("file_names", [])[:50]:
         echo(f"{'':>24}{name}")
+
+
+def _model_status(settings: Settings) -> dict[str, Any]:
+    from rag.answer.llm import offload_status, resolve_model
+
+    if settings.llm_url:
+        return {"model": f"served by {settings.llm_url}", "llm_server": settings.llm_url}
+    info: dict[str, Any] = {"model": settings.model}
+    try:
+        path = resolve_model(settings.model, settings)
+    except RagError as err:
+        return info | {"model_path": f"unavailable: {err.problem}"}
+    return info | {"model_path": str(path)} | offload_status(path, settings)
+
+
+def _index_status(status: IndexStatus | None, settings: Settings) -> dict[str, Any]:
+    if status is None:
+        store = settings.chroma_url or str(settings.index_dir.resolve() / "chroma")
+        return {"store": store, "files": 0, "chunks": 0, "note": "nothing indexed yet: run `rag ingest PATH...`"}
+    info: dict[str, Any] = {
+        "store": status.location, "embedder": status.embedder, "files": status.files, "chunks": status.chunks,
+        "store_chunks": status.store_chunks, "keyword_chunks": status.keyword_chunks, "written_by": status.written_by,
+        "roots": status.roots, "file_names": status.file_names,
+    }  # fmt: skip
+    if status.recovered is not None:
+        info["recovered"] = status.recovered  # an interrupted ingest was cleaned up on opening
+        if status.recovered.get("reindex"):
+            roots = " ".join(shlex.quote(r) for r in status.roots) or "PATH..."
+            info["note"] = f"{len(status.recovered['reindex'])} file(s) had lost their passages; index them again: rag ingest {roots}"
+    if not status.chunks == status.store_chunks == status.keyword_chunks:
+        info["warning"] = (
+            f"the manifest names {status.chunks} chunks, the store holds {status.store_chunks} and the keyword index "
+            f"{status.keyword_chunks}: a write is in progress, or the index could not be repaired; "
+            f"run `rag status` again when no `rag ingest` is running"
+        )
+    return info
 
 
 @main.command("batch")
@@ -385,7 +410,9 @@ def _emit_report(report: dict[str, Any], as_json: bool, report_file: Path | None
 
 @eval_group.command("retrieval")
 @click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--compare", default="hybrid", show_default=True, help="Comma-separated variants: dense, bm25, hybrid, rerank (needs --reranker).")
+@click.option(
+    "--compare", default="hybrid", show_default=True, help="Comma-separated variants: dense, bm25, hybrid, rerank (needs --reranker)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path), help="Also write the JSON report here.")
 @settings_options
@@ -407,15 +434,26 @@ def eval_retrieval_command(folder: Path, compare: str, as_json: bool, report_fil
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path), help="Also write the JSON report here.")
 @click.option("--chart", type=click.Path(path_type=Path), help="Write a PNG chart of the metrics here.")
-@click.option("--unanswerable", is_flag=True, help="Also ask the questions of an index without their gold documents; report the refusal rate.")
-@click.option("--details", "details_file", type=click.Path(path_type=Path), help="Write one JSON line per question asked (answer, mode, scores).")
+@click.option(
+    "--unanswerable", is_flag=True, help="Also ask the questions of an index without their gold documents; report the refusal rate."
+)
+@click.option(
+    "--details", "details_file", type=click.Path(path_type=Path), help="Write one JSON line per question asked (answer, mode, scores)."
+)
 @click.option("--top-k", type=int, help="Passages given to the model (RAG_TOP_K).")
 @click.option("--max-tokens", type=int, help="Longest answer in tokens (RAG_MAX_TOKENS).")
 @settings_options
 @handle_errors
 def eval_qa_command(
-    folder: Path, limit: int | None, sample_seed: int, as_json: bool, report_file: Path | None, chart: Path | None, unanswerable: bool,
-    details_file: Path | None, **kwargs: Any
+    folder: Path,
+    limit: int | None,
+    sample_seed: int,
+    as_json: bool,
+    report_file: Path | None,
+    chart: Path | None,
+    unanswerable: bool,
+    details_file: Path | None,
+    **kwargs: Any,
 ) -> None:
     """Exact match, F1, containment, citation precision, retrieval recall, refusals, latency.
 
@@ -439,7 +477,10 @@ def eval_qa_command(
 @click.option("--auth", envvar="RAG_AUTH", help="user:password required to open the page (or RAG_AUTH).")
 @click.option("--max-upload-mb", default=50.0, show_default=True, type=float, help="Largest file the page accepts.")
 @click.option(
-    "--max-waiting", default=8, show_default=True, type=click.IntRange(min=0),
+    "--max-waiting",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=0),
     help="Questions that may wait behind the one being answered; beyond that the page answers 'busy, try again'.",
 )
 @settings_options
@@ -468,7 +509,7 @@ def demo_command(question: str, **kwargs: Any) -> None:
     ctx.invoke(ingest_command, paths=(sample_dir(),), rebuild=False, as_json=False, max_file_mb=None, **kwargs)
     echo(f"\nQ: {question}\nA: ", nl=False)
     ctx.invoke(ask_command, question=question, as_json=False, top_k=None, max_tokens=None, temperature=None, **kwargs)
-    echo("\nNext: ask your own question with  rag ask \"...\"  or index your folder with  rag ingest ~/Documents")
+    echo('\nNext: ask your own question with  rag ask "..."  or index your folder with  rag ingest ~/Documents')
 
 
 @main.group("models")
@@ -497,8 +538,15 @@ def models_list_command(n_ctx: int, as_json: bool) -> None:
         kind = "reasoning" if r["reasoning"] else ("chat" if r["chat"] else "BASE (no chat)")
         kind += "" if r["reader"] or not r["chat"] else ", weak reader"
         table.add_row(
-            r["name"], r["family"], f"{r['params_b']:g}B", r["quant"], f"{r['download_gb']:g} GB", f"{r['memory_gib']:.1f} GiB",
-            r["licence"].split(";")[0], kind, "yes" if r["installed"] else "",
+            r["name"],
+            r["family"],
+            f"{r['params_b']:g}B",
+            r["quant"],
+            f"{r['download_gb']:g} GB",
+            f"{r['memory_gib']:.1f} GiB",
+            r["licence"].split(";")[0],
+            kind,
+            "yes" if r["installed"] else "",
             f"{r['repo']}/{r['file']}" if not r["repo"].startswith("bundled:") else r["repo"],
         )
     Console(width=200).print(table)
@@ -543,7 +591,7 @@ def models_pull_command(name: str, offline: bool | None) -> None:
     os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
     path = pull(name, downloads_allowed=settings.downloads_allowed)
     echo(f"ready: {path}")
-    echo(f"use it with: rag ask --model {name} \"...\"")
+    echo(f'use it with: rag ask --model {name} "..."')
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,7 +50,7 @@ class EgressGuard:
         self.refused.append(what)
         return EgressRefused(f"rag allows no connection beyond this machine: refused {what}")
 
-    def install(self) -> "EgressGuard":
+    def install(self) -> EgressGuard:
         if self._saved:
             return self
         real_connect, real_connect_ex, real_getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
@@ -75,8 +75,8 @@ class EgressGuard:
                 raise socket.gaierror(socket.EAI_NONAME, f"rag allows no lookup beyond this machine: refused {name}")
             return real_getaddrinfo(host, *args, **kwargs)
 
-        socket.socket.connect = connect  # type: ignore[method-assign]
-        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+        socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
         socket.getaddrinfo = getaddrinfo
         return self
 

@@ -16,14 +16,14 @@ import re
 import statistics
 import string
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from rag.answer.retrieval import MODES, Retriever
 from rag.config import Settings
 from rag.errors import InputError
-from rag.answer.retrieval import MODES, Retriever
 from rag.schema import Answer
 from rag.service import Rag
 
@@ -32,7 +32,7 @@ def _open(folder: Path, name: str) -> Iterator[str]:
     for candidate in (folder / name, folder / f"{name}.gz"):
         if candidate.exists():
             opener = gzip.open if candidate.suffix == ".gz" else open
-            with opener(candidate, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
+            with opener(candidate, "rt", encoding="utf-8") as handle:
                 yield from handle
             return
     raise InputError(f"{folder} has no {name} (or {name}.gz)", "pass a BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")
@@ -121,7 +121,13 @@ def evaluate_retrieval(folder: Path, rag: Rag, modes: list[str]) -> dict[str, An
             totals.update(retrieval_metrics(ranked_docs(retriever, queries[qid], mode, sources), relevant))
         n = len(qrels) or 1
         results[mode] = {k: round(v / n, 4) for k, v in totals.items()} | {"seconds": round(time.perf_counter() - started, 2)}
-    return {"dataset": str(folder), "queries": len(qrels), "documents": len(sources), "variants": results, "settings": _settings_used(settings)}
+    return {
+        "dataset": str(folder),
+        "queries": len(qrels),
+        "documents": len(sources),
+        "variants": results,
+        "settings": _settings_used(settings),
+    }
 
 
 def normalise_answer(text: str) -> str:
@@ -178,9 +184,7 @@ def evaluate_qa(
             # Other documents sometimes answer a question too (SQuAD articles repeat facts): answers
             # that still contain a gold answer are counted, and the refusal rate is also given without them.
             "answered_with_gold_from_other_documents": blind["answered_with_gold"],
-            "refusal_rate_without_those": round(
-                blind["refusal_rate"] * len(items) / max(1, len(items) - blind["answered_with_gold"]), 4
-            ),
+            "refusal_rate_without_those": round(blind["refusal_rate"] * len(items) / max(1, len(items) - blind["answered_with_gold"]), 4),
             "latency_p50_s": blind["latency_p50_s"],
         }
         report["refusal_rate_unanswerable"] = blind["refusal_rate"]
@@ -196,7 +200,7 @@ def evaluate_qa(
 def _qa_metrics(
     eval_rag: Rag, doc_of: dict[str, str], items: list[dict[str, Any]], sink: IO[str] | None = None, setting: str = ""
 ) -> dict[str, Any]:
-    totals: Counter[str] = Counter()
+    totals: dict[str, float] = defaultdict(float)
     latencies: list[float] = []
     retriever = eval_rag.retriever()
     for item in items:
@@ -204,7 +208,8 @@ def _qa_metrics(
         latencies.append(answer.latency_s)
         gold_docs = {str(d) for d in item.get("doc_ids", [])}
         retrieved = {doc_of.get(h.chunk.source) for h in retriever.retrieve(item["question"]).hits} if gold_docs else set()
-        totals.update(_qa_counts(item, answer, doc_of, gold_docs, retrieved))
+        for key, count in _qa_counts(item, answer, doc_of, gold_docs, retrieved).items():
+            totals[key] += count
         if sink is not None:
             sink.write(json.dumps(_qa_detail(item, answer, doc_of, gold_docs, setting), ensure_ascii=False) + "\n")
             sink.flush()
@@ -221,26 +226,28 @@ def _model_claims(answer: Answer) -> list[Any]:
     return claims[: len(claims) - len(answer.citations)] if answer.mode == "extractive" else claims
 
 
-def _qa_counts(item: dict[str, Any], answer: Answer, doc_of: dict[str, str], gold_docs: set[str], retrieved: set[str | None]) -> Counter[str]:
+def _qa_counts(
+    item: dict[str, Any], answer: Answer, doc_of: dict[str, str], gold_docs: set[str], retrieved: set[str | None]
+) -> dict[str, float]:
     golds, text = _golds(item), answer.text
     has_gold = any(normalise_answer(g) and normalise_answer(g) in normalise_answer(text) for g in golds)
     claims = _model_claims(answer)
-    counts: Counter[str] = Counter(
-        em=max(float(normalise_answer(text) == normalise_answer(g)) for g in golds),
-        f1=max(f1_score(text, g) for g in golds),
-        contained=has_gold,
-        refused=answer.refused,
-        answered_with_gold=has_gold and not answer.refused,
-        sentences=len(claims),
-        unsupported=sum(1 for c in claims if not c.supported),
-        rejected_supported=sum(1 for c in claims if not c.supported and c.reason in ("off-topic", "over-limit")),
-        generated=answer.mode == "generated",
-    )
+    counts: dict[str, float] = {
+        "em": max(float(normalise_answer(text) == normalise_answer(g)) for g in golds),
+        "f1": max(f1_score(text, g) for g in golds),
+        "contained": has_gold,
+        "refused": answer.refused,
+        "answered_with_gold": has_gold and not answer.refused,
+        "sentences": len(claims),
+        "unsupported": sum(1 for c in claims if not c.supported),
+        "rejected_supported": sum(1 for c in claims if not c.supported and c.reason in ("off-topic", "over-limit")),
+        "generated": answer.mode == "generated",
+    }
     if gold_docs:
-        counts["cited"] += len(answer.citations)
-        counts["cited_gold"] += sum(doc_of.get(c.source) in gold_docs for c in answer.citations)
-        counts["recall_total"] += 1
-        counts["recall_hits"] += bool(retrieved & gold_docs)
+        counts["cited"] = len(answer.citations)
+        counts["cited_gold"] = sum(doc_of.get(c.source) in gold_docs for c in answer.citations)
+        counts["recall_total"] = 1
+        counts["recall_hits"] = bool(retrieved & gold_docs)
     return counts
 
 
@@ -267,7 +274,7 @@ def _share(part: float, whole: float) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _qa_summary(c: Counter[str], n_items: int, latencies: list[float], top_k: int) -> dict[str, Any]:
+def _qa_summary(c: dict[str, float], n_items: int, latencies: list[float], top_k: int) -> dict[str, Any]:
     n = n_items or 1
     answered = n_items - c["refused"]
     return {
@@ -315,12 +322,26 @@ def evaluate_conversations(
                 verdict = _verdict(got, [str(a) for a in turn.get("answers", [])])
                 tallies[setting].update({verdict: 1, f"query_{got.query_method}": 1})
                 if sink is not None:
-                    sink.write(json.dumps({
-                        "setting": setting, "id": turn.get("id"), "conversation": cid, "question": turn["question"],
-                        "query": got.query, "query_method": got.query_method, "verdict": verdict, "answer": got.text,
-                        "refused": got.refused, "refusal_reason": got.refusal_reason, "gold_answers": turn.get("answers", []),
-                        "latency_s": got.latency_s,
-                    }, ensure_ascii=False) + "\n")
+                    sink.write(
+                        json.dumps(
+                            {
+                                "setting": setting,
+                                "id": turn.get("id"),
+                                "conversation": cid,
+                                "question": turn["question"],
+                                "query": got.query,
+                                "query_method": got.query_method,
+                                "verdict": verdict,
+                                "answer": got.text,
+                                "refused": got.refused,
+                                "refusal_reason": got.refusal_reason,
+                                "gold_answers": turn.get("answers", []),
+                                "latency_s": got.latency_s,
+                            },
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
                     sink.flush()
     if sink is not None:
         sink.close()
@@ -350,7 +371,15 @@ def _chart(report: dict[str, Any], path: Path) -> Path:
 
     keys = [
         k
-        for k in ("exact_match", "f1", "containment", "citation_precision", "unsupported_sentence_share", "false_refusal_rate", "refusal_rate_unanswerable")
+        for k in (
+            "exact_match",
+            "f1",
+            "containment",
+            "citation_precision",
+            "unsupported_sentence_share",
+            "false_refusal_rate",
+            "refusal_rate_unanswerable",
+        )
         if report.get(k) is not None
     ]
     keys += [k for k in report if k.startswith("retrieval_recall@") and report[k] is not None]
@@ -367,6 +396,20 @@ def _chart(report: dict[str, Any], path: Path) -> Path:
 
 
 def _settings_used(settings: Settings) -> dict[str, Any]:
-    keys = ("embedder", "model", "answer_mode", "top_k", "candidates", "rrf_k", "min_similarity", "relative_cutoff",
-            "chunk_tokens", "chunk_overlap", "n_ctx", "max_tokens", "temperature", "seed")
+    keys = (
+        "embedder",
+        "model",
+        "answer_mode",
+        "top_k",
+        "candidates",
+        "rrf_k",
+        "min_similarity",
+        "relative_cutoff",
+        "chunk_tokens",
+        "chunk_overlap",
+        "n_ctx",
+        "max_tokens",
+        "temperature",
+        "seed",
+    )
     return {k: getattr(settings, k) for k in keys}

@@ -21,9 +21,9 @@ def _libc() -> ctypes.CDLL | None:
         return None
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt  # noqa: B018 - glibc only (musl has neither function)
-        libc.malloc_trim
-    except (OSError, AttributeError):
+    except OSError:
+        return None
+    if not hasattr(libc, "mallopt") or not hasattr(libc, "malloc_trim"):  # glibc only (musl has neither)
         return None
     return libc
 

@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from rag.apps.egress import EgressGuard, url_hosts
-from rag.errors import InputError
 from rag.apps.malloc import cap_arenas
+from rag.errors import InputError
 from rag.service import Rag
 
 

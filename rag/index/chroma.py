@@ -138,7 +138,7 @@ class ChromaStore:
     def _open(self) -> Any:
         existing = {c.name for c in self._client.list_collections()}
         if self.collection_name in existing:
-            collection = self._client.get_collection(self.collection_name, embedding_function=self._ef)  # type: ignore[arg-type]
+            collection = self._client.get_collection(self.collection_name, embedding_function=self._ef)
             meta = collection.metadata or {}
             recorded = meta.get("embedder")
             if recorded != self.embedder_name or int(meta.get("dimension", self.dimension)) != self.dimension:
@@ -150,7 +150,7 @@ class ChromaStore:
             return collection
         return self._client.create_collection(
             self.collection_name,
-            embedding_function=self._ef,  # type: ignore[arg-type]
+            embedding_function=self._ef,
             metadata={"embedder": self.embedder_name, "dimension": self.dimension, "layout": LAYOUT_VERSION},
             configuration={"hnsw": {"space": "cosine"}},
         )

@@ -59,7 +59,7 @@ def require_existing(paths: list[Path]) -> None:
 
 
 def path_state(path: Path) -> str:
-    """"present", "missing", or "unreadable" (a folder on the way cannot be searched)."""
+    """ "present", "missing", or "unreadable" (a folder on the way cannot be searched)."""
     try:
         os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -104,7 +104,9 @@ def _check_linked_folder(path: Path, folder: Path, root: Path) -> FileError | No
     except (OSError, RuntimeError) as err:
         return FileError(display, "bad-symlink", f"a folder link that loops or dangles ({type(err).__name__}); not followed")
     if not target.is_relative_to(root):
-        return FileError(display, "outside-root", f"a folder link to {display_path(str(target))}, outside {display_path(str(root))}; not followed")
+        return FileError(
+            display, "outside-root", f"a folder link to {display_path(str(target))}, outside {display_path(str(root))}; not followed"
+        )
     if path.parent.resolve().is_relative_to(target):
         return FileError(display, "bad-symlink", "a folder link to a folder that contains it (a loop); not followed")
     return None
@@ -140,7 +142,5 @@ def _check_file(path: Path, root: Path, max_bytes: int, display: str) -> FileErr
     if size == 0:
         return FileError(display, "empty-file", "the file is empty")
     if size > max_bytes:
-        return FileError(
-            display, "too-large", f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB cap (raise --max-file-mb)"
-        )
+        return FileError(display, "too-large", f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB cap (raise --max-file-mb)")
     return None

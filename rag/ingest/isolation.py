@@ -23,6 +23,7 @@ from typing import IO
 from rag.ingest.loaders import LoadError, load, loader_for
 from rag.schema import Document
 
+
 class IsolatedParser:
     """One worker, reused across files; use as a context manager (or call ``close``)."""
 
@@ -31,7 +32,7 @@ class IsolatedParser:
         self.memory_mb = memory_mb
         self._worker: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> "IsolatedParser":
+    def __enter__(self) -> IsolatedParser:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -59,7 +60,10 @@ class IsolatedParser:
             env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
             self._worker = subprocess.Popen(
                 [sys.executable, "-m", "rag.ingest.parse_worker", str(self.memory_mb << 20), str(self.timeout_s), str(os.getpid())],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
             )
         return self._worker
 

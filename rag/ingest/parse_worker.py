@@ -21,11 +21,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 PR_SET_PDEATHSIG = 1
 
 
-def _read(stream) -> bytes | None:  # noqa: ANN001
+def _read(stream: BinaryIO) -> bytes | None:
     header = stream.read(8)
     if len(header) < 8:
         return None
@@ -33,7 +34,7 @@ def _read(stream) -> bytes | None:  # noqa: ANN001
     return stream.read(size)
 
 
-def _write(stream, payload: object) -> None:  # noqa: ANN001
+def _write(stream: BinaryIO, payload: object) -> None:
     data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(struct.pack("<Q", len(data)) + data)
     stream.flush()
@@ -86,7 +87,7 @@ def main() -> None:
         except MemoryError:
             _write(sink, ("error", ("too-large", f"parsing needed more than the {memory >> 20} MB memory cap (raise RAG_PARSE_MEMORY_MB)")))
             return  # start afresh after running out of memory
-        except BaseException as err:  # noqa: BLE001 - anything else is one bad file
+        except BaseException as err:
             _write(sink, ("error", ("parse-error", f"{type(err).__name__}: {err}")))
         finally:
             signal.alarm(0)

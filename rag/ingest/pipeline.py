@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.ingest.chunking import chunk_document
 from rag.config import Settings
 from rag.index.index import Index, IndexWriter
-from rag.ingest.isolation import IsolatedParser
-from rag.ingest.discovery import FoundFile, discover, path_state
-from rag.ingest.loaders import LOADER_VERSION, LoadError
 from rag.index.manifest import FileEntry, file_sha256
+from rag.ingest.chunking import chunk_document
+from rag.ingest.discovery import FoundFile, discover, path_state
+from rag.ingest.isolation import IsolatedParser
+from rag.ingest.loaders import LOADER_VERSION, LoadError
 from rag.schema import Chunk, FileError, IngestReport
 
 
@@ -141,7 +141,13 @@ def _remove_gone(writer: IndexWriter, paths: list[Path], found: list[FoundFile],
             gone.append(source)
         elif state == "unreadable":
             entry = writer.entry(source)
-            report.skipped.append(FileError(entry.display_name if entry else source, "unreadable", "its folder cannot be read; its previously indexed version is kept"))
+            report.skipped.append(
+                FileError(
+                    entry.display_name if entry else source,
+                    "unreadable",
+                    "its folder cannot be read; its previously indexed version is kept",
+                )
+            )
     entries, removed = writer.remove_files(gone)
     report.removed.extend(e.display_name for e in entries)
     report.chunks_removed += removed

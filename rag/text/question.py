@@ -11,13 +11,27 @@ import re
 from dataclasses import dataclass
 
 _KINDS: list[tuple[str, re.Pattern[str]]] = [
-    ("duration", re.compile(
-        r"\bhow long\b|\bfor how many (seconds|minutes|hours|days|weeks|months|years)\b"
-        r"|\bwhat (is|was|are|were) the (\w+\s){0,3}(period|term|duration)\b(?!\s*['\"“‘])", re.I)),
+    (
+        "duration",
+        re.compile(
+            r"\bhow long\b|\bfor how many (seconds|minutes|hours|days|weeks|months|years)\b"
+            r"|\bwhat (is|was|are|were) the (\w+\s){0,3}(period|term|duration)\b(?!\s*['\"“‘])",
+            re.I,
+        ),
+    ),
     ("date", re.compile(r"\bwhen\b|\b(what|which) (year|date|day|month|time|century|decade)\b|\bwhat time\b", re.I)),
-    ("quantity", re.compile(r"\bhow (many|much|often|far|big|large|old|tall|high|wide|deep|heavy)\b|\bwhat (percentage|share|proportion|number|amount|price|cost|fee|rate)\b", re.I)),
+    (
+        "quantity",
+        re.compile(
+            r"\bhow (many|much|often|far|big|large|old|tall|high|wide|deep|heavy)\b|\bwhat (percentage|share|proportion|number|amount|price|cost|fee|rate)\b",
+            re.I,
+        ),
+    ),
     ("person", re.compile(r"\bwho(m|se)?\b", re.I)),
-    ("place", re.compile(r"\bwhere\b|\b(which|what|in what) (city|country|town|place|region|state|county|street|room|building|office)\b", re.I)),
+    (
+        "place",
+        re.compile(r"\bwhere\b|\b(which|what|in what) (city|country|town|place|region|state|county|street|room|building|office)\b", re.I),
+    ),
 ]
 
 _NUMBER_WORDS = r"(?:\d+(?:[.,]\d+)*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|hundred|a|an|several|few)"
@@ -27,8 +41,13 @@ _WEEKDAYS = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekda
 
 _HOLDS: dict[str, re.Pattern[str]] = {
     "duration": re.compile(rf"\b{_NUMBER_WORDS}[\s-]+{_UNIT}\b|\b(annual|yearly|monthly|weekly|daily|lifetime)\b", re.I),
-    "date": re.compile(rf"\b(1[0-9]{{3}}|20[0-9]{{2}})\b|\b{_MONTHS}\b|\b{_WEEKDAYS}\b|\b\d{{1,2}}:\d{{2}}\b|\b\d{{1,2}}(st|nd|rd|th)\b", re.I),
-    "quantity": re.compile(r"\d|[€$£¥%]|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|half|twice)\b", re.I),
+    "date": re.compile(
+        rf"\b(1[0-9]{{3}}|20[0-9]{{2}})\b|\b{_MONTHS}\b|\b{_WEEKDAYS}\b|\b\d{{1,2}}:\d{{2}}\b|\b\d{{1,2}}(st|nd|rd|th)\b", re.I
+    ),
+    "quantity": re.compile(
+        r"\d|[€$£¥%]|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|half|twice)\b",
+        re.I,
+    ),
     "person": re.compile(r"(?<=[a-z,;:]\s)[A-Z][a-z]+"),
     "place": re.compile(r"\b(in|at|from|near|on)\s+(the\s+)?[A-Z][a-z]+"),
 }

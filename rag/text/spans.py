@@ -10,9 +10,7 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # A sentence ends at . ! or ? (after any closing quotes or a citation marker like ". [2]") followed by
 # white space that does not open a citation marker, at a blank line, or where a Markdown table row
 # begins (each row is a statement of its own: "| Paris | €60 |").
-_BOUNDARY = re.compile(
-    r"(?:(?<=[.!?])[\"')\]]*|(?<=[.!?] \[\d\])|(?<=[.!?]\[\d\]))\s+(?!\[\d)|\n[ \t]*\n|\n(?=[ \t]*\|)"
-)
+_BOUNDARY = re.compile(r"(?:(?<=[.!?])[\"')\]]*|(?<=[.!?] \[\d\])|(?<=[.!?]\[\d\]))\s+(?!\[\d)|\n[ \t]*\n|\n(?=[ \t]*\|)")
 
 
 def complete_prefix(text: str) -> int:
@@ -21,6 +19,7 @@ def complete_prefix(text: str) -> int:
     for match in _BOUNDARY.finditer(text):
         last = match.end()
     return last
+
 
 STOPWORDS = frozenset(
     """a about only above after again against all am an and any are as at be because been before being below
@@ -102,7 +101,7 @@ def plain(text: str) -> str:
     text = _EMPHASIS.sub(r"\2", text)
     lines = []
     for line in text.split("\n"):
-        if "|" in line and line.strip().startswith("|") or line.count("|") >= 2:
+        if ("|" in line and line.strip().startswith("|")) or line.count("|") >= 2:
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             line = ", ".join(c for c in cells if c)
         lines.append(line)

@@ -24,7 +24,7 @@ def _load_docx(path: Path) -> Document:
             members = archive.infolist()
         unpacked = sum(m.file_size for m in members)
         packed = sum(m.compress_size for m in members) or 1
-        if unpacked > MAX_DOCX_UNPACKED or unpacked / packed > MAX_ZIP_RATIO and unpacked > 10_000_000:
+        if unpacked > MAX_DOCX_UNPACKED or (unpacked / packed > MAX_ZIP_RATIO and unpacked > 10_000_000):
             raise LoadError(
                 "zip-bomb",
                 f"the .docx would unpack to {unpacked / 1e6:.0f} MB ({unpacked / packed:.0f}x its size); not opened",

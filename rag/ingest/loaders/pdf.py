@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -51,9 +52,7 @@ def _load_pdf(path: Path) -> Document:
                 if contents is not None:
                     contents.get_data()
             except LimitReachedError:
-                raise LoadError(
-                    "decompression-bomb", f"page {number} inflates past the parser's safety limit; not indexed"
-                ) from None
+                raise LoadError("decompression-bomb", f"page {number} inflates past the parser's safety limit; not indexed") from None
             text = _pdf_headings(normalise(page.extract_text() or "").strip())
             if parts:
                 parts.append("\n\n")
@@ -68,10 +67,9 @@ def _load_pdf(path: Path) -> Document:
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as err:
         raise LoadError("corrupt-pdf", f"cannot read the PDF ({type(err).__name__}: {err}); it may be truncated or damaged") from None
     title = ""
-    try:
-        title = str((reader.metadata or {}).get("/Title") or "")
-    except Exception:
-        pass
+    with contextlib.suppress(Exception):  # a damaged information dictionary costs the title only
+        metadata = reader.metadata
+        title = str(metadata.get("/Title") or "") if metadata is not None else ""
     return Document(source=str(path), text="".join(parts), pages=pages, title=title)
 
 
