@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from servers import free_port, llama_server_argv  # noqa: E402
+
 from rag.apps.batch import run_batch  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.sample import QUESTIONS, sample_dir  # noqa: E402
@@ -87,14 +89,6 @@ def main() -> None:
     print(json.dumps(out, indent=2))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def server_comparison(args: argparse.Namespace) -> None:
     import urllib.request
 
@@ -106,22 +100,10 @@ def server_comparison(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if url is None:
             model = resolve_model("bundled:smollm2", Settings(index_dir=Path(tmp) / "unused"))
-            port = _free_port()
+            port = free_port()
             url = f"http://127.0.0.1:{port}/v1"
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "llama_cpp.server",
-                    "--model",
-                    str(model),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--n_ctx",
-                    "4096",
-                ],
+                llama_server_argv(model, port),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))  # docgen: writes the PDF/DOCX fixtures
+sys.path.insert(0, str(ROOT / "scripts"))  # docgen (PDF/DOCX fixtures), servers, hostile_corpus
+
+from servers import free_port  # noqa: E402
+
+__all__ = ["free_port"]  # tests import it from here
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -175,12 +179,6 @@ def rag(tmp_path: Path):
         return result
 
     return run
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 120) -> None:

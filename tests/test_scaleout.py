@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import free_port, serve
+from servers import llama_server_argv
 
 pytestmark = pytest.mark.slow
 
@@ -24,21 +24,7 @@ def llm_server(tmp_path: Path) -> Iterator[str]:
 
     model = resolve_model("bundled:smollm2", Settings(index_dir=tmp_path / "unused", offline=True))
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "4096",
-        "--seed",
-        "0",
-    ]
+    argv = llama_server_argv(model, port, seed=0)
     url = f"http://127.0.0.1:{port}/v1"
     yield from (url for _ in serve(argv, f"{url}/models", tmp_path / "llm.log"))
 

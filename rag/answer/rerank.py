@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from rag.index.st_models import load_model, locate, sentence_transformers_class
+from rag.index.st_models import load_cross_encoder
 
 
 class Reranker(Protocol):
@@ -18,16 +18,8 @@ class Reranker(Protocol):
 
 class CrossEncoderReranker:
     def __init__(self, spec: str, *, downloads_allowed: bool = True) -> None:
-        source = locate(spec, "reranker")
-        self._model = load_model(
-            sentence_transformers_class("CrossEncoder"),
-            source,
-            kind="reranker",
-            spec=spec,
-            downloads_allowed=downloads_allowed,
-            hint="pass a sentence-transformers CrossEncoder folder or name, e.g. cross-encoder/ms-marco-MiniLM-L6-v2",
-        )
-        self.name = source.name
+        hint = "pass a sentence-transformers CrossEncoder folder or name, e.g. cross-encoder/ms-marco-MiniLM-L6-v2"
+        self._model, self.name = load_cross_encoder(spec, kind="reranker", downloads_allowed=downloads_allowed, hint=hint)
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         if not passages:

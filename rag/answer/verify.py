@@ -488,24 +488,16 @@ class CrossEncoderEntailment:
 
     def __init__(self, spec: str, *, downloads_allowed: bool = True) -> None:
         from rag.errors import ModelError
-        from rag.index.st_models import load_model, locate, sentence_transformers_class
+        from rag.index.st_models import load_cross_encoder
 
-        source = locate(spec, "verifier")
-        self._model = load_model(
-            sentence_transformers_class("CrossEncoder"),
-            source,
-            kind="verifier",
-            spec=spec,
-            downloads_allowed=downloads_allowed,
-            hint="pass an NLI cross-encoder folder or name (e.g. cross-encoder/nli-deberta-v3-small)",
-        )
+        hint = "pass an NLI cross-encoder folder or name (e.g. cross-encoder/nli-deberta-v3-small)"
+        self._model, self.name = load_cross_encoder(spec, kind="verifier", downloads_allowed=downloads_allowed, hint=hint)
         labels = {str(v).lower(): int(k) for k, v in (self._model.config.id2label or {}).items()}
         if "entailment" not in labels:
             raise ModelError(
                 f"verifier '{spec}' has no 'entailment' label", "use an NLI cross-encoder (labels contradiction/entailment/neutral)"
             )
         self._index = labels["entailment"]
-        self.name = source.name
 
     def entailment(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         logits = np.asarray(self._model.predict(list(pairs), show_progress_bar=False, convert_to_numpy=True, apply_softmax=True))

@@ -72,3 +72,12 @@ def load_model(
     except (OSError, ValueError) as err:
         offline = not source.local and not downloads_allowed
         raise ModelError(f"cannot load {kind} '{spec}': {err}", OFFLINE_HINT if offline else hint) from None
+
+
+def load_cross_encoder(spec: str, *, kind: str, downloads_allowed: bool, hint: str) -> tuple[Any, str]:
+    """A sentence-transformers ``CrossEncoder`` (a reranker, an NLI verifier) and the name it goes by."""
+    source = locate(spec, kind)
+    model = load_model(
+        sentence_transformers_class("CrossEncoder"), source, kind=kind, spec=spec, downloads_allowed=downloads_allowed, hint=hint
+    )
+    return model, source.name
