@@ -88,7 +88,7 @@ def session(url: str, n: int, deadline: float, results: dict, lock: threading.Lo
                     results["total"].append(time.perf_counter() - started)
             if busy:  # as a person would: wait a moment before asking again
                 time.sleep(2)
-        except Exception as err:
+        except Exception as err:  # every failure is counted
             with lock:
                 results["errors"] += 1
                 results["error_samples"].append(f"{type(err).__name__}: {err}"[:200])

@@ -63,7 +63,7 @@ def reader(index_dir: Path, stop: Path, out: Path) -> None:
             else:
                 rag.index.search_keywords(rng.choice(QUESTIONS), 10)
             counts[what] += 1
-        except Exception as err:
+        except Exception as err:  # every failure is reported, none stops the reader
             errors.append(f"{what}: {type(err).__name__}: {err}"[:300])
     out.write_text(json.dumps({"counts": counts, "errors": errors}))
 

@@ -20,7 +20,7 @@ def page_image(path: str, page: int, quote: str) -> str | None:
     None when the file or page cannot be rendered."""
     try:
         return _render(path, Path(path).stat().st_mtime_ns, page, " ".join(quote.split()))
-    except Exception:
+    except Exception:  # a missing, changed or damaged file: the text passage still shows
         return None
 
 

@@ -83,7 +83,7 @@ class CatalogueModel:
             from huggingface_hub import try_to_load_from_cache
 
             return isinstance(try_to_load_from_cache(self.repo, self.file), str)
-        except Exception:
+        except Exception:  # no cache, no hub library: not installed
             return False
 
     def get_command(self) -> str:

@@ -130,7 +130,7 @@ class Segment:
 
     # building -------------------------------------------------------------------
     @classmethod
-    def from_term_counts(cls, name: str, ids: list[str], counts: list[Counter[str]]) -> "Segment":
+    def from_term_counts(cls, name: str, ids: list[str], counts: list[Counter[str]]) -> Segment:
         vocab = sorted({t for c in counts for t in c})
         row_of = {t: i for i, t in enumerate(vocab)}
         rows: list[int] = []
@@ -147,7 +147,7 @@ class Segment:
     @classmethod
     def _from_triples(
         cls, name: str, ids: list[str], vocab: list[str], doc_len: np.ndarray, rows: np.ndarray, cols: np.ndarray, tfs: np.ndarray
-    ) -> "Segment":
+    ) -> Segment:
         order = np.lexsort((cols, rows))
         rows, cols, tfs = rows[order], cols[order], tfs[order]
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
@@ -156,7 +156,7 @@ class Segment:
         return cls(name, ids, vocab, doc_len, indptr, cols.astype(np.int32), np.minimum(tfs, 65535).astype(np.uint16))
 
     @classmethod
-    def merge(cls, name: str, segments: list["Segment"]) -> "Segment":
+    def merge(cls, name: str, segments: list[Segment]) -> Segment:
         """One segment holding the live documents of ``segments`` (postings remapped, no re-tokenising)."""
         vocab = sorted(set().union(*(s.vocab for s in segments)))
         row_of = {t: i for i, t in enumerate(vocab)}
@@ -194,7 +194,7 @@ class Segment:
         self.saved = True
 
     @classmethod
-    def read(cls, directory: Path, name: str, deleted: list[int]) -> "Segment":
+    def read(cls, directory: Path, name: str, deleted: list[int]) -> Segment:
         folder = directory / name
         split = lambda f: [line for line in (folder / f).read_text(encoding="utf-8").split("\n") if line]  # noqa: E731
         arrays = {a: np.load(folder / f"{a}.npy", mmap_mode="r") for a in ("doc_len", "indptr", "docs", "tf")}
@@ -236,7 +236,7 @@ class BM25Index:
     def ids(self) -> list[str]:
         return [i for s in self.segments for i, keep in zip(s.ids, s.live) if keep]
 
-    def copy(self) -> "BM25Index":
+    def copy(self) -> BM25Index:
         """An index that can be changed without changing this one (segment arrays are shared:
         they are never modified)."""
         segments = [replace(s, deleted=set(s.deleted), _live=None) for s in self.segments]
@@ -249,7 +249,7 @@ class BM25Index:
         return self._tokenize(text)
 
     @classmethod
-    def build(cls, records: Iterable[tuple[str, str]], generation: int) -> "BM25Index":
+    def build(cls, records: Iterable[tuple[str, str]], generation: int) -> BM25Index:
         index = cls([], generation)
         index.add(records)
         return index
@@ -365,7 +365,7 @@ class BM25Index:
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, directory: Path, generation: int) -> "BM25Index | None":
+    def load(cls, directory: Path, generation: int) -> BM25Index | None:
         """The saved index if it matches ``generation``; ``None`` means the caller must bring one
         up to date (a writer between commits, a crash, a damaged file)."""
         found = cls.load_latest(directory)
@@ -375,11 +375,11 @@ class BM25Index:
     def saved_generation(directory: Path) -> int | None:
         try:
             return int(json.loads((directory / "meta.json").read_text(encoding="utf-8"))["generation"])
-        except Exception:  # noqa: BLE001 - missing or damaged: nothing usable is saved
+        except Exception:  # missing or damaged: nothing usable is saved
             return None
 
     @classmethod
-    def load_latest(cls, directory: Path) -> "BM25Index | None":
+    def load_latest(cls, directory: Path) -> BM25Index | None:
         """The saved index, whatever its generation; ``None`` if there is none or it is damaged."""
         try:
             meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
@@ -387,5 +387,5 @@ class BM25Index:
                 return None
             segments = [Segment.read(directory, str(s["name"]), [int(d) for d in s["deleted"]]) for s in meta["segments"]]
             return cls(segments, int(meta["generation"]), int(meta["next_segment"]))
-        except Exception:  # noqa: BLE001 - any damage means the index is rebuilt, never a failing search
+        except Exception:  # any damage means the index is rebuilt, never a failing search
             return None

@@ -84,7 +84,7 @@ class _NoEmbedding:
         return {"embedder": self.embedder_name}
 
     @staticmethod
-    def build_from_config(config: dict[str, Any]) -> "_NoEmbedding":
+    def build_from_config(config: dict[str, Any]) -> _NoEmbedding:
         return _NoEmbedding(config.get("embedder", ""))
 
     def is_legacy(self) -> bool:
@@ -110,9 +110,7 @@ class _NoEmbedding:
 class ChromaStore:
     """Chunks and their vectors in one Chroma collection that records the embedder that made them."""
 
-    def __init__(
-        self, index_dir: Path, embedder_name: str, dimension: int, url: str | None = None, collection: str = COLLECTION
-    ) -> None:
+    def __init__(self, index_dir: Path, embedder_name: str, dimension: int, url: str | None = None, collection: str = COLLECTION) -> None:
         self.embedder_name = embedder_name
         self.dimension = dimension
         self.collection_name = collection
@@ -194,13 +192,9 @@ class ChromaStore:
         total = self.count()
         if total == 0:
             return []
-        result = self._collection.query(
-            query_embeddings=[vector], n_results=min(n, total), include=["documents", "metadatas", "distances"]
-        )
+        result = self._collection.query(query_embeddings=[vector], n_results=min(n, total), include=["documents", "metadatas", "distances"])
         out = []
-        for chunk_id, text, meta, distance in zip(
-            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
-        ):
+        for chunk_id, text, meta, distance in zip(result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]):
             out.append((_from_record(chunk_id, text, meta), 1.0 - float(distance)))
         return out
 

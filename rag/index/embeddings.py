@@ -61,7 +61,7 @@ def bundled_embedder_path() -> Path:
 
 def resolve_embedder(spec: str) -> tuple[str, ModelSource]:
     """The name recorded in the index, and where the model is loaded from."""
-    if spec == BUNDLED_EMBEDDER or spec == BUNDLED_EMBEDDER_NAME:
+    if spec in (BUNDLED_EMBEDDER, BUNDLED_EMBEDDER_NAME):
         folder = bundled_embedder_path()
         return BUNDLED_EMBEDDER_NAME, ModelSource(str(folder), True, folder.name)
     source = locate(spec, "embedder")
@@ -92,8 +92,13 @@ class SentenceTransformerEmbedder:
         self.name, source = resolve_embedder(spec)
         self.batch_size = batch_size
         self._model = load_model(
-            sentence_transformers_class("SentenceTransformer"), source, kind="embedder", spec=spec,
-            downloads_allowed=downloads_allowed, hint="check the name, your network, or pass a local model folder", device=device,
+            sentence_transformers_class("SentenceTransformer"),
+            source,
+            kind="embedder",
+            spec=spec,
+            downloads_allowed=downloads_allowed,
+            hint="check the name, your network, or pass a local model folder",
+            device=device,
         )
         dimension = self._model.get_embedding_dimension()
         if not dimension:

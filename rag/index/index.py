@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 
 from rag import __version__
+from rag.errors import IndexLockedError, IndexMismatchError, InputError, RagError
 from rag.index.bm25 import BM25Index
 from rag.index.embeddings import Embedder
-from rag.errors import IndexLockedError, IndexMismatchError, InputError, RagError
 from rag.index.manifest import FileEntry, Manifest, WriterLock, atomic_write, rebuild_hint
-from rag.schema import Chunk
 from rag.index.store import COLLECTION, VectorStore, discard_store, open_store, store_version
+from rag.schema import Chunk
 
 
 @dataclass
@@ -69,8 +69,7 @@ class Index:
         self.manifest = self._read_manifest()
         if self.manifest.embedder != embedder.name:
             raise IndexMismatchError(
-                f"the index at {index_dir} was built with embedder '{self.manifest.embedder}'; "
-                f"this run uses '{embedder.name}'",
+                f"the index at {index_dir} was built with embedder '{self.manifest.embedder}'; this run uses '{embedder.name}'",
                 f"run with --embedder '{self.manifest.embedder}', or {rebuild_hint(index_dir)} (for the new embedder)",
             )
         self.store = self._open_store(chroma_url, collection)
@@ -240,7 +239,7 @@ class Index:
 
     # writing ----------------------------------------------------------------------------------
     @contextmanager
-    def writing(self) -> Iterator["IndexWriter"]:
+    def writing(self) -> Iterator[IndexWriter]:
         """Hold the writer lock and change the index from its state on disk.
 
         A writer that raises leaves the index marked dirty: the next open (or write) settles it."""

@@ -42,7 +42,7 @@ class Manifest:
         return {i for e in self.files.values() for i in e.chunk_ids}
 
     @classmethod
-    def load(cls, path: Path, embedder: str) -> "Manifest":
+    def load(cls, path: Path, embedder: str) -> Manifest:
         if path.is_dir():
             raise IndexMismatchError(
                 f"the index manifest {path} is a folder, not a file",
@@ -131,7 +131,7 @@ class WriterLock:
         self.path = index_dir / "writer.lock"
         self._fd: int | None = None
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)

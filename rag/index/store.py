@@ -51,9 +51,7 @@ class VectorStore(Protocol):
     def iter_all(self) -> Iterator[Chunk]: ...
 
 
-def open_store(
-    index_dir: Path, embedder_name: str, dimension: int, url: str | None = None, collection: str = COLLECTION
-) -> VectorStore:
+def open_store(index_dir: Path, embedder_name: str, dimension: int, url: str | None = None, collection: str = COLLECTION) -> VectorStore:
     """The store of the index at ``index_dir``: embedded under it, or on the Chroma server at ``url``."""
     from rag.index.chroma import ChromaStore
 

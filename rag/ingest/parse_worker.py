@@ -87,7 +87,7 @@ def main() -> None:
         except MemoryError:
             _write(sink, ("error", ("too-large", f"parsing needed more than the {memory >> 20} MB memory cap (raise RAG_PARSE_MEMORY_MB)")))
             return  # start afresh after running out of memory
-        except BaseException as err:
+        except BaseException as err:  # anything else is one bad file
             _write(sink, ("error", ("parse-error", f"{type(err).__name__}: {err}")))
         finally:
             signal.alarm(0)
