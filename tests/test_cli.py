@@ -151,3 +151,13 @@ def test_output_cut_short_by_the_reader_is_not_an_error(corpus: Path, tmp_path: 
     shown.stdout.close()  # the reader goes away before rag has started writing
     assert shown.wait(timeout=120) == 0
     assert b"internal error" not in shown.stderr.read()
+
+
+def test_a_second_ingest_prints_no_chroma_warnings(rag, corpus: Path, tmp_path: Path) -> None:
+    """chromadb rebuilds a collection's embedding function by name when a new process reopens it;
+    ours was not registered, so every later `rag ingest` printed "Could not reconstruct embedding function"."""
+    index = tmp_path / "idx"
+    rag("ingest", str(corpus / "faq.html"), index=index)
+    (corpus / "later.md").write_text("# Later\n\nThe night bus leaves at 23:40.\n", encoding="utf-8")
+    again = rag("ingest", str(corpus / "faq.html"), str(corpus / "later.md"), index=index)
+    assert "indexed 1 new" in again.stdout and "Warning" not in again.stderr, again.stderr

@@ -43,7 +43,9 @@ def server_address(url: str) -> tuple[str, int, bool]:
 def chroma_client(url: str | None, index_dir: Path) -> Any:
     """The one way this project opens Chroma: the server at ``url``, or the store under ``index_dir``."""
     import chromadb
+    from chromadb.utils.embedding_functions import register_embedding_function
 
+    register_embedding_function(_NoEmbedding)  # so that reopening a collection finds it by name, silently
     if url:
         host, port, ssl = server_address(url)
         return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=_chroma_settings())
