@@ -737,3 +737,19 @@ def test_a_claim_may_not_state_what_its_passage_negates(passage: str, claim: str
     checker.feed(claim + " ")
     checker.close()
     assert bool(checker.kept) is kept, checker.claims
+
+
+def test_a_weak_readers_opening_must_hold_the_duration_a_how_long_question_asks_for() -> None:
+    """Found with two copies of the water-heater manual: SmolLM2 answered "How long is the warranty?"
+    with the void clause (it shares more words with the question than the 6-year term does), and
+    the void clause ranked within the margin of the best evidence. A sentence without a duration
+    does not answer "how long"; the evidence that holds one is quoted instead."""
+    manual = (
+        "The kettle is covered for 3 years from the date of purchase. "
+        "The warranty on the kettle is void if the kettle was switched on without water."
+    )
+    hits = [hit(1, manual, "kettle.pdf", page=1), hit(2, manual, "kettle-copy.pdf", page=1)]
+    llm = FakeLLM(4096, reply="The warranty on the kettle is void if the kettle was switched on without water [1].")
+    answer = answerer(llm, hits, model="bundled:smollm2", min_answerability=0.2).ask("How long is the warranty on the kettle?")
+    assert not answer.refused and "3 years" in answer.text, answer.text
+    assert "void" not in answer.text, answer.text

@@ -299,20 +299,28 @@ class Verifier:
         return [best - r for r, best in zip(ranks, self._part_best)] if ranks else []
 
     def answers_directly(self, support: Support) -> bool:
-        """Whether the very span that supports a sentence ranks within ``thresholds.relevance_margin``
-        of the best evidence for some part of the question: the sentence itself answers."""
-        return any(gap <= self.thresholds.relevance_margin for gap in self._gaps(support))
+        """Whether the very span that supports a sentence answers some part of the question."""
+        return bool(self._parts_answered(support))
+
+    def _parts_answered(self, support: Support) -> list[int]:
+        """The parts of the question the span that supports a sentence answers: it ranks within
+        ``thresholds.relevance_margin`` of the part's best evidence, and holds the kind of answer the
+        part asks for when that kind can be told ("How long…?" is not answered by a sentence without
+        a duration, however many of the question's words it shares)."""
+        gaps = self._gaps(support)
+        text = self.hits[support.n - 1].chunk.text[support.start : support.end]
+        return [p for p, gap in enumerate(gaps) if gap <= self.thresholds.relevance_margin and kind_fit(self.parts[p].kind, text) >= 0]
 
     def unanswered_parts(self, kept: list[Support]) -> list[Evidence]:
         """For each part of the question that none of the ``kept`` sentences answers (each answers
-        the part its span ranks closest to the best of, within the margin), that part's best
+        the part its span ranks closest to the best of, among those it answers), that part's best
         evidence, when it answers nearly as well as the best evidence of all."""
         margin = self.thresholds.relevance_margin
         answered, spans = set(), {(s.n, s.start, s.end) for s in kept}
         for support in kept:
-            gaps = self._gaps(support)
-            if gaps and min(gaps) <= margin:
-                answered.add(gaps.index(min(gaps)))
+            parts, gaps = self._parts_answered(support), self._gaps(support)
+            if parts:
+                answered.add(min(parts, key=lambda p: gaps[p]))
         best = self._evidence_order[0].rank if self._evidence_order else 0.0
         found = [next((e for e in self._scored_spans if e.part == p), None) for p in range(len(self.parts)) if p not in answered]
         return [e for e in found if e is not None and e.rank >= best - margin and (e.n, e.start, e.end) not in spans]
