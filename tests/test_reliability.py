@@ -337,7 +337,7 @@ def test_bad_config_manifest_and_index_paths_get_clear_errors(tmp_path: Path, ra
 # 11. uploads with the same name are two documents ---------------------------------------------------
 def test_uploads_with_the_same_name_do_not_replace_each_other(tmp_path: Path, settings: Settings, embedder) -> None:
     from rag.service import Rag
-    from ui.app import _keep_upload
+    from ui.page import _keep_upload
 
     (tmp_path / "up").mkdir()
     (tmp_path / "up2").mkdir()

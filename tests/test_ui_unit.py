@@ -184,7 +184,7 @@ def test_arena_cap_respects_the_users_setting(monkeypatch) -> None:
 
 
 def test_a_pdf_passage_is_shown_without_its_hard_line_wraps() -> None:
-    from ui.app import _unwrapped
+    from ui.sources import _unwrapped
 
     text = "The tank is covered for 6 years. Heating\nelements are covered for 1 year.\n\n| City | Rate |\n| Paris | 60 |"
     shown = _unwrapped(text)
@@ -195,7 +195,7 @@ def test_a_pdf_passage_is_shown_without_its_hard_line_wraps() -> None:
 def test_picking_another_model_takes_effect_on_the_next_question(tmp_path) -> None:
     from rag.config import Settings
     from rag.service import Rag
-    from ui.app import _model_choices
+    from ui.page import _model_choices
 
     class Loaded:
         name = "loaded.gguf"

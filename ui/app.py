@@ -16,11 +16,11 @@ import gradio as gr
 from rag.ingest.loaders import SUPPORTED_SUFFIXES
 from rag.service import Rag
 
-from .page import ChatPage, _file_choices, _keep_upload, _model_choices, _status_markdown, busy
+from .page import ChatPage, _file_choices, _model_choices, _status_markdown, busy
 from .room import BUSY, WaitingRoom
-from .sources import EMPTY, _unwrapped, render_sources
+from .sources import EMPTY, render_sources
 
-__all__ = ["BUSY", "CSS", "JS", "WaitingRoom", "_keep_upload", "_model_choices", "_unwrapped", "create_app", "render_sources"]
+__all__ = ["BUSY", "CSS", "JS", "WaitingRoom", "create_app", "render_sources"]
 
 CSS = """
 #sources .source { border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 10px; margin-bottom: 8px; }
