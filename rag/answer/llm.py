@@ -199,6 +199,24 @@ def _has_attribute_path(obj: Any, dotted: str) -> bool:
     return True
 
 
+def _chat_template(metadata: dict[str, str], file_name: str) -> tuple[str, str, bool]:
+    """The GGUF's own chat template, or (with a warning) a built-in one: (template, where it came
+    from, whether the system message must be merged into the first user turn)."""
+    template = metadata.get("tokenizer.chat_template")
+    if template:
+        return template, "gguf", False
+    if metadata.get("general.architecture", "").startswith("gemma"):
+        template, source, merge, fallback = _GEMMA_TEMPLATE, "builtin:gemma", True, "Gemma's turn format (<start_of_turn>user/model)"
+    else:
+        template, source, merge, fallback = _CHATML_TEMPLATE, "builtin:chatml", False, "ChatML, which may not match the model"
+    warnings.warn(
+        f"{file_name} carries no chat template (tokenizer.chat_template); using {fallback}. "
+        "Prefer a GGUF exported with its chat template (an instruction-tuned model's official GGUF has one).",
+        stacklevel=3,
+    )
+    return template, source, merge
+
+
 class LlamaCppLLM:
     """One GGUF model in this process. llama.cpp is not thread-safe: one generation at a time."""
 
@@ -231,22 +249,7 @@ class LlamaCppLLM:
         self.n_ctx = int(self._llama.n_ctx())
         metadata = dict(self._llama.metadata)
         self.metadata = metadata
-        self.template_source = "gguf"
-        template = metadata.get("tokenizer.chat_template")
-        self._merge_system = False
-        if not template:
-            architecture = metadata.get("general.architecture", "")
-            if architecture.startswith("gemma"):
-                template, self.template_source, self._merge_system = _GEMMA_TEMPLATE, "builtin:gemma", True
-                fallback = "Gemma's turn format (<start_of_turn>user/model)"
-            else:
-                template, self.template_source = _CHATML_TEMPLATE, "builtin:chatml"
-                fallback = "ChatML, which may not match the model"
-            warnings.warn(
-                f"{path.name} carries no chat template (tokenizer.chat_template); using {fallback}. "
-                "Prefer a GGUF exported with its chat template (an instruction-tuned model's official GGUF has one).",
-                stacklevel=2,
-            )
+        template, self.template_source, self._merge_system = _chat_template(metadata, path.name)
         model = self._llama._model
         bos_id, eos_id = self._llama.token_bos(), self._llama.token_eos()
         self._formatter = Jinja2ChatFormatter(
