@@ -187,6 +187,8 @@ class IngestReport:
     chunks_added: int = 0
     chunks_removed: int = 0
     seconds: float = 0.0
+    languages: dict[str, int] = field(default_factory=dict)  # passages added, by detected language
+    notes: list[str] = field(default_factory=list)  # advice about the run, said once
 
     @property
     def changed(self) -> bool:

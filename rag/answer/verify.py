@@ -33,8 +33,9 @@ import numpy as np
 from rag.answer.safety import instruction_spans, mask_instructions
 from rag.index.embeddings import Embedder
 from rag.schema import Hit
+from rag.text.analysis import NUMBER_WORDS, is_stopword
 from rag.text.question import QuestionPart, kind_fit, parts
-from rag.text.spans import NUMBER_WORDS, STOPWORDS, content_word_forms, content_words, numbers, overlap, plain, sentences, weighted_overlap
+from rag.text.spans import content_word_forms, content_words, numbers, overlap, plain, sentences, weighted_overlap
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # A question asking for something (not yes/no), or a blank to fill ("_____ protects the biosphere
@@ -69,7 +70,7 @@ def _flips(claim: str, span: str) -> bool:
         clause = _CLAUSE_END.split(span[m.end() :], maxsplit=1)[0]
         if re.match(r"\s+only\b", clause, re.I):
             continue  # "not only increases" asserts more, not less
-        governed = content_words(next((w for w in re.findall(r"[^\W_]+", clause) if w.lower() not in STOPWORDS), ""))
+        governed = content_words(next((w for w in re.findall(r"[^\W_]+", clause) if not is_stopword(w.lower())), ""))
         if governed and governed <= words:
             return True
     return False
@@ -82,7 +83,7 @@ def _aside(text: str, at: int) -> bool:
 
 def _short_words(text: str) -> set[str]:
     """Words of one or two letters that are not stop words ("P", "UK", "EU"), lower-cased."""
-    return {w for w in (m.group(0).lower() for m in re.finditer(r"[^\W_]+", text)) if len(w) <= 2 and w not in STOPWORDS}
+    return {w for w in (m.group(0).lower() for m in re.finditer(r"[^\W_]+", text)) if len(w) <= 2 and not is_stopword(w)}
 
 
 def _numbers_of(text: str) -> set[str]:

@@ -1,4 +1,5 @@
-"""Keyword retrieval: stemmed BM25 over immutable segments, updated incrementally.
+"""Keyword retrieval: BM25 over the terms of rag.text.analysis (stemmed in each text's language), in
+immutable segments, updated incrementally.
 
 Layout under ``index/bm25/``::
 
@@ -16,7 +17,6 @@ opening an index reads only ``meta.json``.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from bisect import bisect_left
 from collections import Counter
@@ -27,56 +27,18 @@ from pathlib import Path
 import numpy as np
 
 from rag.index.manifest import atomic_write
+from rag.text import analysis
 
 K1 = 1.5
 B = 0.75
 MAX_SEGMENTS = 8
 MAX_DELETED_SHARE = 0.3
-MAX_TERM_CHARS = 40
-FORMAT = 2
-
-_WORD = re.compile(r"\w\w+")
-
-# Common English function words; they carry no topic and would only add noise to the scores.
-STOPWORDS = frozenset(
-    """
-    a about above after again against all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have
-    having he her here hers herself him himself his how i if in into is it its itself just me more most
-    my myself no nor not now of off on once only or other our ours ourselves out over own same she
-    should so some such than that the their theirs them themselves then there these they this those
-    through to too under until up very was we were what when where which while who whom why will with
-    would you your yours yourself yourselves also may might must shall us via
-    """.split()
-)
+FORMAT = 3  # 3: terms from rag.text.analysis (any language)
 
 
 def _idf(df: np.ndarray, total_docs: int) -> np.ndarray:
     """Lucene's BM25 inverse document frequency (never negative)."""
     return np.log(1.0 + (total_docs - df + 0.5) / (df + 0.5))
-
-
-class Tokenizer:
-    """Lower-case words of two or more characters, stop words dropped, Snowball-stemmed (memoised)."""
-
-    def __init__(self) -> None:
-        import Stemmer
-
-        self._stemmer = Stemmer.Stemmer("english")
-        self._memo: dict[str, str] = {}
-
-    def __call__(self, text: str) -> list[str]:
-        memo = self._memo
-        out: list[str] = []
-        for word in _WORD.findall(text.lower()):
-            stem = memo.get(word)
-            if stem is None:
-                stem = "" if word in STOPWORDS else self._stemmer.stemWord(word)[:MAX_TERM_CHARS]
-                if len(memo) < 500_000:
-                    memo[word] = stem
-            if stem:
-                out.append(stem)
-        return out
 
 
 @dataclass
@@ -229,7 +191,6 @@ class BM25Index:
         self.segments = segments
         self.generation = generation
         self._next = next_segment
-        self._tokenize = Tokenizer()
         self._where: dict[str, tuple[int, int]] | None = None  # chunk id -> (segment, position), built on demand
 
     @property
@@ -246,7 +207,7 @@ class BM25Index:
         return sum(s.live_length()[0] for s in self.segments)
 
     def tokenize(self, text: str) -> list[str]:
-        return self._tokenize(text)
+        return analysis.terms(text)
 
     @classmethod
     def build(cls, records: Iterable[tuple[str, str]], generation: int) -> BM25Index:
@@ -260,7 +221,7 @@ class BM25Index:
         counts: list[Counter[str]] = []
         for chunk_id, text in records:
             ids.append(chunk_id)
-            counts.append(Counter(self._tokenize(text)))
+            counts.append(Counter(analysis.terms(text)))
         if not ids:
             return
         self.remove(ids)  # re-adding an id replaces it
@@ -297,15 +258,23 @@ class BM25Index:
     def idf(self, word: str) -> float | None:
         """BM25's inverse document frequency of a word over the live chunks: how much finding it
         says about a passage. None for a stop word or an empty index."""
-        terms = self._tokenize(word)
+        terms = analysis.terms(word)
         total_docs = sum(s.live_length()[0] for s in self.segments)
         if not terms or total_docs == 0:
             return None
         df = sum(len(s.postings(terms[0])[0]) for s in self.segments)
         return float(_idf(np.float64(df), total_docs))
 
+    def coverage(self, query: str) -> float:
+        """Share of the query's terms that some live passage holds: what keyword search can do for
+        this query over this corpus (low for a question in a language the documents are not in)."""
+        terms = set(analysis.terms(query))
+        if not terms:
+            return 0.0
+        return sum(any(len(s.postings(t)[0]) for s in self.segments) for t in terms) / len(terms)
+
     def search(self, query: str, n: int) -> list[tuple[str, float]]:
-        terms = sorted(set(self._tokenize(query)))
+        terms = sorted(set(analysis.terms(query)))
         if not terms or not self.segments:
             return []
         stats = [s.live_length() for s in self.segments]

@@ -13,13 +13,18 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import regex
+
 from rag.schema import Chunk, Document
+from rag.text.analysis import language, sentences
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"')\]]*\s+|\n")
+_PIECE = regex.compile(
+    r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]{1,16}|[^\s\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]+"
+)  # words; unspaced scripts in short runs
 
 
 @dataclass
@@ -47,6 +52,7 @@ def chunk_document(
     if max_tokens < 8:
         raise ValueError(f"max_tokens must be at least 8, got {max_tokens}")
     sections = _sections(doc)
+    lang = language(doc.text)  # one language per document decides its sentence rules
     heading_tokens = dict(zip([s.heading for s in sections], count_tokens([s.heading for s in sections])))
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
@@ -54,7 +60,7 @@ def chunk_document(
         budget = max_tokens - (heading_tokens[section.heading] + 1 if section.heading else 0)
         if budget < max_tokens // 2:  # an absurdly long heading: keep it out of the budget's way
             budget = max_tokens // 2
-        units = _units(doc.text, section)
+        units = _units(doc.text, section, lang)
         if not units:
             continue
         for unit, n in zip(units, count_tokens([doc.text[u.start : u.end] for u in units])):
@@ -111,27 +117,14 @@ def _sections(doc: Document) -> list[_Section]:
     return sections
 
 
-def _units(text: str, section: _Section) -> list[_Unit]:
+def _units(text: str, section: _Section, lang: str) -> list[_Unit]:
     """Sentences (trimmed spans) tagged with their paragraph number."""
     units: list[_Unit] = []
     paragraph_starts = [section.start] + [m.end() for m in _PARAGRAPH_BREAK.finditer(text, section.start, section.end)]
     paragraph_ends = [m.start() for m in _PARAGRAPH_BREAK.finditer(text, section.start, section.end)] + [section.end]
     for number, (p_start, p_end) in enumerate(zip(paragraph_starts, paragraph_ends)):
-        position = p_start
-        for match in _SENTENCE_END.finditer(text, p_start, p_end):
-            _add_trimmed(units, text, position, match.start() + len(match.group(0).rstrip()), number)
-            position = match.end()
-        _add_trimmed(units, text, position, p_end, number)
+        units.extend(_Unit(p_start + a, p_start + b, number) for a, b in sentences(text[p_start:p_end], lines=True, lang=lang))
     return units
-
-
-def _add_trimmed(units: list[_Unit], text: str, start: int, end: int, paragraph: int) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        units.append(_Unit(start, end, paragraph))
 
 
 def _split_long_units(text: str, units: list[_Unit], budget: int, count_tokens: TokenCounter) -> list[_Unit]:
@@ -141,7 +134,7 @@ def _split_long_units(text: str, units: list[_Unit], budget: int, count_tokens: 
         if unit.tokens <= budget:
             out.append(unit)
             continue
-        words = [m.span() for m in re.finditer(r"\S+", text[unit.start : unit.end])]
+        words = [m.span() for m in _PIECE.finditer(text[unit.start : unit.end])]
         counts = count_tokens([text[unit.start + a : unit.start + b] for a, b in words])
         piece_start, piece_tokens, last_end = None, 0, unit.start
         for (a, b), n in zip(words, counts):

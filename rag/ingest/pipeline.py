@@ -22,6 +22,7 @@ from rag.ingest.discovery import FoundFile, discover, path_state
 from rag.ingest.isolation import IsolatedParser
 from rag.ingest.loaders import LOADER_VERSION, LoadError
 from rag.schema import Chunk, FileError, IngestReport
+from rag.text.analysis import ANALYZER, language
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport()
     budget = min(settings.chunk_tokens, index.embedder.max_tokens)
-    chunking = f"{budget}/{settings.chunk_overlap}/loader{LOADER_VERSION}"
+    chunking = f"{budget}/{settings.chunk_overlap}/loader{LOADER_VERSION}/{ANALYZER}"
     with index.writing() as writer:
         found, errors = discover(paths, int(settings.max_file_mb * 1_000_000))
         report.skipped.extend(errors)
@@ -222,6 +223,9 @@ def _embed_and_write(
             removed, new_sources = writer.replace_files(files, stacked)
             report.chunks_removed += removed
             report.chunks_added += sum(len(item.chunks) for item in finished)
+            for chunk in (c for item in finished for c in item.chunks):
+                lang = language(chunk.text)
+                report.languages[lang] = report.languages.get(lang, 0) + 1
             for item in finished:
                 is_new = str(item.file.found.path) in new_sources
                 (report.added if is_new else report.updated).append(item.file.found.display_name)
