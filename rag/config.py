@@ -15,6 +15,9 @@ from pydantic_settings import (
 )
 
 BUNDLED_EMBEDDER = "bundled:all-MiniLM-L6-v2"
+BUNDLED_MULTILINGUAL_EMBEDDER = "bundled:multilingual-e5-small"
+# embedders trained on English text only: rag ingest advises the multilingual one for other languages
+ENGLISH_ONLY_EMBEDDERS = frozenset({BUNDLED_EMBEDDER, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
 BUNDLED_MODEL = "bundled:smollm2"
 
 
@@ -26,7 +29,10 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("index"), description="Where the index lives (Chroma, BM25, manifest).")
     embedder: str = Field(
         BUNDLED_EMBEDDER,
-        description="sentence-transformers model: a local path, a Hugging Face name, or bundled:all-MiniLM-L6-v2.",
+        description=(
+            "sentence-transformers model: a local path, a Hugging Face name, or bundled:all-MiniLM-L6-v2 (English); "
+            "or bundled:multilingual-e5-small (about 100 languages; needs rag[multilingual], Linux x86-64)."
+        ),
     )
     model: str = Field(
         BUNDLED_MODEL,

@@ -15,7 +15,7 @@ from rag.answer.prompts import Prompts
 from rag.answer.rerank import CrossEncoderReranker, Reranker
 from rag.answer.retrieval import HybridRetriever, Retriever
 from rag.backends import open_embedder, open_llm
-from rag.config import Settings
+from rag.config import BUNDLED_MULTILINGUAL_EMBEDDER, ENGLISH_ONLY_EMBEDDERS, Settings
 from rag.errors import IndexMismatchError, InputError, NotIndexedError
 from rag.index.embeddings import Embedder
 from rag.index.index import Index, IndexStatus, check_index_dir
@@ -77,7 +77,24 @@ class Rag:
                 s = self.settings
                 with WriterLock(s.index_dir):
                     Index.discard(s.index_dir, self.embedder.name, s.chroma_url, s.chroma_collection)
-        return ingest(self.index, paths, self.settings, **kwargs)
+        report = ingest(self.index, paths, self.settings, **kwargs)
+        report.notes.extend(filter(None, [self._language_advice(report)]))
+        return report
+
+    def _language_advice(self, report: IngestReport) -> str | None:
+        """Advice to switch embedder when most new passages are in languages it does not understand."""
+        if self.settings.embedder not in ENGLISH_ONLY_EMBEDDERS or not report.chunks_added:
+            return None
+        other = {lang: n for lang, n in report.languages.items() if lang != "en"}
+        if sum(other.values()) <= report.chunks_added / 2:
+            return None
+        shown = ", ".join(f"{lang} {n}" for lang, n in sorted(other.items(), key=lambda kv: -kv[1])[:4])
+        return (
+            f"most of the new passages are not in English ({shown} of {report.chunks_added}), and the embedder "
+            f"{self.settings.embedder} understands English only: for these documents, switch to the multilingual one with "
+            f"rag ingest --rebuild --embedder {BUNDLED_MULTILINGUAL_EMBEDDER} (and pass the same --embedder, or set "
+            f"RAG_EMBEDDER, when you ask)"
+        )
 
     def require_index(self) -> Index:
         if not Index.exists(self.settings.index_dir):

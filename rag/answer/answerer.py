@@ -21,6 +21,7 @@ from rag.answer.verify import EntailmentModel, Evidence, Thresholds, Verifier
 from rag.config import Settings
 from rag.errors import InputError
 from rag.schema import Answer, Citation, Claim, Draft, Hit
+from rag.text.analysis import language
 from rag.text.spans import content_word_forms, plain
 
 STOP = ["\nQuestion:", "\nSources:", "\nSource:", "<<<"]  # where a small model starts echoing the prompt
@@ -148,7 +149,9 @@ class QuestionAnswerer:
         """A model's answer: its checked sentences as they pass, then the ``Answer``."""
         question, packed, verifier = follow.query, grounded.packed, grounded.verifier
         weak = quotes_unverified(self.settings, llm.name)
-        checker = CitationChecker(packed.hits, question, verifier=verifier, weak_reader=weak, focus=follow.own_words)
+        checker = CitationChecker(
+            packed.hits, question, verifier=verifier, weak_reader=weak, focus=follow.own_words, refusals=self.prompts.refusals()
+        )
         written = yield from self._write(checker, llm, packed.messages, temperature, max_tokens, stopped)
         if written.stopped:  # the user stopped it: the answer is what was verified so far
             yield self._stopped(question, checker, verifier, packed, llm.name, started)
@@ -163,7 +166,7 @@ class QuestionAnswerer:
         claims = checker.claims
         for e in verifier.unanswered_parts(checker.kept_support):
             # the model's sentences do not answer (a part of) the question directly: quote its evidence
-            addition, more, quoted = self._other_part(verifier, e)
+            addition, more, quoted = self._other_part(verifier, e, language(question))
             yield " " + addition
             text, citations, claims = f"{text} {addition}", citations + more, claims + quoted
         yield self._answer(
@@ -233,14 +236,14 @@ class QuestionAnswerer:
         answer.model_refused, answer.reasoning = checker.model_refused, "\n\n".join(checker.reasoning)
         return answer
 
-    def _other_part(self, verifier: Verifier, evidence: Evidence) -> tuple[str, list[Citation], list[Claim]]:
+    def _other_part(self, verifier: Verifier, evidence: Evidence, lang: str) -> tuple[str, list[Citation], list[Claim]]:
         """The evidence quoted for a part of the question the model's sentences leave unanswered."""
         quotes, more, quoted = _quotes(verifier, [evidence])
         part = verifier.parts[evidence.part].text
         addition = (
-            self.prompts.render("other_part", part=part[:1].lower() + part[1:], quotes=quotes)
+            self.prompts.render("other_part", lang, part=part[:1].lower() + part[1:], quotes=quotes)
             if len(verifier.parts) > 1
-            else self.prompts.render("extractive", quotes=quotes)
+            else self.prompts.render("extractive", lang, quotes=quotes)
         )
         return addition, more, quoted
 
@@ -336,7 +339,7 @@ class QuestionAnswerer:
             verifier,
             evidence,
             packed,
-            text=self.prompts.render("extractive", quotes=quotes),
+            text=self.prompts.render("extractive", language(question), quotes=quotes),
             citations=citations,
             model=model,
             removed_sentences=removed,
@@ -396,21 +399,28 @@ class QuestionAnswerer:
                 messages, used = trial, needed
         return PackedPrompt(messages, chosen, len(retrieval.hits) - len(chosen), used)
 
-    def _no_answer(self, weak: bool) -> str:
+    def _no_answer(self, weak: bool, lang: str) -> str:
         """What a weak reader is told to say when the sources lack the answer (prompts/no_answer.txt).
         A model that reads is not told: measured on squad-dev8, Qwen2.5 1.5B then answered "The
         documents do not say." to questions whose answer stood in source [1]; without the line,
         SmolLM2 glues neighbouring sentences into claims the sources do not make."""
-        return " " + self.prompts.render("no_answer") if weak else ""
+        return " " + self.prompts.render("no_answer", lang) if weak else ""
 
     def _source_block(self, n: int, hit: Hit) -> str:
         return self.prompts.render("source", n=n, text=mask_instructions(hit.chunk.text))
 
     def _messages(self, question: str, blocks: list[str], weak: bool) -> list[Message]:
         sources = "\n\n".join(blocks) if blocks else "(none)"
+        lang = language(question)
+        instruction = self.prompts.language_instruction(lang)
         return [
             {"role": "system", "content": self.prompts.render("system")},
-            {"role": "user", "content": self.prompts.render("qa", sources=sources, question=question) + self._no_answer(weak)},
+            {
+                "role": "user",
+                "content": self.prompts.render("qa", sources=sources, question=question)
+                + (" " + instruction if instruction else "")
+                + self._no_answer(weak, lang),
+            },
         ]
 
     def _refusal(
@@ -425,7 +435,7 @@ class QuestionAnswerer:
         """The documents do not answer: say so, and show the closest passages as related, not an answer."""
         return Answer(
             question=question,
-            text=self.prompts.render("refusal"),
+            text=self.prompts.render("refusal", language(question)),
             citations=[],
             refused=True,
             truncated=False,

@@ -12,6 +12,7 @@ from rag.answer.safety import sanitise
 from rag.answer.verify import Support, Thresholds, Verifier
 from rag.config import Settings
 from rag.schema import Chunk, Citation, Claim, Hit
+from rag.text.analysis import fold
 from rag.text.spans import complete_prefix, content_words, plain, sentences
 
 _FIELDS = Settings.model_fields
@@ -28,6 +29,10 @@ _MARKER = re.compile(r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*[,;]\s*(?:sources?\s*)
 _THINK_DONE = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.IGNORECASE | re.DOTALL)
 _THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
 REFUSAL = re.compile(r"\b(documents?|sources?|context)\s+(do(es)?\s+not|don'?t)\s+(say|contain|mention|answer|provide)", re.IGNORECASE)
+
+
+def _folded(sentence: str) -> str:
+    return " ".join(fold(sentence).rstrip(" .。!！").split())
 
 
 class CitationChecker:
@@ -49,8 +54,10 @@ class CitationChecker:
         *,
         weak_reader: bool = False,
         focus: frozenset[str] = frozenset(),
+        refusals: tuple[str, ...] = (),
     ) -> None:
         self.hits = hits
+        self.refusals = tuple(_folded(r) for r in refusals)  # the refusal in every language the prompts have
         self.weak_reader = weak_reader
         self.focus = focus  # a follow-up's own words: a weak reader's opening must mention one
         self.verifier = verifier or Verifier(hits, question, None, DEFAULT_THRESHOLDS)
@@ -121,7 +128,9 @@ class CitationChecker:
     def _check_sentence(self, sentence: str) -> str | None:
         numbers_cited = list(dict.fromkeys(int(x) for m in _MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1))))
         bare = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(plain(_MARKER.sub("", sentence)).split()))
-        if REFUSAL.search(bare):  # the model found no answer: not a claim (the caller decides what to show)
+        if REFUSAL.search(bare) or _folded(bare).startswith(
+            self.refusals or ("\0",)
+        ):  # the model found no answer: not a claim (the caller decides what to show)
             self.model_refused = True
             return None
         words = content_words(bare)

@@ -203,6 +203,8 @@ def _print_report(report: IngestReport) -> None:
     )
     for error in report.skipped:
         echo(f"  skipped {error.path}: [{error.reason}] {error.detail}", err=True)
+    for note in report.notes:
+        echo(f"note: {note}", err=True)
 
 
 @main.command("ask")

