@@ -134,3 +134,15 @@ def test_every_translation_fills_the_same_placeholders_as_the_english_text() -> 
         assert prompts.render("other_part", code, part="x", quotes="«q»").count("«q»") == 1
     assert prompts.render("refusal", "xx") == prompts.render("refusal")  # an untranslated language reads English
     assert prompts.language_instruction("en") == "" and "German" in prompts.language_instruction("de")
+
+
+def test_keyword_ranking_counts_for_less_when_the_documents_hold_few_of_the_questions_terms() -> None:
+    from rag.answer.retrieval import keyword_trust
+    from rag.index.bm25 import BM25Index
+
+    keywords = BM25Index.build([("de", LEASE_DE), ("zh", HANDBOOK_ZH)], generation=1)
+    same_language = keywords.coverage("Wie lang ist die Kündigungsfrist?")
+    other_language = keywords.coverage("How long is the notice period of the lease?")
+    assert same_language == 1.0 and other_language == 0.0
+    assert keyword_trust(same_language) == 1.0 and keyword_trust(other_language) == 0.0
+    assert 0 < keyword_trust(0.3) < keyword_trust(0.4) < 1.0

@@ -15,6 +15,7 @@ from rag.index.index import Index
 from rag.schema import Chunk, Hit
 
 MODES = ("dense", "bm25", "hybrid", "rerank")
+FULL_COVERAGE = 0.5  # see keyword_trust
 
 
 @dataclass
@@ -34,6 +35,14 @@ def rrf(rankings: list[list[str]], k: int, weights: list[float] | None = None) -
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return scores
+
+
+def keyword_trust(coverage: float) -> float:
+    """How far to trust the keyword ranking, from the share of the question's terms the documents
+    hold at all. A question in the documents' language finds most of its terms (its weight stays
+    whole above FULL_COVERAGE); one in another language finds only names and numbers, and a keyword
+    ranking built on those would drown a dense ranking that can match across languages."""
+    return min(1.0, coverage / FULL_COVERAGE) ** 2
 
 
 class Retriever(Protocol):
@@ -78,15 +87,17 @@ class HybridRetriever:
         keyword: list[tuple[str, float]] = []
         if mode != "bm25":
             dense = self._index.nearest(self._index.embed_query(query) if vector is None else vector, n)
+        keyword_weight = self.settings.bm25_weight
         if mode != "dense":
             keyword = self._index.search_keywords(query, n)
+            keyword_weight *= keyword_trust(self._index.keyword_coverage(query)) if mode != "bm25" else 1.0
         similarity = {c.id: s for c, s in dense}
         bm25_scores = dict(keyword)
         chunks = {c.id: c for c, _ in dense}
         fused = rrf(
             [[c.id for c, _ in dense], [i for i, _ in keyword]],
             self.settings.rrf_k,
-            [self.settings.dense_weight, self.settings.bm25_weight],
+            [self.settings.dense_weight, keyword_weight],
         )
         depth = max(top_k, self.settings.rerank_candidates) if mode == "rerank" else top_k
         ranked = sorted(fused, key=lambda i: (-fused[i], i))[:depth]

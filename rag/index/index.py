@@ -203,6 +203,9 @@ class Index:
     def search_keywords(self, query: str, n: int) -> list[tuple[str, float]]:
         return self.keywords().search(query, n)
 
+    def keyword_coverage(self, query: str) -> float:
+        return self.keywords().coverage(query)
+
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.embed_queries([query])[0]
 
