@@ -111,3 +111,12 @@ def test_the_keyword_index_matches_ligatures_and_inflections_in_any_language() -
     )
     assert keywords.search("flood", 3)[0][0] == "flood"
     assert keywords.search("Wie lang ist die Kündigungsfrist?", 3)[0][0] == "de"
+
+
+def test_a_streamed_period_is_judged_once_the_next_character_has_arrived() -> None:
+    from rag.text.analysis import complete_prefix
+
+    assert complete_prefix("Der Mietvertrag beginnt am 1. ", "de") == 0  # "März" may follow
+    assert complete_prefix("Der Mietvertrag beginnt am 1. März 2025. Die", "de") == len("Der Mietvertrag beginnt am 1. März 2025. ")
+    assert complete_prefix("It ended. Then", "en") == len("It ended. ")
+    assert complete_prefix("结束了。", "zh") == len("结束了。")

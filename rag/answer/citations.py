@@ -12,7 +12,7 @@ from rag.answer.safety import sanitise
 from rag.answer.verify import Support, Thresholds, Verifier
 from rag.config import Settings
 from rag.schema import Chunk, Citation, Claim, Hit
-from rag.text.analysis import fold
+from rag.text.analysis import fold, language
 from rag.text.spans import complete_prefix, content_words, plain, sentences
 
 _FIELDS = Settings.model_fields
@@ -57,6 +57,7 @@ class CitationChecker:
         refusals: tuple[str, ...] = (),
     ) -> None:
         self.hits = hits
+        self.lang = language(question)  # the answer is written in the question's language
         self.refusals = tuple(_folded(r) for r in refusals)  # the refusal in every language the prompts have
         self.weak_reader = weak_reader
         self.focus = focus  # a follow-up's own words: a weak reader's opening must mention one
@@ -84,7 +85,7 @@ class CitationChecker:
         self._buffer = self._take_reasoning(self._buffer + text)  # finished reasoning is never shown as answer
         opened = _THINK_OPEN.search(self._buffer)
         visible = self._buffer[: opened.start()] if opened else self._buffer  # hold back unfinished reasoning
-        cut = complete_prefix(visible)
+        cut = complete_prefix(visible, self.lang)
         if not cut:
             return []
         done, self._buffer = visible[:cut], self._buffer[cut:]
@@ -113,7 +114,7 @@ class CitationChecker:
     def _check(self, text: str) -> list[str]:
         text = _ECHO.sub("", text)
         accepted = []
-        for start, end in sentences(text):
+        for start, end in sentences(text, lang=self.lang):
             sentence = " ".join(text[start:end].split())
             if self._first:
                 sentence = re.sub(r"^(answer|a)\s*:+\s*", "", sentence, flags=re.IGNORECASE)

@@ -232,9 +232,14 @@ def sentences(text: str, *, lines: bool = False, lang: str | None = None) -> lis
     return spans
 
 
-def complete_prefix(text: str) -> int:
-    """Length of the part of ``text`` made of finished sentences (for streaming)."""
-    return max((m.end() for m in _END.finditer(text) if _ends_sentence(text, m, DEFAULT_LANGUAGE)), default=0)
+def complete_prefix(text: str, lang: str = DEFAULT_LANGUAGE) -> int:
+    """Length of the part of ``text`` made of finished sentences (for streaming). A period is
+    judged only once the next character has arrived: "am 1. " may go on "März"."""
+    last = 0
+    for m in _END.finditer(text):
+        if (m.end() < len(text) or m.group("stop") != ".") and _ends_sentence(text, m, lang):
+            last = m.end()
+    return last
 
 
 def _ends_sentence(text: str, match: regex.Match[str], lang: str) -> bool:
