@@ -728,6 +728,18 @@ def test_a_weak_readers_answer_to_a_follow_up_must_open_on_what_the_follow_up_as
             "Hair must be covered in the production area [1].",
             True,
         ),  # the negation governs another clause
+        # seen in the chat page: SmolLM2 turned "operated without water" into "operated with water" in a
+        # sentence that keeps another negation of the passage ("installed without a ... valve")
+        (
+            "The warranty is void if the heater was installed without a relief valve, if it was operated without water in the tank.",
+            "The warranty is void if the heater was installed without a relief valve, or operated with water in the tank [1].",
+            False,
+        ),
+        (
+            "The warranty is void if the heater was installed without a relief valve, if it was operated without water in the tank.",
+            "The warranty is void if the heater was operated without water in the tank [1].",
+            True,
+        ),
     ],
 )
 def test_a_claim_may_not_state_what_its_passage_negates(passage: str, claim: str, kept: bool) -> None:

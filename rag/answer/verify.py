@@ -43,7 +43,7 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _OPEN_QUESTION = re.compile(r"\b(what|which|who|whom|whose|when|where|why|how)\b|_{2,}", re.IGNORECASE)
 
 
-_QUALIFIER = re.compile(r"\b(not|never|no|nor|neither|none|only|unless|except|excluding)\b|n't\b", re.IGNORECASE)
+_QUALIFIER = re.compile(r"\b(not|never|no|nor|neither|none|without|only|unless|except|excluding)\b|n't\b", re.IGNORECASE)
 _SAME_QUALIFIER = {"only": "only", "unless": "unless", "except": "except", "excluding": "except"}  # any other is a negation
 
 
@@ -58,22 +58,27 @@ _CLAUSE_END = re.compile(r"[,;:.!?]")
 
 def _flips(claim: str, span: str) -> bool:
     """Whether ``claim`` states what ``span`` negates: it uses the words a negation of the span
-    governs (the next content word of its clause) without any negation of its own. "Cats are
-    allowed" from "Cats are not allowed"; "press the reset button if the water is too hot" from "No
-    hot water: press the reset button"."""
-    if _qualifiers(claim) & {"not"}:
-        return False
-    words = content_words(claim)
-    for m in _QUALIFIER.finditer(span):
-        if _SAME_QUALIFIER.get(m.group(0).lower(), "not") != "not" or _aside(span, m.start()):
+    governs (the next content word of its clause) without negating them itself. "Cats are allowed"
+    from "Cats are not allowed"; "operated with water" from "operated without water"; "press the
+    reset button if the water is too hot" from "No hot water: press the reset button"."""
+    words, negated = content_words(claim), set().union(*_negated(claim))
+    return any(governed <= words and not governed <= negated for governed in _negated(span))
+
+
+def _negated(text: str) -> list[set[str]]:
+    """What each negation of ``text`` governs (the next content word of its clause), as stems;
+    negations inside parentheses and "not only" (which asserts more) are left out."""
+    out = []
+    for m in _QUALIFIER.finditer(text):
+        if _SAME_QUALIFIER.get(m.group(0).lower(), "not") != "not" or _aside(text, m.start()):
             continue
-        clause = _CLAUSE_END.split(span[m.end() :], maxsplit=1)[0]
+        clause = _CLAUSE_END.split(text[m.end() :], maxsplit=1)[0]
         if re.match(r"\s+only\b", clause, re.I):
-            continue  # "not only increases" asserts more, not less
+            continue
         governed = content_words(next((w for w in re.findall(r"[^\W_]+", clause) if not is_stopword(w.lower())), ""))
-        if governed and governed <= words:
-            return True
-    return False
+        if governed:
+            out.append(governed)
+    return out
 
 
 def _aside(text: str, at: int) -> bool:
