@@ -54,7 +54,7 @@ class Prompts:
         for name, needed in sorted(REQUIRED.items()):
             path = directory / f"{name}.txt"
             if not path.is_file():
-                raise RagError(f"prompt template {path} is missing", f"restore it, or point --prompts-dir at a folder with {name}.txt")
+                raise RagError(f"prompt template {path} is missing", f"restore it, or set RAG_PROMPTS_DIR to a folder with {name}.txt")
             text = path.read_text(encoding="utf-8").strip()
             _check_fields(path, text, needed)
             templates[name] = text
