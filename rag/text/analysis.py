@@ -19,6 +19,7 @@ chunking all see words, stems, stop words and sentences through this module.
 
 from __future__ import annotations
 
+import sys
 import threading
 import unicodedata
 from functools import lru_cache
@@ -59,19 +60,22 @@ _SNOWBALL = {
 }  # fmt: skip
 
 
-def fold(word: str) -> str:
-    """The form a word is matched in: NFKC, case-folded, decimal digits of any script as ASCII."""
-    word = unicodedata.normalize("NFKC", word).casefold()
-    if word.isascii():
-        return word
-    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in word)
+def fold(text: str) -> str:
+    """The form text is matched in: NFKC, case-folded, decimal digits of any script as ASCII."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return text if text.isascii() else text.translate(_digit_table())
+
+
+@lru_cache(maxsize=1)
+def _digit_table() -> dict[int, str]:
+    return {c: str(unicodedata.decimal(chr(c))) for c in range(0x80, sys.maxunicode + 1) if chr(c).isdecimal()}
 
 
 def words(text: str) -> list[str]:
     """The folded words of ``text``; runs of an unspaced script as overlapping character bigrams."""
     out: list[str] = []
-    for match in _WORD.finditer(text):
-        out.extend(_split_unspaced(fold(match.group(0))))
+    for word in _WORD.findall(fold(text)):  # folded once, whole: matching needs no offsets
+        out.extend(_split_unspaced(word))
     return out
 
 
