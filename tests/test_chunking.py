@@ -65,3 +65,15 @@ def test_real_tokenizer_limit_is_never_exceeded(embedder) -> None:
     counts = embedder.count_tokens([c.embedding_text() for c in chunks])
     assert max(counts) <= embedder.max_tokens
     assert all(c.n_tokens == n for c, n in zip(chunks, counts))
+
+
+def test_a_long_run_of_chinese_without_punctuation_is_cut_within_the_budget() -> None:
+    """A Han run has no spaces to cut at: it is still cut, between characters, never left over budget."""
+
+    def characters(texts: Sequence[str]) -> list[int]:
+        return [len(t) for t in texts]
+
+    text = "员工每年有十五天带薪年假" * 30  # 360 characters, one "sentence"
+    doc = Document(source="/x/zh.md", text=text, display_name="zh.md")
+    chunks = chunk_document(doc, characters, 50, 0)
+    assert len(chunks) > 1 and all(len(c.text) <= 50 and text[c.char_start : c.char_end] == c.text for c in chunks)

@@ -129,9 +129,7 @@ class CitationChecker:
     def _check_sentence(self, sentence: str) -> str | None:
         numbers_cited = list(dict.fromkeys(int(x) for m in _MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1))))
         bare = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(plain(_MARKER.sub("", sentence)).split()))
-        if REFUSAL.search(bare) or _folded(bare).startswith(
-            self.refusals or ("\0",)
-        ):  # the model found no answer: not a claim (the caller decides what to show)
+        if REFUSAL.search(bare) or any(_folded(bare).startswith(r) for r in self.refusals):  # the model found no answer
             self.model_refused = True
             return None
         words = content_words(bare)

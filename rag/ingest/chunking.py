@@ -13,8 +13,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import regex
-
 from rag.schema import Chunk, Document
 from rag.text.analysis import language, sentences
 
@@ -22,9 +20,6 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-_PIECE = regex.compile(
-    r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]{1,16}|[^\s\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]+"
-)  # words; unspaced scripts in short runs
 
 
 @dataclass
@@ -134,7 +129,7 @@ def _split_long_units(text: str, units: list[_Unit], budget: int, count_tokens: 
         if unit.tokens <= budget:
             out.append(unit)
             continue
-        words = [m.span() for m in _PIECE.finditer(text[unit.start : unit.end])]
+        words = [m.span() for m in re.finditer(r"\S+", text[unit.start : unit.end])]
         counts = count_tokens([text[unit.start + a : unit.start + b] for a, b in words])
         piece_start, piece_tokens, last_end = None, 0, unit.start
         for (a, b), n in zip(words, counts):

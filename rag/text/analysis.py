@@ -31,7 +31,8 @@ DEFAULT_LANGUAGE = "en"
 MAX_TERM_CHARS = 40
 
 _WORD = regex.compile(r"[\p{L}\p{N}][\p{L}\p{N}\p{M}]*")
-_UNSPACED = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\u30fc\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]+")
+UNSPACED_SCRIPTS = r"\p{Han}\p{Hiragana}\p{Katakana}\u30fc\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"  # a regex class body
+_UNSPACED = regex.compile(f"[{UNSPACED_SCRIPTS}]+")
 _LETTER_SCRIPT = regex.compile(r"\p{L}")
 
 _ENGLISH_STOPWORDS = frozenset(
