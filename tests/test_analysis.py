@@ -119,4 +119,5 @@ def test_a_streamed_period_is_judged_once_the_next_character_has_arrived() -> No
     assert complete_prefix("Der Mietvertrag beginnt am 1. ", "de") == 0  # "März" may follow
     assert complete_prefix("Der Mietvertrag beginnt am 1. März 2025. Die", "de") == len("Der Mietvertrag beginnt am 1. März 2025. ")
     assert complete_prefix("It ended. Then", "en") == len("It ended. ")
+    assert complete_prefix("Fired every Thursday [1]. and", "en") == len("Fired every Thursday [1]. ")  # a cited sentence is done
     assert complete_prefix("结束了。", "zh") == len("结束了。")

@@ -380,7 +380,12 @@ def test_stop_ends_with_the_verified_part_a_note_and_its_sources(tmp_path: Path,
             assert page.locator("#stop").is_disabled()  # nothing runs yet
             page.locator("#question textarea").fill("When is the kiln at Harrow Lane fired?")
             page.locator("#question textarea").press("Enter")
-            page.wait_for_function("() => document.querySelector('#draft').innerText.includes('not yet checked')", timeout=60_000)
+            # a period is judged once the next words arrive: the draft shows them, the checked sentence stands in the chat
+            page.wait_for_function(
+                "() => document.querySelector('#draft').innerText.includes('not yet checked')"
+                " && document.querySelector('#draft').innerText.includes('and')",
+                timeout=60_000,
+            )
             bubble = page.locator("#chat .bot").last
             assert "Thursday" in bubble.inner_text() and "and and" not in bubble.inner_text()  # the draft stays out of the answer
             assert page.locator("#ask").is_disabled() and page.locator("#stop").is_enabled()

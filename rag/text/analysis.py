@@ -251,6 +251,8 @@ def _ends_sentence(text: str, match: regex.Match[str], lang: str) -> bool:
     """False for the period of an abbreviation, an initial or an ordinal number."""
     if match.group("stop") != ".":
         return True
+    if "[" in match.group(0) or text[max(0, match.start() - 1) : match.start()] == "]":
+        return True  # a citation marker closes a sentence: "every Thursday [1]. and" is two
     following = text[match.end() : match.end() + 1]
     if following.islower():
         return False  # "e.g. the", "ca. drei": a sentence does not begin in lower case
