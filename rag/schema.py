@@ -60,7 +60,7 @@ class Hit:
 
     chunk: Chunk
     score: float
-    dense_similarity: float | None = None  # cosine similarity, when the dense retriever saw it
+    dense_similarity: float | None = None  # cosine similarity (on the reference scale: SimilarityScale), when the dense retriever saw it
     bm25_score: float | None = None
     rerank_score: float | None = None  # cross-encoder score, when a reranker re-ordered the hits
 

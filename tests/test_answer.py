@@ -17,6 +17,7 @@ from rag.answer.retrieval import Retrieval, rrf
 from rag.config import Settings
 from rag.errors import InputError
 from rag.index.bm25 import BM25Index
+from rag.index.embeddings import REFERENCE_SCALE
 from rag.schema import Answer, Chunk, Hit
 
 
@@ -106,6 +107,7 @@ class BagOfWordsEmbedder:
     name = "fake-embedder"
     dimension = 64
     max_tokens = 256
+    scale = REFERENCE_SCALE
 
     def _vectors(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)

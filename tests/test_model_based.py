@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from rag.config import Settings
+from rag.index.embeddings import REFERENCE_SCALE
 from rag.index.index import Index
 from rag.ingest.pipeline import ingest
 
@@ -26,6 +27,7 @@ class HashingEmbedder:
     name = "hashing-embedder"
     dimension = 32
     max_tokens = 256
+    scale = REFERENCE_SCALE
 
     def embed_documents(self, texts) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)

