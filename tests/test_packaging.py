@@ -31,6 +31,7 @@ def test_wheel_ships_prompts_and_sample(tmp_path: Path) -> None:
         assert f"rag/_prompts/{template}.txt" in names
     assert "rag/sample/docs/water-heater-manual.pdf" in names
     assert "ui/app.py" in names and "rag/_prompts/condense.txt" in names
+    assert "rag/_prompts/languages/de.toml" in names and "ui/languages/de.toml" in names  # the translations
     assert any(n.endswith("entry_points.txt") for n in names)
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "rag = rag.apps.cli:main" in entry_points

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from rag.apps.serve import check_bind, is_loopback
-from rag.errors import InputError
+from rag.errors import InputError, RagError
 
 
 def test_waiting_room_admits_a_bounded_number_and_turns_away_the_overflow() -> None:
@@ -140,6 +141,7 @@ def test_sources_panel_flags_unsupported_shows_related_and_collapses_reasoning()
 
     from rag.schema import Answer, Citation, Claim
     from ui.app import render_sources
+    from ui.texts import PageTexts
 
     fake_rag = SimpleNamespace(chunks=lambda ids: [])
     related = Citation(1, "/d/a.md", "a.md", None, "c1", "Kilns are <b>hot</b>.", 0, 19, False)
@@ -161,7 +163,7 @@ def test_sources_panel_flags_unsupported_shows_related_and_collapses_reasoning()
         evidence=[related],
         reasoning="<think-ish> I should check [1]",
     )
-    page = render_sources(fake_rag, answer)  # type: ignore[arg-type]
+    page = render_sources(fake_rag, answer, PageTexts.load())  # type: ignore[arg-type]
     assert "Related passages (not an answer)" in page and "<mark>Kilns are &lt;b&gt;hot&lt;/b&gt;.</mark>" in page
     assert "Not answered." in page and '<details class="why"><summary>Why?</summary>no retrieved sentence' in page
     assert "Not supported by your documents" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
@@ -169,6 +171,33 @@ def test_sources_panel_flags_unsupported_shows_related_and_collapses_reasoning()
     assert "<img" not in page and "<b>hot" not in page
     assert '<details class="reasoning"><summary>' in page and "<details open" not in page
     assert "&lt;think-ish&gt; I should check [1]" in page
+
+
+def test_the_pages_fixed_texts_follow_the_language_of_the_question(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from rag.schema import Answer, Claim
+    from ui.sources import render_sources, shown_text
+    from ui.texts import ENGLISH, PageTexts
+
+    texts = PageTexts.load()
+    assert {"de", "es", "zh", "ru", "ar", "hi", "vi", "tr"} <= set(texts.languages)
+    for code, translated in texts.languages.items():
+        assert set(translated) == set(ENGLISH), (code, set(ENGLISH) - set(translated))  # every text translated
+    fields = {"citations": [], "truncated": False, "model": "m", "embedder": "e", "prompt_version": "p", "latency_s": 0.1}
+    refused = Answer(question="Wie viele Parkplätze gibt es?", text="Die Dokumente sagen dazu nichts.", refused=True, **fields)
+    refused.refusal_reason = "no retrieved sentence answers the question"
+    refused.claims = [Claim("Es gibt zehn Parkplätze.", [], False, 0.1, reason="unsupported")]
+    page = render_sources(SimpleNamespace(chunks=lambda ids: []), refused, texts)  # type: ignore[arg-type]
+    assert "Nicht beantwortet." in page and "Nicht durch Ihre Dokumente belegt (aus der Antwort weggelassen)" in page
+    assert "Not answered" not in page and shown_text(refused, texts) == "⚠ Nicht beantwortet: Die Dokumente sagen dazu nichts."
+    stopped = Answer(question="会议几点开始？", text="", refused=False, mode="stopped", **fields)
+    assert shown_text(stopped, texts) == "[已停止]" and "已停止。" in render_sources(SimpleNamespace(chunks=lambda ids: []), stopped, texts)  # type: ignore[arg-type]
+    english = Answer(question="How many parking spaces are there?", text="x", refused=True, **fields)
+    assert shown_text(english, texts) == "⚠ Not answered: x"
+    (tmp_path / "de.toml").write_text('reply_not_answered = "⚠ Nicht beantwortet"\n', encoding="utf-8")  # the {text} lost
+    with pytest.raises(RagError, match="wrong placeholders"):
+        PageTexts.load(tmp_path)
 
 
 def test_arena_cap_respects_the_users_setting(monkeypatch) -> None:

@@ -27,6 +27,7 @@ from rag.service import Rag
 
 from .room import BUSY, WaitingRoom
 from .sources import EMPTY, render_sources, shown_text
+from .texts import PageTexts
 
 
 @dataclass
@@ -105,6 +106,7 @@ class ChatPage:
     def __init__(self, rag: Rag, room: WaitingRoom) -> None:
         self.rag = rag
         self.room = room
+        self.texts = PageTexts.load()
         self.upload_dir = rag.settings.index_dir / "uploads"
         rag.settings.index_dir.mkdir(parents=True, exist_ok=True)
         self.store = ChatStore(rag.settings.index_dir / "chats.sqlite")
@@ -156,15 +158,15 @@ class ChatPage:
                 if isinstance(event, Answer):
                     answer = event
                 elif isinstance(event, Draft):  # the sentence being written: shown apart, greyed, never in the bubble
-                    draft = f"Writing (not yet checked): {html.escape(event.text)}" if event.text else ""
+                    draft = html.escape(self.texts.of(message)["writing"].format(text=event.text)) if event.text else ""
                     yield history, gr.skip(), draft, chat_id, gr.skip(), ""
                 else:
                     history[-1]["content"] += _inert(event)
                     yield history, gr.skip(), gr.skip(), chat_id, gr.skip(), ""
             assert answer is not None
-            shown = shown_text(answer)
+            shown = shown_text(answer, self.texts)
             history[-1]["content"] = _inert(shown)
-            panel = render_sources(self.rag, answer)
+            panel = render_sources(self.rag, answer, self.texts)
             self.store.add_turn(me.owner, chat_id, Turn(message, answer.to_json(), shown, panel))
             yield history, _panel(len(turns), panel), "", chat_id, self.chat_list(me.owner, chat_id), ""
         except RagError as err:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from rag.schema import REASON_TITLES, Answer, Chunk, Citation
 
 from .pdfpage import page_image
+from .texts import PageTexts
 
 EMPTY = "<p>Sources of an answer appear here. Click an answer to see its own sources.</p>"
 
@@ -39,7 +40,7 @@ def _unwrapped(text: str) -> str:
     return re.sub(r"(?<=[^\n|])\n(?=[^\n|])", " ", text)
 
 
-def _page_view(citation: Citation) -> str:
+def _page_view(citation: Citation, t: dict[str, str]) -> str:
     """For a PDF, the cited page as printed, with the quote marked (collapsed until opened)."""
     if citation.page is None or Path(citation.source).suffix.lower() != ".pdf":
         return ""
@@ -48,77 +49,75 @@ def _page_view(citation: Citation) -> str:
         return ""
     alt = f"Page {citation.page} of {citation.display_name}, the quoted passage highlighted"
     return (
-        f'<details class="page-view"><summary>Show page {citation.page} as printed</summary>'
+        f'<details class="page-view"><summary>{html.escape(t["show_page"].format(page=citation.page))}</summary>'
         f'<img src="{image}" alt="{html.escape(alt)}" loading="lazy"></details>'
     )
 
 
-def _source_card(chunks: dict[str, Any], citation: Citation, css_class: str = "source") -> str:
-    page = f", page {citation.page}" if citation.page is not None else ""
+def _source_card(chunks: dict[str, Any], citation: Citation, t: dict[str, str], css_class: str = "source") -> str:
+    page = t["page"].format(page=citation.page) if citation.page is not None else ""
     return (
         f'<div class="{css_class}" id="source-{citation.n}" data-n="{citation.n}"><b>[{citation.n}] {html.escape(citation.display_name)}</b>'
-        f'{html.escape(page)}<div class="passage">{_passage(chunks, citation)}</div>{_page_view(citation)}</div>'
+        f'{html.escape(page)}<div class="passage">{_passage(chunks, citation)}</div>{_page_view(citation, t)}</div>'
     )
 
 
-def _why(reason: str) -> str:
-    return f'<details class="why"><summary>Why?</summary>{html.escape(reason)}</details>' if reason else ""
+def _why(reason: str, t: dict[str, str]) -> str:
+    return f'<details class="why"><summary>{html.escape(t["why"])}</summary>{html.escape(reason)}</details>' if reason else ""
 
 
-def _header(answer: Answer) -> list[str]:
+def _notice(title: str, detail: str) -> str:
+    return f'<div class="refusal"><b>{html.escape(title)}</b> {html.escape(detail)}'
+
+
+def _header(answer: Answer, t: dict[str, str]) -> list[str]:
     """What the answer is, in plain words: how a follow-up was understood, a refusal, a stop."""
     parts: list[str] = []
     if answer.query and answer.query != answer.question:
-        parts.append(f'<p class="understood">Understood as: <i>{html.escape(answer.query)}</i></p>')
+        parts.append(f'<p class="understood">{html.escape(t["understood_as"])} <i>{html.escape(answer.query)}</i></p>')
     if answer.refused:
-        parts.append(
-            '<div class="refusal"><b>Not answered.</b> Your documents do not seem to answer this question.'
-            f"{_why(answer.refusal_reason)}</div>"
-        )
+        parts.append(_notice(t["not_answered"], t["not_answered_detail"]) + f"{_why(answer.refusal_reason, t)}</div>")
     if answer.mode == "stopped":
-        parts.append('<div class="refusal"><b>Stopped.</b> Only the sentences checked before you stopped are shown.</div>')
+        parts.append(_notice(t["stopped"], t["stopped_detail"]) + "</div>")
     if answer.mode == "extractive":
-        why = (
-            "The model found no answer in the passages, but one answers closely"
-            if answer.model_refused
-            else "The model's own wording was not supported by your documents"
-        )
-        parts.append(f'<p class="unsupported">{why}; the passage is quoted instead.</p>')
+        why = t["model_found_none"] if answer.model_refused else t["model_unsupported"]
+        parts.append(f'<p class="unsupported">{html.escape(why)}</p>')
     return parts
 
 
-def render_sources(index: ChunkSource, answer: Answer) -> str:
+def render_sources(index: ChunkSource, answer: Answer, texts: PageTexts) -> str:
     """The cited passages with the supporting spans highlighted, sentences left out and why,
-    related passages when refused, and any model reasoning collapsed. All text escaped."""
+    related passages when refused, and any model reasoning collapsed, in the asker's language
+    (``texts``). All text escaped."""
+    t = texts.of(answer.question)
     wanted = [c.chunk_id for c in answer.citations + answer.evidence]
     chunks = {c.id: c for c in index.chunks(wanted)} if wanted else {}
-    parts = _header(answer)
+    parts = _header(answer, t)
     if answer.refused and answer.evidence:
-        parts.append('<p class="related-title"><b>Related passages (not an answer)</b></p>')
-        parts.extend(_source_card(chunks, c, "source related") for c in sorted(answer.evidence, key=lambda c: c.n))
-    parts.extend(_source_card(chunks, c) for c in answer.citations)
-    for reason, title in REASON_TITLES.items():
+        parts.append(f'<p class="related-title"><b>{html.escape(t["related"])}</b></p>')
+        parts.extend(_source_card(chunks, c, t, "source related") for c in sorted(answer.evidence, key=lambda c: c.n))
+    parts.extend(_source_card(chunks, c, t) for c in answer.citations)
+    for reason in REASON_TITLES:
         left_out = [c for c in answer.claims if c.left_out_reason == reason]
         if left_out:
             items = "".join(f"<li>{html.escape(c.text)}</li>" for c in left_out)
-            parts.append(
-                f'<details class="unsupported"><summary>{html.escape(title)} (left out of the answer)</summary><ul>{items}</ul></details>'
-            )
+            title = html.escape(t["left_out"].format(title=t[f"reason.{reason}"]))
+            parts.append(f'<details class="unsupported"><summary>{title}</summary><ul>{items}</ul></details>')
     if answer.reasoning:
         parts.append(
-            '<details class="reasoning"><summary>Model reasoning (not part of the answer)</summary>'
+            f'<details class="reasoning"><summary>{html.escape(t["reasoning"])}</summary>'
             f'<div class="passage">{html.escape(answer.reasoning)}</div></details>'
         )
     return "\n".join(parts) or "<p>No sources.</p>"
 
 
-def shown_text(answer: Answer) -> str:
-    """The reply as the chat shows it."""
-    text = answer.text
+def shown_text(answer: Answer, texts: PageTexts) -> str:
+    """The reply as the chat shows it, its marks in the asker's language."""
+    t, text = texts.of(answer.question), answer.text
     if answer.refused:
-        text = "⚠ Not answered: " + text
+        text = t["reply_not_answered"].format(text=text)
     elif answer.mode == "stopped":
-        text = (text + " " if text else "") + "[stopped]"
+        text = (text + " " if text else "") + t["reply_stopped"]
     elif answer.truncated and answer.mode == "generated":
-        text += " [answer cut at the length limit]"
+        text += " " + t["reply_cut"]
     return text
