@@ -121,3 +121,21 @@ def test_a_streamed_period_is_judged_once_the_next_character_has_arrived() -> No
     assert complete_prefix("It ended. Then", "en") == len("It ended. ")
     assert complete_prefix("Fired every Thursday [1]. and", "en") == len("Fired every Thursday [1]. ")  # a cited sentence is done
     assert complete_prefix("结束了。", "zh") == len("结束了。")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Die Kündigungsfrist beträgt drei Monate.", {"3"}),
+        ("Die Miete ist am dritten Werktag fällig.", {"3"}),  # an inflected ordinal, by its stem
+        ("The notice period is three months from 1 May.", {"3", "1"}),
+        ("Срок уведомления составляет три месяца.", {"3"}),
+        ("مدة الإشعار ثلاثة أشهر أو ٣ أسابيع.", {"3"}),
+        ("El plazo es de tres meses y un día.", {"3"}),  # "un" is an article, not a number
+        ("Wait a second.", {"second"}),  # a second is also time: compared as a word
+    ],
+)
+def test_numbers_are_read_as_digits_whether_written_or_spelled(text: str, expected: set[str]) -> None:
+    from rag.text.spans import numbers
+
+    assert numbers(text) == expected

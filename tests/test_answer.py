@@ -557,6 +557,17 @@ def test_a_number_from_another_table_row_is_not_supported() -> None:
     assert text == "The daily allowance is €52 [1]."  # the subject may come from the question
 
 
+def test_a_spelled_number_is_checked_in_the_documents_language() -> None:
+    """German "drei" is a stop word, and still a number: "vier Monate" is not what the lease says,
+    while "3 Monate" is, and so is an English "three months" beside the German words."""
+    lease = [hit(1, "Die Kündigungsfrist beträgt drei Monate zum Monatsende.", "mietvertrag.md")]
+    question = "Wie lang ist die Kündigungsfrist?"
+    text, _, removed = cite("Die Kündigungsfrist beträgt vier Monate zum Monatsende [1].", lease, question)
+    assert text == "" and removed
+    text, _, _ = cite("Die Kündigungsfrist beträgt 3 Monate zum Monatsende [1].", lease, question)
+    assert text == "Die Kündigungsfrist beträgt 3 Monate zum Monatsende [1]."
+
+
 def test_markdown_markup_does_not_reach_the_answer() -> None:
     from rag.text.spans import plain
 

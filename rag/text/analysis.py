@@ -11,6 +11,9 @@ chunking all see words, stems, stop words and sentences through this module.
 - Each text's language is detected offline (py3langid); its Snowball stemmer (PyStemmer) and stop
   words (stopwords-iso) are used where they exist. English keeps its own short stop list. When the
   detector is unsure (short Latin-script text), the default language is used.
+- Numbers are read as digits whether written ("3", "٣") or spelled in the text's language ("drei",
+  "dritten", "три"; num2words' ~50 languages, English's own list), so a number check compares values.
+  Han numerals are not read (num2words has no Chinese).
 - Sentences end at . ! ? and other scripts' terminators (。！？ । ؟ ۔ ። …), never after an
   abbreviation ("z. B.", "Dr.", "e.g.") or an ordinal number ("am 1. März").
 
@@ -45,11 +48,18 @@ _ENGLISH_STOPWORDS = frozenset(
     also may might must shall us via one two many much said says say according source sources document documents""".split()
 )
 
-NUMBER_WORDS = frozenset(
-    """zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
-    seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million
-    billion first second third fourth fifth sixth seventh eighth ninth tenth half quarter twice""".split()
+_ENGLISH_NUMBERS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty"
+).split()
+_ENGLISH_VALUES = (
+    {w: str(n) for n, w in enumerate(_ENGLISH_NUMBERS)}
+    | {w: str(10 * n) for n, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), start=3)}
+    | {"hundred": "100", "thousand": "1000", "million": "1000000", "billion": "1000000000"}
+    | {w: str(n) for n, w in enumerate("first second third fourth fifth sixth seventh eighth ninth tenth".split(), start=1)}
+    | {"half": "half", "quarter": "quarter", "twice": "twice", "second": "second"}  # no one number (a second is also time)
 )
+NUMBER_WORDS = frozenset(_ENGLISH_VALUES)  # English's, the words a number check always reads
 
 # ISO 639-1 code -> Snowball algorithm name in PyStemmer
 _SNOWBALL = {
@@ -175,9 +185,54 @@ def is_stopword(word: str, lang: str = DEFAULT_LANGUAGE) -> bool:
     return word in stopwords(lang)
 
 
+# the values num2words spells in a language: cardinals from 2 ("un", "ein", "uno" are also articles),
+# the tens, 100 and 1000, and the first ten ordinals
+_SPELLED = [(n, "cardinal") for n in [*range(2, 21), *range(30, 100, 10), 100, 1000]] + [(n, "ordinal") for n in range(1, 11)]
+
+
+@lru_cache(maxsize=128)
+def number_words(lang: str) -> dict[str, str]:
+    """The number words of ``lang`` (folded, one word each) and the digits each stands for, from
+    num2words (about 50 languages; none for a language it does not spell). English has its own list."""
+    if lang == "en":
+        return dict(_ENGLISH_VALUES)
+    try:
+        from num2words import num2words
+    except ImportError:  # pragma: no cover - a dependency; without it only digits are compared
+        return {}
+    out: dict[str, str] = {}
+    for value, kind in _SPELLED:
+        try:
+            spelled = fold(num2words(value, lang=lang, to=kind))
+        except (NotImplementedError, OverflowError, ValueError, TypeError, KeyError, AttributeError):
+            return out  # num2words does not spell this language (it raises NotImplementedError)
+        if len(_WORD.findall(spelled)) == 1:
+            out.setdefault(spelled, str(value))
+    return out
+
+
+def number_value(word: str, lang: str) -> str | None:
+    """The number ``word`` (folded) stands for, as digits: a numeral of any script, or a number word
+    of ``lang`` or English, matched by its stem ("dritten" is "dritte", 3); None for any other word."""
+    if word.isdigit():
+        return word
+    if word in _ENGLISH_VALUES:
+        return _ENGLISH_VALUES[word]
+    spelled = number_words(lang)
+    if word in spelled:
+        return spelled[word]
+    by_stem = _number_stems(lang)
+    return by_stem.get(stem(word, lang)) if by_stem else None
+
+
+@lru_cache(maxsize=128)
+def _number_stems(lang: str) -> dict[str, str]:
+    return {stem(w, lang): v for w, v in number_words(lang).items()} if lang != "en" else {}
+
+
 def is_content(word: str, lang: str = DEFAULT_LANGUAGE) -> bool:
     """A word that carries topic: not a stop word and not a fragment; digits and number words always count."""
-    if word.isdigit() or word in NUMBER_WORDS:
+    if word.isdigit() or word in NUMBER_WORDS or word in number_words(lang):
         return True
     return word not in stopwords(lang) and (len(word) > 2 or is_unspaced(word) or not word.isascii())
 

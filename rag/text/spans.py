@@ -42,8 +42,10 @@ def weighted_overlap(weights: dict[str, float], evidence: set[str]) -> float:
 
 
 def numbers(text: str) -> set[str]:
-    """Digits (of any script, as ASCII) and number words: a claim must not change any of them."""
-    return {w for w in analysis.words(text) if w.isdigit() or w in analysis.NUMBER_WORDS}
+    """The numbers ``text`` states, as digits: numerals of any script and number words of its
+    language or English ("drei", "three" and "3" are all "3"). A claim must not change any of them."""
+    lang = analysis.language(text)
+    return {v for w in analysis.words(text) if (v := analysis.number_value(w, lang)) is not None}
 
 
 _EMPHASIS = re.compile(r"(?<!\w)(\*\*|__|\*|`+)(?=\S)(.+?)(?<=\S)\1(?!\w)")
