@@ -557,6 +557,33 @@ def test_a_number_from_another_table_row_is_not_supported() -> None:
     assert text == "The daily allowance is €52 [1]."  # the subject may come from the question
 
 
+@pytest.mark.parametrize(
+    ("passage", "question", "right", "stitched"),
+    [
+        (
+            "The notice period is three months to the end of the month. The rent is due on the third working day of each month.",
+            "How long is the notice period?",
+            "The notice period is three months [1].",
+            "The notice period is due on the third working day of each month [1].",
+        ),
+        (
+            "Die Kündigungsfrist beträgt drei Monate zum Monatsende. Die Miete ist am dritten Werktag eines jeden Monats fällig.",
+            "Wie lang ist die Kündigungsfrist?",
+            "Die Kündigungsfrist beträgt drei Monate [1].",
+            "Die Kündigungsfrist wird am dritten Werktag eines jeden Monats fällig [1].",
+        ),
+    ],
+)
+def test_a_fact_about_something_else_is_not_passed_off_as_the_answer(passage: str, question: str, right: str, stitched: str) -> None:
+    """Every word of the stitched sentence is in the passage; what it says of the notice period the
+    passage says of the rent. The same fact said of the rent may follow the answer."""
+    lease = [hit(1, passage, "lease.md")]
+    text, _, removed = cite(f"{right} {stitched}", lease, question)
+    assert text == right and len(removed) == 1
+    context = stitched.replace("The notice period is", "The rent is").replace("Die Kündigungsfrist wird", "Die Miete ist")
+    assert cite(f"{right} {context}", lease, question)[0] == f"{right} {context}"
+
+
 def test_a_spelled_number_is_checked_in_the_documents_language() -> None:
     """German "drei" is a stop word, and still a number: "vier Monate" is not what the lease says,
     while "3 Monate" is, and so is an English "three months" beside the German words."""

@@ -74,19 +74,22 @@ def test_a_question_finds_its_passage_in_another_language(tmp_path: Path, e5, em
 ARABIC = "# دليل المكتب\n\nيفتح المكتب أبوابه في الساعة الثامنة صباحا. يجب على الموظفين ارتداء بطاقة الهوية في جميع الأوقات.\n"
 
 
-@pytest.fixture(scope="module")
-def three_languages(tmp_path_factory: pytest.TempPathFactory, embedder):
-    """An index (default English embedder) over a Chinese handbook, a German lease and an Arabic office guide."""
+def _indexed(root: Path, embedder, **settings):
+    """A Chinese handbook, a German lease, an Arabic office guide and an English garden note, indexed."""
     from rag.service import Rag
 
-    root = tmp_path_factory.mktemp("languages")
     docs = root / "docs"
     docs.mkdir()
     for name, text in [("handbuch.md", HANDBOOK_ZH), ("mietvertrag.md", LEASE_DE), ("dalil.md", ARABIC), ("garden.md", GARDEN_EN)]:
         (docs / name).write_text(text, encoding="utf-8")
-    rag = Rag(Settings(index_dir=root / "index", offline=True), embedder=embedder)
-    report = rag.ingest([docs])
-    return rag, report, docs
+    rag = Rag(Settings(index_dir=root / "index", offline=True, **settings), embedder=embedder)
+    return rag, rag.ingest([docs]), docs
+
+
+@pytest.fixture(scope="module")
+def three_languages(tmp_path_factory: pytest.TempPathFactory, embedder):
+    """The documents indexed with the default (English) embedder."""
+    return _indexed(tmp_path_factory.mktemp("languages"), embedder)
 
 
 @pytest.mark.parametrize(
@@ -152,15 +155,7 @@ def test_keyword_ranking_counts_for_less_when_the_documents_hold_few_of_the_ques
 @pytest.fixture(scope="module")
 def multilingual_index(tmp_path_factory: pytest.TempPathFactory, e5):
     """The same documents indexed with the multilingual embedder."""
-    from rag.service import Rag
-
-    root = tmp_path_factory.mktemp("multilingual")
-    docs = root / "docs"
-    docs.mkdir()
-    for name, text in [("handbuch.md", HANDBOOK_ZH), ("mietvertrag.md", LEASE_DE), ("dalil.md", ARABIC), ("garden.md", GARDEN_EN)]:
-        (docs / name).write_text(text, encoding="utf-8")
-    rag = Rag(Settings(index_dir=root / "index", embedder=BUNDLED_MULTILINGUAL_EMBEDDER, offline=True), embedder=e5)
-    rag.ingest([docs])
+    rag, _, docs = _indexed(tmp_path_factory.mktemp("multilingual"), e5, embedder=BUNDLED_MULTILINGUAL_EMBEDDER)
     return rag, docs
 
 

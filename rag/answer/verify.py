@@ -483,11 +483,22 @@ class Verifier:
         something, or the sentence is itself a question (a model that echoes "…带薪年假？")."""
         return self.open_question or plain(sentence).rstrip().endswith(("?", "？", "؟"))
 
+    def misattributes(self, sentence: str, support: Support) -> bool:
+        """Whether ``sentence`` says of what the question asks about a fact its span states of
+        something else: the span does not answer the question, and the sentence names words of the
+        question the span lacks. A small model stitches "the notice period" to "the rent is due on
+        the third working day" and writes "The notice period is due on the third working day",
+        every word of which is in the passage."""
+        if self.answers_directly(support):
+            return False
+        span = content_words(self.hits[support.n - 1].chunk.text[support.start : support.end]) | self._headings[support.n - 1]
+        return bool((content_words(sentence) & self.question_words) - span)
+
     def reason(self, sentence: str, best: Support | None) -> str:
         """Why ``sentence``, whose best support is ``best``, was left out, in one word."""
         if not self._added(sentence) and self._restates(sentence):
             return "restates-question"
-        if best is None:
+        if best is None or self.misattributes(sentence, best):
             return "unsupported"
         if best.passes(self.thresholds):
             return "off-topic"
@@ -507,7 +518,7 @@ class Verifier:
         cited_set = {n for n in cited if 1 <= n <= len(self.hits)}
         order = sorted(cited_set) + [n for n in range(1, len(self.hits) + 1) if n not in cited_set]
         everything = [self.support(sentence, n, vector) for n in order]
-        passing = [s for s in everything if s.passes(self.thresholds) and self.answers_question(s)]
+        passing = [s for s in everything if s.passes(self.thresholds) and self.answers_question(s) and not self.misattributes(sentence, s)]
         if passing:
             best = self._preferred(passing, cited_set)
             return [best], best
