@@ -6,7 +6,7 @@
 
 For a sample of questions, the cosine of each to its answer sentence (the sentence of its gold
 paragraph that holds a gold answer), to the best other sentence of that paragraph, and to the best
-sentence of a few paragraphs of other articles. The medians of "answering" and "unrelated" are the
+of 12 sentences of other articles. The medians of "answering" and "unrelated" are the
 scale's anchors. A pair q:d asks the questions of language q of the sentences of language d (a
 parallel set such as XQuAD); a folder without language subfolders is one pair.
 """
@@ -28,6 +28,8 @@ from rag.backends import open_embedder
 from rag.config import Settings
 from rag.index.embeddings import Embedder
 from rag.text.analysis import sentences
+
+FAR_SENTENCES = 12  # the unrelated sentences each question is compared with
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -51,7 +53,8 @@ def _pair(questions: Path, corpus: Path, embedder: Embedder, limit: int) -> dict
         holding = [k for k, s in enumerate(own) if any(a in s for a in answers.get(item["id"], item["answers"]))]
         if not holding:
             continue
-        far = [s for i in random.Random(item["id"]).sample(sorted(docs), 6) if docs[i]["title"] != docs[gold]["title"] for s in split[i]]
+        others = random.Random(item["id"]).sample(sorted(docs), 6)
+        far = [s for i in others if docs[i]["title"] != docs[gold]["title"] for s in split[i]][:FAR_SENTENCES]
         cosines = embedder.embed_documents(own + far) @ embedder.embed_queries([item["question"]])[0]
         answering.append(max(cosines[k] for k in holding))
         other += [max(c for k, c in enumerate(cosines[: len(own)]) if k not in holding)] if len(own) > len(holding) else []

@@ -74,7 +74,7 @@ def test_a_question_finds_its_passage_in_another_language(tmp_path: Path, e5, em
 ARABIC = "# دليل المكتب\n\nيفتح المكتب أبوابه في الساعة الثامنة صباحا. يجب على الموظفين ارتداء بطاقة الهوية في جميع الأوقات.\n"
 
 
-def _indexed(root: Path, embedder, **settings):
+def _indexed(root: Path, model, **settings):
     """A Chinese handbook, a German lease, an Arabic office guide and an English garden note, indexed."""
     from rag.service import Rag
 
@@ -82,7 +82,7 @@ def _indexed(root: Path, embedder, **settings):
     docs.mkdir()
     for name, text in [("handbuch.md", HANDBOOK_ZH), ("mietvertrag.md", LEASE_DE), ("dalil.md", ARABIC), ("garden.md", GARDEN_EN)]:
         (docs / name).write_text(text, encoding="utf-8")
-    rag = Rag(Settings(index_dir=root / "index", offline=True, **settings), embedder=embedder)
+    rag = Rag(Settings(index_dir=root / "index", offline=True, **settings), embedder=model)
     return rag, rag.ingest([docs]), docs
 
 
