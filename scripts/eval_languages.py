@@ -30,11 +30,22 @@ def _pair_folder(root: Path, questions: str, corpus: str, work: Path) -> Path:
     folder = work / f"{questions}-over-{corpus}"
     (folder / "qrels").mkdir(parents=True, exist_ok=True)
     links = {"corpus.jsonl": root / corpus / "corpus.jsonl", "queries.jsonl": root / questions / "queries.jsonl"}
-    links |= {"qa.jsonl": root / questions / "qa.jsonl", "qrels/test.tsv": root / questions / "qrels" / "test.tsv"}
+    links |= {"qrels/test.tsv": root / questions / "qrels" / "test.tsv"}
     for name, target in links.items():
         if not (folder / name).exists():
             os.symlink(target.resolve(), folder / name)
+    # an answer may be in the question's language or quote the document's: either language's gold counts
+    in_corpus = {item["id"]: item["answers"] for item in _jsonl(root / corpus / "qa.jsonl")}
+    (folder / "qa.jsonl").unlink(missing_ok=True)  # never write through an older run's link into the data
+    with (folder / "qa.jsonl").open("w", encoding="utf-8") as out:
+        for item in _jsonl(root / questions / "qa.jsonl"):
+            item["answers"] = list(dict.fromkeys(item["answers"] + in_corpus.get(item["id"], [])))
+            out.write(json.dumps(item, ensure_ascii=False) + "\n")
     return folder
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.open(encoding="utf-8")]
 
 
 def _measure(folder: Path, rag: Rag, qa: bool, limit: int | None) -> dict[str, Any]:

@@ -141,15 +141,18 @@ def upload(page, path: Path) -> None:
 
 
 def ask(page, question: str) -> None:
-    """Ask on the page and wait until the answer is checked and its sources are shown."""
-    turns = page.locator("#chat .bot").count()
+    """Ask on the page and wait until the answer is checked and its sources are shown: the last
+    message asked is this question, every question has its reply, and the sources panel is the
+    last reply's. (Counting replies before asking raced a restored chat still being drawn.)"""
     box = page.locator("#question textarea")
     box.fill(question)
     box.press("Enter")
     page.wait_for_function(
-        """([turns]) => { const p = document.querySelector('#sources [data-turn]');
-        return p && Number(p.dataset.turn) === turns && !document.querySelector('#ask').disabled; }""",
-        arg=[turns],
+        """([question]) => { const asked = document.querySelectorAll('#chat .user'), replies = document.querySelectorAll('#chat .bot');
+        const p = document.querySelector('#sources [data-turn]');
+        return asked.length > 0 && asked[asked.length - 1].innerText.includes(question) && replies.length === asked.length
+            && p && Number(p.dataset.turn) === replies.length - 1 && !document.querySelector('#ask').disabled; }""",
+        arg=[question],
         timeout=180_000,
     )
 
@@ -321,9 +324,12 @@ def test_chats_survive_a_restart_and_can_be_renamed_exported_and_deleted(tmp_pat
     second = start_server(index, tmp_path)
     try:
         for page in browser_page(second.url):
-            assert "When does the ferry to Inchcolm leave?" in page.locator("#chat-list").inner_text()
-            assert "10:15" in page.locator("#chat .bot").last.inner_text()  # the chat reopened where it was
-            assert "ferry.txt" in page.locator("#sources").inner_text()  # with its sources
+            # the chat reopened where it was, with its sources (the list and panels fill in just after the page draws)
+            page.wait_for_function(
+                "() => document.querySelector('#chat-list').innerText.includes('When does the ferry to Inchcolm leave?')"
+            )
+            page.wait_for_function("() => [...document.querySelectorAll('#chat .bot')].some(b => b.innerText.includes('10:15'))")
+            page.wait_for_function("() => document.querySelector('#sources').innerText.includes('ferry.txt')")
             page.locator("#chat-manage").get_by_text("This chat").click()
             page.locator("#chat-title textarea").fill("Ferry times")
             page.locator("#rename").click()

@@ -178,12 +178,14 @@ def test_the_pages_fixed_texts_follow_the_language_of_the_question(tmp_path: Pat
 
     from rag.schema import Answer, Claim
     from ui.sources import render_sources, shown_text
-    from ui.texts import ENGLISH, PageTexts
+    from ui.texts import ENGLISH, LABELS, PageTexts
 
     texts = PageTexts.load()
     assert {"de", "es", "zh", "ru", "ar", "hi", "vi", "tr"} <= set(texts.languages)
     for code, translated in texts.languages.items():
         assert set(translated) == set(ENGLISH), (code, set(ENGLISH) - set(translated))  # every text translated
+        assert set(texts.labels[code]) == set(LABELS), (code, set(LABELS) - set(texts.labels[code]))  # and every label
+    assert texts.i18n.translations_dict["de"]["Ask"] == "Fragen"
     fields = {"citations": [], "truncated": False, "model": "m", "embedder": "e", "prompt_version": "p", "latency_s": 0.1}
     refused = Answer(question="Wie viele Parkplätze gibt es?", text="Die Dokumente sagen dazu nichts.", refused=True, **fields)
     refused.refusal_reason = "no retrieved sentence answers the question"

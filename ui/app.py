@@ -8,6 +8,7 @@ Chats are kept in SQLite in the index folder, each user's own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,9 @@ from rag.service import Rag
 from .page import ChatPage, _file_choices, _model_choices, _status_markdown, busy
 from .room import BUSY, WaitingRoom
 from .sources import EMPTY, render_sources
+from .texts import PageTexts
+
+Label = Callable[[str], Any]  # an English label, as the page shows it in the browser's language
 
 __all__ = ["BUSY", "CSS", "JS", "WaitingRoom", "create_app", "render_sources"]
 
@@ -87,15 +91,16 @@ JS = r"""
 """
 
 
-def create_app(rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = None) -> gr.Blocks:
+def create_app(rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = None, texts: PageTexts | None = None) -> gr.Blocks:
     """Build the page. Nothing heavy happens here: models load on the first question.
 
     `max_waiting` questions may wait behind the one being answered; more get a "busy" reply.
     """
-    page = ChatPage(rag, room or WaitingRoom(max_waiting))
+    page = ChatPage(rag, room or WaitingRoom(max_waiting), texts or PageTexts.load())
+    t = page.texts.label
     with gr.Blocks(title="rag — ask your documents", analytics_enabled=False) as app:
-        gr.Markdown("## Ask your documents\nAnswers come only from your indexed files, with the passage behind each claim.")
-        widgets = _widgets(rag)
+        gr.Markdown(t("## Ask your documents\nAnswers come only from your indexed files, with the passage behind each claim."))
+        widgets = _widgets(rag, t)
         _wire(app, page, widgets)
     app.queue(max_size=4 * _concurrency(page.room))
     return app
@@ -138,40 +143,40 @@ class _Widgets:
     max_tokens: Any
 
 
-def _widgets(rag: Rag) -> _Widgets:
+def _widgets(rag: Rag, t: Label) -> _Widgets:
     parts: dict[str, Any] = {"chat_id": gr.State(None)}
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=220, elem_id="chats-panel"):
-            parts |= _chats_panel()
+            parts |= _chats_panel(t)
         with gr.Column(scale=3, min_width=320):
-            parts |= _chat_panel()
+            parts |= _chat_panel(t)
         with gr.Column(scale=2, min_width=300):
-            gr.Markdown("### Sources")
+            gr.Markdown(t("### Sources"))
             parts["sources"] = gr.HTML(EMPTY, elem_id="sources")
-    parts |= _documents_panel(rag)
-    parts |= _settings_panel(rag)
+    parts |= _documents_panel(rag, t)
+    parts |= _settings_panel(rag, t)
     return _Widgets(**parts)
 
 
-def _chats_panel() -> dict[str, Any]:
+def _chats_panel(t: Label) -> dict[str, Any]:
     w: dict[str, Any] = {}
-    w["new_chat"] = gr.Button("New chat", elem_id="new-chat")
-    w["chats"] = gr.Radio(label="Chats", choices=[], elem_id="chat-list")
-    with gr.Accordion("This chat", open=False, elem_id="chat-manage"):
-        w["title"] = gr.Textbox(label="Name", elem_id="chat-title")
-        w["rename"] = gr.Button("Rename", elem_id="rename")
+    w["new_chat"] = gr.Button(t("New chat"), elem_id="new-chat")
+    w["chats"] = gr.Radio(label=t("Chats"), choices=[], elem_id="chat-list")
+    with gr.Accordion(t("This chat"), open=False, elem_id="chat-manage"):
+        w["title"] = gr.Textbox(label=t("Name"), elem_id="chat-title")
+        w["rename"] = gr.Button(t("Rename"), elem_id="rename")
         with gr.Row():
-            w["export_md"] = gr.Button("Export Markdown", elem_id="export-md")
-            w["export_json"] = gr.Button("Export JSON", elem_id="export-json")
-        w["exported"] = gr.File(label="Download", interactive=False, elem_id="export")
-        w["delete"] = gr.Button("Delete chat", variant="stop", elem_id="delete-chat")
+            w["export_md"] = gr.Button(t("Export Markdown"), elem_id="export-md")
+            w["export_json"] = gr.Button(t("Export JSON"), elem_id="export-json")
+        w["exported"] = gr.File(label=t("Download"), interactive=False, elem_id="export")
+        w["delete"] = gr.Button(t("Delete chat"), variant="stop", elem_id="delete-chat")
         with gr.Row(visible=False) as w["confirm_delete_row"]:
-            w["confirm_delete"] = gr.Button("Yes, delete it", variant="stop", elem_id="confirm-delete")
-            w["keep_chat"] = gr.Button("Keep it", elem_id="keep-chat")
+            w["confirm_delete"] = gr.Button(t("Yes, delete it"), variant="stop", elem_id="confirm-delete")
+            w["keep_chat"] = gr.Button(t("Keep it"), elem_id="keep-chat")
     return w
 
 
-def _chat_panel() -> dict[str, Any]:
+def _chat_panel(t: Label) -> dict[str, Any]:
     w: dict[str, Any] = {}
     w["chat"] = gr.Chatbot(
         show_label=False,
@@ -184,48 +189,48 @@ def _chat_panel() -> dict[str, Any]:
         buttons=["copy"],
     )
     w["draft"] = gr.HTML('<span class="loading"></span>', elem_id="draft")  # until the saved chat is back
-    w["question"] = gr.Textbox(show_label=False, placeholder="Ask a question about your documents", elem_id="question")
+    w["question"] = gr.Textbox(show_label=False, placeholder=t("Ask a question about your documents"), elem_id="question")
     with gr.Row():
-        w["ask"] = gr.Button("Ask", variant="primary", elem_id="ask")
-        w["stop"] = gr.Button("Stop", elem_id="stop", interactive=False)
-        w["regen"] = gr.Button("Regenerate", elem_id="regenerate")
+        w["ask"] = gr.Button(t("Ask"), variant="primary", elem_id="ask")
+        w["stop"] = gr.Button(t("Stop"), elem_id="stop", interactive=False)
+        w["regen"] = gr.Button(t("Regenerate"), elem_id="regenerate")
     return w
 
 
-def _documents_panel(rag: Rag) -> dict[str, Any]:
+def _documents_panel(rag: Rag, t: Label) -> dict[str, Any]:
     w: dict[str, Any] = {}
-    with gr.Accordion("Documents", open=False, elem_id="documents"):
+    with gr.Accordion(t("Documents"), open=False, elem_id="documents"):
         w["upload"] = gr.File(
-            file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", label="Add documents", elem_id="upload"
+            file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", label=t("Add documents"), elem_id="upload"
         )
         w["report"] = gr.Markdown(elem_id="ingest-report")
         w["status"] = gr.Markdown(_status_markdown(rag), elem_id="index-status")
         with gr.Row():
             w["files"] = gr.Dropdown(
-                choices=_file_choices(rag), multiselect=True, filterable=True, label="Indexed files (type to filter)", elem_id="files"
+                choices=_file_choices(rag), multiselect=True, filterable=True, label=t("Indexed files (type to filter)"), elem_id="files"
             )
-            w["remove"] = gr.Button("Remove from index", elem_id="remove")
+            w["remove"] = gr.Button(t("Remove from index"), elem_id="remove")
         with gr.Row(visible=False) as w["confirm_remove_row"]:
-            w["confirm_remove"] = gr.Button("Yes, remove", variant="stop", elem_id="confirm-remove")
-            w["keep_files"] = gr.Button("Cancel", elem_id="keep-files")
+            w["confirm_remove"] = gr.Button(t("Yes, remove"), variant="stop", elem_id="confirm-remove")
+            w["keep_files"] = gr.Button(t("Cancel"), elem_id="keep-files")
     return w
 
 
-def _settings_panel(rag: Rag) -> dict[str, Any]:
+def _settings_panel(rag: Rag, t: Label) -> dict[str, Any]:
     settings = rag.settings
-    with gr.Accordion("Settings", open=False):
+    with gr.Accordion(t("Settings"), open=False):
         return {
             "model": gr.Dropdown(
                 choices=_model_choices(rag),
                 value=settings.model,
-                label="Model",
+                label=t("Model"),
                 elem_id="model",
                 interactive=not settings.llm_url,
                 info="Served by --llm-url" if settings.llm_url else None,
             ),
-            "top_k": gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages per answer"),
-            "temperature": gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature"),
-            "max_tokens": gr.Slider(32, 2048, value=settings.max_tokens, step=16, label="Max answer length (tokens)"),
+            "top_k": gr.Slider(1, 20, value=settings.top_k, step=1, label=t("Passages per answer")),
+            "temperature": gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label=t("Temperature")),
+            "max_tokens": gr.Slider(32, 2048, value=settings.max_tokens, step=16, label=t("Max answer length (tokens)")),
         }
 
 

@@ -103,10 +103,10 @@ def _model_choices(rag: Rag) -> list[tuple[str, str]]:
 class ChatPage:
     """The page's state (chats, sessions, the waiting room) and a method per event."""
 
-    def __init__(self, rag: Rag, room: WaitingRoom) -> None:
+    def __init__(self, rag: Rag, room: WaitingRoom, texts: PageTexts) -> None:
         self.rag = rag
         self.room = room
-        self.texts = PageTexts.load()
+        self.texts = texts
         self.upload_dir = rag.settings.index_dir / "uploads"
         rag.settings.index_dir.mkdir(parents=True, exist_ok=True)
         self.store = ChatStore(rag.settings.index_dir / "chats.sqlite")

@@ -72,8 +72,10 @@ def launch(rag: Rag, *, host: str, port: int, auth: tuple[str, str] | None, max_
     from starlette.middleware import Middleware
 
     from ui.app import CSS, JS, create_app
+    from ui.texts import PageTexts
 
-    app = create_app(rag, max_waiting=max_waiting)
+    texts = PageTexts.load()
+    app = create_app(rag, max_waiting=max_waiting, texts=texts)
     blocked = [str(rag.settings.index_dir.resolve())]
     app.launch(
         server_name=host,
@@ -92,4 +94,5 @@ def launch(rag: Rag, *, host: str, port: int, auth: tuple[str, str] | None, max_
         pwa=False,
         enable_monitoring=False,
         app_kwargs={"middleware": [Middleware(RefuseRemoteFiles)]},
+        i18n=texts.i18n,
     )
