@@ -231,6 +231,7 @@ class Verifier:
         self._shared_heading = set.intersection(*self._headings) if len(hits) > 1 else set()
         self.evidence_text = [t + " " + h.chunk.heading for t, h in zip(trusted, hits)]
         self._number_units = [_number_units(t) for t in trusted]
+        self._passage_numbers = [_numbers_of(t) for t in self.evidence_text]  # read once, not once per sentence checked
         self._passage_short = [_short_words(t) for t in trusted]
         self.spans: list[tuple[int, int, int]] = []  # (hit index, start, end) of every trusted passage sentence
         for i, hit in enumerate(hits):
@@ -436,11 +437,10 @@ class Verifier:
             novel = overlap(added, self.passage_words[i] | self._passage_short[i])
         else:  # nothing beyond the question's own words: it confirms a yes/no question, answers no other
             novel = 0.0 if self._restates(sentence) else 1.0
-        evidence = self.evidence_text[i]
         numbers_ok = (
-            _numbers_of(sentence) <= _numbers_of(evidence)
+            _numbers_of(sentence) <= self._passage_numbers[i]
             and self._numbers_placed(sentence, words, i)
-            and _qualifiers(sentence) <= _qualifiers(evidence)
+            and _qualifiers(sentence) <= _qualifiers(self.evidence_text[i])
         )
         best_j, semantic = -1, 0.0
         for j, (hit_index, _, _) in enumerate(self.spans):

@@ -148,8 +148,9 @@ class SentenceTransformerEmbedder:
         specials = len(self._model.tokenizer("", add_special_tokens=True)["input_ids"])
         self.max_tokens = int(self._model.max_seq_length or 512) - specials
         own = getattr(self._model, "prompts", None) or {}
-        family = None if own.get("query") else family_prompts(spec if not source.local else source.name + " " + self.name)
-        self.scale = family_scale(spec if not source.local else source.name + " " + self.name)
+        known_as = spec if not source.local else source.name + " " + self.name  # what tells its family
+        family = None if own.get("query") else family_prompts(known_as)
+        self.scale = family_scale(known_as)
         self.query_prompt = query_prompt if query_prompt is not None else (family[0] if family else None)
         self.document_prompt = document_prompt if document_prompt is not None else (family[1] if family else None)
         if self.document_prompt:  # the prompt takes part of every passage's window
