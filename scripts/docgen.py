@@ -66,3 +66,88 @@ def make_docx(path: Path, blocks: list[tuple[str, str]], title: str = "") -> Pat
             document.add_paragraph(text)
     document.save(str(path))
     return path
+
+
+def make_docx_table(path: Path, heading: str, rows: list[list[str]], after: str = "") -> Path:
+    """A .docx with a heading, a table under it and (optionally) a paragraph after it."""
+    import docx
+
+    document = docx.Document()
+    document.add_heading(heading, level=1)
+    table = document.add_table(rows=len(rows), cols=len(rows[0]))
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    if after:
+        document.add_paragraph(after)
+    document.save(str(path))
+    return path
+
+
+def make_xlsx(path: Path, sheets: dict[str, list[list[object]]]) -> Path:
+    """One sheet per entry, rows as given (the first row is the header)."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for name, rows in sheets.items():
+        sheet = workbook.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    workbook.save(str(path))
+    return path
+
+
+def make_pptx(path: Path, slides: list[tuple[str, list[str], str]]) -> Path:
+    """``slides`` are (title, bullet lines, speaker notes)."""
+    import pptx
+
+    deck = pptx.Presentation()
+    for title, bullets, notes in slides:
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        slide.shapes.title.text = title
+        slide.placeholders[1].text_frame.text = "\n".join(bullets)
+        if notes:
+            slide.notes_slide.notes_text_frame.text = notes
+    deck.save(str(path))
+    return path
+
+
+def make_epub(path: Path, title: str, chapters: list[tuple[str, str]]) -> Path:
+    """A minimal EPUB 3: ``chapters`` are (heading, paragraph), in reading order."""
+    import zipfile
+    from html import escape
+
+    items = "".join(f'<item id="c{n}" href="text/c{n}.xhtml" media-type="application/xhtml+xml"/>' for n in range(len(chapters)))
+    spine = "".join(f'<itemref idref="c{n}"/>' for n in range(len(chapters)))
+    package = (
+        '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+        f'<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>{escape(title)}</dc:title></metadata>'
+        f"<manifest>{items}</manifest><spine>{spine}</spine></package>"
+    )
+    container = (
+        '<?xml version="1.0"?><container xmlns="urn:oasis:names:tc:opendocument:xmlns:container" version="1.0">'
+        '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>'
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        archive.writestr("META-INF/container.xml", container)
+        archive.writestr("OEBPS/content.opf", package)
+        for n, (heading, paragraph) in enumerate(chapters):
+            page = f'<html xmlns="http://www.w3.org/1999/xhtml"><body><h1>{escape(heading)}</h1><p>{escape(paragraph)}</p></body></html>'
+            archive.writestr(f"OEBPS/text/c{n}.xhtml", page)
+    return path
+
+
+def make_eml(path: Path, subject: str, body: str, attachments: dict[str, str] | None = None, sender: str = "ana@example.org") -> Path:
+    """A MIME message with a plain-text body and text attachments (name -> text)."""
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, "team@example.org", subject
+    message["Date"] = "Mon, 02 Mar 2026 09:15:00 +0100"
+    message.set_content(body)
+    for name, text in (attachments or {}).items():
+        message.add_attachment(text.encode("utf-8"), maintype="text", subtype="plain", filename=name)
+    path.write_bytes(bytes(message))
+    return path

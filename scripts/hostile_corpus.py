@@ -3,11 +3,12 @@
     python scripts/hostile_corpus.py [--keep DIR]
 
 Builds, in a temporary folder: a PDF decompression bomb, a PDF whose page tree contains itself, an
-encrypted PDF, a truncated PDF, a billion-laughs DOCX, a zip bomb named .docx, Latin-1 text, an
-empty file, a file over the size cap, a symlink loop, a link to a secret outside the folder, folder
-links that leave the root or loop, a file name that is not UTF-8, an unreadable file and an
-unreadable folder; plus good files, one full of terminal escape codes and one of links that only
-look local (userinfo, scheme-relative, data:, IDN, HTML entities). Runs
+encrypted PDF, a truncated PDF, a billion-laughs DOCX, zip bombs named .docx, .xlsx, .pptx and .epub,
+an e-book declaring XML entities, mail that breaks MIME every tolerated way, a CSV cell past the
+field limit, Latin-1 text, an empty file, a file over the size cap, a symlink loop, a link to a
+secret outside the folder, folder links that leave the root or loop, a file name that is not UTF-8,
+an unreadable file and an unreadable folder; plus good files, one full of terminal escape codes and
+one of links that only look local (userinfo, scheme-relative, data:, IDN, HTML entities). Runs
 `rag ingest --json --max-file-mb 2` on it (parse limits 20 s and 768 MB; as root, without the
 capability to read what permissions forbid) and `rag ask` about the two tricky good files, and
 prints one JSON object: the reason given for each file, whether each matches the expected reason,
@@ -43,6 +44,11 @@ EXPECTED = {
     "truncated.pdf": "corrupt-pdf",
     "laughs.docx": "xml-bomb",
     "zipbomb.docx": "zip-bomb",
+    "zipbomb.xlsx": "zip-bomb",
+    "zipbomb.pptx": "zip-bomb",
+    "zipbomb.epub": "zip-bomb",
+    "entities.epub": "xml-bomb",
+    "field.csv": "corrupt-csv",
     "nested.html": "timeout",
     "latin1.txt": "not-utf8",
     "empty.txt": "empty-file",
@@ -56,7 +62,7 @@ EXPECTED = {
     "locked.md": "unreadable",
     "locked-folder": "unreadable",
 }
-GOOD = ["escapes.md", "good.md", "links.md"]
+GOOD = ["escapes.md", "good.md", "links.md", "mime.eml"]
 ESCAPES = "\x1b]8;;http://evil.example/pwn\x1b\\click\x1b]8;;\x1b\\ \x1b]0;owned\x07\x1b[2J\x9b31m"
 LINKS = [
     "http://localhost:80@evil.example/fee.png",
@@ -151,15 +157,49 @@ def html_nesting_bomb(path: Path) -> None:
     path.write_text("<html><body>" + "<div>" * depth + "deep" + "</div>" * depth + "</body></html>")
 
 
-def docx_zip_bomb(path: Path) -> None:
-    """A zip that unpacks to 1 GB of zeros, named .docx."""
+def zip_bomb(path: Path, member_name: str = "word/document.xml") -> None:
+    """A zip that unpacks to 1 GB of zeros (named .docx, .xlsx, .pptx or .epub)."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         archive.writestr("[Content_Types].xml", DOCX_TYPES)
         archive.writestr("_rels/.rels", DOCX_RELS)
-        with archive.open("word/document.xml", "w", force_zip64=True) as member:
+        with archive.open(member_name, "w", force_zip64=True) as member:
             zeros = bytes(64 << 20)
             for _ in range(16):
                 member.write(zeros)
+
+
+def epub_entities(path: Path) -> None:
+    """An e-book whose package document declares a billion-laughs entity and an outside file."""
+    entities = '<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY xxe SYSTEM "file:///etc/passwd">'
+    package = (
+        f'<?xml version="1.0"?><!DOCTYPE package [{entities}]><package xmlns="http://www.idpf.org/2007/opf">'
+        "<metadata><title>&lol2;&xxe;</title></metadata><manifest/><spine/></package>"
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/epub+zip")
+        archive.writestr(
+            "META-INF/container.xml",
+            '<container xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+            '<rootfiles><rootfile full-path="content.opf"/></rootfiles></container>',
+        )
+        archive.writestr("content.opf", package)
+
+
+def malformed_mime(path: Path) -> None:
+    """Mail that breaks MIME every way a parser tolerates: an unclosed boundary, a part in an unknown
+    charset, a broken encoded-word subject, invalid base64 and 200 levels of nested multiparts; its
+    one readable sentence must still be indexed."""
+    nested = "".join(f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n" for i in range(200))
+    path.write_bytes(
+        (
+            "From: =?utf-8?q?broken?= <x@example.org\r\nSubject: =?x-unknown?b?!!!?=\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n"
+            "--b0\r\nContent-Type: text/plain; charset=x-unknown-charset\r\n\r\n"
+            "The badge office opens at nine.\r\n"
+            "--b0\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n@@not base64@@\r\n"
+            f"{nested}"
+        ).encode()
+    )
 
 
 def build(base: Path) -> Path:
@@ -173,7 +213,13 @@ def build(base: Path) -> Path:
     valid = make_pdf(base / "valid.pdf", ["A page that will be cut in half. " * 40])
     (root / "truncated.pdf").write_bytes(valid.read_bytes()[: valid.stat().st_size // 2])
     docx_billion_laughs(root / "laughs.docx")
-    docx_zip_bomb(root / "zipbomb.docx")
+    zip_bomb(root / "zipbomb.docx")
+    zip_bomb(root / "zipbomb.xlsx", "xl/worksheets/sheet1.xml")
+    zip_bomb(root / "zipbomb.pptx", "ppt/slides/slide1.xml")
+    zip_bomb(root / "zipbomb.epub", "OEBPS/chapter.xhtml")
+    epub_entities(root / "entities.epub")
+    malformed_mime(root / "mime.eml")
+    (root / "field.csv").write_text("name,notes\nAna," + "x" * 1_500_000 + "\n")  # one cell past the field limit
     html_nesting_bomb(root / "nested.html")
     (root / "latin1.txt").write_bytes("caf\xe9 au lait, cr\xe8me br\xfbl\xe9e\n".encode("latin-1"))
     (root / "empty.txt").write_bytes(b"")

@@ -49,7 +49,7 @@ def test_hostile_corpus_is_reported_file_by_file(rag, tmp_path: Path) -> None:
     from rag.service import Rag
 
     texts = " ".join(c.text for c in Rag(Settings(index_dir=index, offline=True)).index.store.iter_all())
-    assert "lighthouse" in texts and SECRET.split()[-1] not in texts
+    assert "lighthouse" in texts and "badge office" in texts and SECRET.split()[-1] not in texts
 
     # documents reach the terminal without escape codes, and answers without live outside links
     extract = {"RAG_ANSWER_MODE": "extract"}

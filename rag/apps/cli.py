@@ -129,7 +129,8 @@ def main() -> None:
 @settings_options
 @handle_errors
 def ingest_command(paths: tuple[Path, ...], rebuild: bool, as_json: bool, **kwargs: Any) -> None:
-    """Index files and folders (recursively): .txt .md .pdf .docx .html."""
+    """Index files and folders (recursively): text, Markdown, PDF, Word, HTML, spreadsheets (.xlsx, .csv),
+    slides (.pptx), e-books (.epub) and e-mail (.eml)."""
     from rag.ingest.discovery import require_existing
     from rag.service import Rag
 
@@ -147,9 +148,11 @@ def ingest_command(paths: tuple[Path, ...], rebuild: bool, as_json: bool, **kwar
     else:
         _print_report(report)
     if not (report.added or report.updated or report.unchanged or report.removed):
+        from rag.ingest.loaders import SUPPORTED_SUFFIXES
+
         raise RagError(
             "no supported files were found to index",
-            "pass files or folders with .txt, .md, .pdf, .docx or .html documents (see the skipped list above)",
+            f"pass files or folders with {', '.join(sorted(SUPPORTED_SUFFIXES))} documents (see the skipped list above)",
         )
 
 

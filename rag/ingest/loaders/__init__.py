@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag.ingest.loaders import docx, html, pdf, text
+from rag.ingest.loaders import docx, ebook, html, mail, pdf, sheets, slides, text
 from rag.ingest.loaders.base import Loader, LoadError
 from rag.schema import Document, PageSpan
 
 # Bump when what a loader makes of a file changes (text, pages, headings): files indexed by an
 # older loader are read again on the next ingest, as after a chunking change.
-LOADER_VERSION = 2
+LOADER_VERSION = 3  # 3: tables as named rows, Word tables where they stand
 
-LOADERS: tuple[Loader, ...] = (text.LOADER, pdf.LOADER, docx.LOADER, html.LOADER)
+LOADERS: tuple[Loader, ...] = (
+    text.LOADER, pdf.LOADER, docx.LOADER, html.LOADER, sheets.XLSX, sheets.CSV, slides.LOADER, ebook.LOADER, mail.LOADER,
+)  # fmt: skip
 _BY_SUFFIX = {suffix: loader for loader in LOADERS for suffix in loader.suffixes}
 SUPPORTED_SUFFIXES = frozenset(_BY_SUFFIX)
 

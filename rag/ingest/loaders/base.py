@@ -34,6 +34,26 @@ class Loader:
     paged: bool = False
 
 
+MAX_UNPACKED = 500_000_000  # bytes an Office file or e-book (a zip) may unpack to
+MAX_ZIP_RATIO = 200  # real documents compress far less than this
+
+
+def check_zip(path: Path, kind: str) -> None:
+    """Refuse a zip-based document (.docx, .xlsx, .pptx, .epub) that is not a zip, or that would
+    unpack to far more than any real document: a zip bomb is never opened."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise LoadError(f"corrupt-{kind}", f"not a readable .{kind} ({type(err).__name__}: {err})") from None
+    unpacked = sum(m.file_size for m in members)
+    packed = sum(m.compress_size for m in members) or 1
+    if unpacked > MAX_UNPACKED or (unpacked / packed > MAX_ZIP_RATIO and unpacked > 10_000_000):
+        raise LoadError("zip-bomb", f"the .{kind} would unpack to {unpacked / 1e6:.0f} MB ({unpacked / packed:.0f}x its size); not opened")
+
+
 def read_text(path: Path) -> str:
     data = path.read_bytes()
     if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):

@@ -1,15 +1,15 @@
-"""Word documents with python-docx: headings from paragraph styles, table rows as lines."""
+"""Word documents with python-docx: headings from paragraph styles, tables as named rows, in the
+order they appear."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-from rag.ingest.loaders.base import Loader, LoadError
+from rag.ingest.loaders.base import Loader, LoadError, check_zip
+from rag.ingest.loaders.tables import render_table
 from rag.schema import Document
-
-MAX_DOCX_UNPACKED = 500_000_000  # bytes a .docx may unpack to
-MAX_ZIP_RATIO = 200  # real documents compress far less than this
 
 
 def _load_docx(path: Path) -> Document:
@@ -19,16 +19,8 @@ def _load_docx(path: Path) -> Document:
     from docx.opc.exceptions import OpcError
     from lxml import etree
 
+    check_zip(path, "docx")
     try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-        unpacked = sum(m.file_size for m in members)
-        packed = sum(m.compress_size for m in members) or 1
-        if unpacked > MAX_DOCX_UNPACKED or (unpacked / packed > MAX_ZIP_RATIO and unpacked > 10_000_000):
-            raise LoadError(
-                "zip-bomb",
-                f"the .docx would unpack to {unpacked / 1e6:.0f} MB ({unpacked / packed:.0f}x its size); not opened",
-            )
         document = docx.Document(str(path))
     except etree.XMLSyntaxError as err:
         if "amplification" in str(err) or "entit" in str(err).lower():
@@ -36,26 +28,23 @@ def _load_docx(path: Path) -> Document:
         raise LoadError("corrupt-docx", f"not a readable .docx (XMLSyntaxError: {err})") from None
     except (zipfile.BadZipFile, OpcError, KeyError, ValueError) as err:
         raise LoadError("corrupt-docx", f"not a readable .docx ({type(err).__name__}: {err})") from None
-    blocks: list[str] = []
-    for para in document.paragraphs:
-        text = para.text.strip()
-        if not text:
-            continue
-        style = (para.style.name if para.style is not None else "") or ""
-        level = re.match(r"Heading (\d)", style)
-        if level:
-            blocks.append("#" * int(level.group(1)) + " " + text)
-        elif style == "Title":
-            blocks.append("# " + text)
-        else:
-            blocks.append(text)
-    for table in document.tables:
-        for row in table.rows:
-            cells = [c.text.strip() for c in row.cells]
-            if any(cells):
-                blocks.append(" | ".join(cells))
+    blocks = [text for item in document.iter_inner_content() if (text := _block(item))]
     title = document.core_properties.title or ""
     return Document(source=str(path), text="\n\n".join(blocks), title=title)
+
+
+def _block(item: Any) -> str:
+    """A paragraph (a heading as a Markdown heading) or a table, as text."""
+    from docx.table import Table
+
+    if isinstance(item, Table):
+        return render_table([[cell.text for cell in row.cells] for row in item.rows])  # merged cells repeat
+    text = item.text.strip()
+    style = (item.style.name if item.style is not None else "") or ""
+    level = re.match(r"Heading (\d)", style)
+    if text and level:
+        return "#" * int(level.group(1)) + " " + text
+    return "# " + text if text and style == "Title" else text
 
 
 LOADER = Loader("docx", (".docx",), _load_docx, isolated=True)
