@@ -136,9 +136,14 @@ class Settings(BaseSettings):
     )
     max_file_mb: float = Field(64.0, gt=0, description="Files larger than this are skipped.")
     parse_timeout_s: float = Field(
-        120.0, gt=0, description="A PDF/DOCX/HTML file whose parsing takes longer is skipped (reason 'timeout')."
+        120.0, gt=0, description="A file whose parsing (or one page's OCR) takes longer is skipped (reason 'timeout')."
     )
-    parse_memory_mb: int = Field(2048, ge=256, description="Memory cap for parsing one PDF/DOCX/HTML file (reason 'too-large' beyond it).")
+    parse_memory_mb: int = Field(2048, ge=256, description="Memory cap for parsing one file (reason 'too-large' beyond it).")
+    ocr_languages: str = Field(
+        "",
+        pattern=r"^[A-Za-z_]*(\+[A-Za-z_]+)*$",
+        description="Tesseract languages for scanned pages and pictures, e.g. 'deu+eng' (empty: each document's own, detected).",
+    )
     embed_batch_size: int = Field(32, ge=1, le=4096)
 
     @field_validator("index_dir", mode="before")

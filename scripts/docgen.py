@@ -151,3 +151,32 @@ def make_eml(path: Path, subject: str, body: str, attachments: dict[str, str] | 
         message.add_attachment(text.encode("utf-8"), maintype="text", subtype="plain", filename=name)
     path.write_bytes(bytes(message))
     return path
+
+
+def make_scanned_pdf(path: Path, pages: list[str], dpi: int = 150) -> Path:
+    """A PDF of page pictures and no text layer, as a scanner makes: ``make_pdf``'s pages rendered
+    to images (pdfium) and saved as an image-only PDF (Pillow)."""
+    import tempfile
+
+    import pypdfium2
+
+    with tempfile.TemporaryDirectory() as work:
+        text_pdf = make_pdf(Path(work) / "text.pdf", pages)
+        document = pypdfium2.PdfDocument(str(text_pdf))
+        images = [document[n].render(scale=dpi / 72).to_pil().convert("L") for n in range(len(document))]
+        document.close()
+    images[0].save(path, "PDF", resolution=dpi, save_all=True, append_images=images[1:])
+    return path
+
+
+def make_picture(path: Path, text: str, dpi: int = 150) -> Path:
+    """A picture (PNG, TIFF, JPEG by the suffix) of one page with ``text`` on it."""
+    import tempfile
+
+    import pypdfium2
+
+    with tempfile.TemporaryDirectory() as work:
+        document = pypdfium2.PdfDocument(str(make_pdf(Path(work) / "page.pdf", [text])))
+        document[0].render(scale=dpi / 72).to_pil().convert("L").save(path)
+        document.close()
+    return path

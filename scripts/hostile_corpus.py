@@ -4,11 +4,12 @@
 
 Builds, in a temporary folder: a PDF decompression bomb, a PDF whose page tree contains itself, an
 encrypted PDF, a truncated PDF, a billion-laughs DOCX, zip bombs named .docx, .xlsx, .pptx and .epub,
-an e-book declaring XML entities, mail that breaks MIME every tolerated way, a CSV cell past the
-field limit, Latin-1 text, an empty file, a file over the size cap, a symlink loop, a link to a
-secret outside the folder, folder links that leave the root or loop, a file name that is not UTF-8,
-an unreadable file and an unreadable folder; plus good files, one full of terminal escape codes and
-one of links that only look local (userinfo, scheme-relative, data:, IDN, HTML entities). Runs
+an e-book declaring XML entities, a PNG claiming 10^10 pixels, mail that breaks MIME every
+tolerated way, a CSV cell past the field limit, Latin-1 text, an empty file, a file over the size
+cap, a symlink loop, a link to a secret outside the folder, folder links that leave the root or
+loop, a file name that is not UTF-8, an unreadable file and an unreadable folder; plus good files,
+one full of terminal escape codes and one of links that only look local (userinfo,
+scheme-relative, data:, IDN, HTML entities). Runs
 `rag ingest --json --max-file-mb 2` on it (parse limits 20 s and 768 MB; as root, without the
 capability to read what permissions forbid) and `rag ask` about the two tricky good files, and
 prints one JSON object: the reason given for each file, whether each matches the expected reason,
@@ -49,6 +50,7 @@ EXPECTED = {
     "zipbomb.epub": "zip-bomb",
     "entities.epub": "xml-bomb",
     "field.csv": "corrupt-csv",
+    "pixels.png": "decompression-bomb",
     "nested.html": "timeout",
     "latin1.txt": "not-utf8",
     "empty.txt": "empty-file",
@@ -185,6 +187,17 @@ def epub_entities(path: Path) -> None:
         archive.writestr("content.opf", package)
 
 
+def png_pixel_bomb(path: Path) -> None:
+    """A 100-byte PNG whose header claims 100,000 x 100,000 pixels (30 GB decoded)."""
+    import struct
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
 def malformed_mime(path: Path) -> None:
     """Mail that breaks MIME every way a parser tolerates: an unclosed boundary, a part in an unknown
     charset, a broken encoded-word subject, invalid base64 and 200 levels of nested multiparts; its
@@ -219,6 +232,7 @@ def build(base: Path) -> Path:
     zip_bomb(root / "zipbomb.epub", "OEBPS/chapter.xhtml")
     epub_entities(root / "entities.epub")
     malformed_mime(root / "mime.eml")
+    png_pixel_bomb(root / "pixels.png")
     (root / "field.csv").write_text("name,notes\nAna," + "x" * 1_500_000 + "\n")  # one cell past the field limit
     html_nesting_bomb(root / "nested.html")
     (root / "latin1.txt").write_bytes("caf\xe9 au lait, cr\xe8me br\xfbl\xe9e\n".encode("latin-1"))

@@ -25,9 +25,22 @@ extras=""
 [ "${1:-}" = "test" ] && extras="[test]"
 echo "installing rag$extras (llama-cpp-python compiles on first install: ~5 minutes on 2 cores) ..." >&2
 "${pip[@]}" install -q ".$extras"
+can_apt() { command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; }
+has_pack() { command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>/dev/null | grep -qx "$1"; }
+if ! has_pack eng || { [ "${1:-}" = "test" ] && ! has_pack deu; }; then
+  # scanned PDFs and pictures are read with Tesseract (the tests read a German scan too)
+  packs="tesseract-ocr"
+  [ "${1:-}" = "test" ] && packs="$packs tesseract-ocr-deu"
+  if can_apt; then
+    echo "installing Debian's $packs for scanned documents ..." >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packs >/dev/null
+  else
+    echo "note: Tesseract is not installed; scanned PDFs and pictures will be skipped (needs-ocr) until it is: apt-get install tesseract-ocr, or brew install tesseract" >&2
+  fi
+fi
 if [ "${1:-}" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
   # the browser tests drive Debian's Chromium (never a downloaded browser)
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  if can_apt; then
     echo "installing Debian's chromium for the browser tests ..." >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else

@@ -69,7 +69,7 @@ def test_bad_input_gets_clear_errors_and_leaves_the_index_alone(rag, corpus: Pat
     assert "does not exist" in missing.stderr
 
     (tmp_path / "pictures").mkdir()
-    (tmp_path / "pictures" / "cat.png").write_bytes(b"\x89PNG")
+    (tmp_path / "pictures" / "cat.heic").write_bytes(b"ftypheic")
     nothing = rag("ingest", str(tmp_path / "pictures"), index=index, check=1)
     assert "no supported files" in nothing.stderr and "unsupported-type" in nothing.stderr
 

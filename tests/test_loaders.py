@@ -73,7 +73,7 @@ def test_discover_skips_with_reasons(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     (root / "empty.txt").write_bytes(b"")
-    (root / "image.png").write_bytes(b"\x89PNG")
+    (root / "song.mp3").write_bytes(b"ID3")
     (root / "big.txt").write_text("x" * 2000)
     outside = tmp_path / "outside.txt"
     outside.write_text("private data outside the root")
@@ -86,7 +86,7 @@ def test_discover_skips_with_reasons(tmp_path: Path) -> None:
     assert reasons == {
         "big.txt": "too-large",
         "empty.txt": "empty-file",
-        "image.png": "unsupported-type",
+        "song.mp3": "unsupported-type",
         "link.txt": "outside-root",
         "loop.txt": "bad-symlink",
     }

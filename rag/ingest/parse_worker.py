@@ -1,13 +1,14 @@
 """The parsing worker: ``python -m rag.ingest.parse_worker MEMORY_BYTES TIMEOUT_S PARENT_PID``, driven
 by ``rag.ingest.isolation``.
 
-Reads length-prefixed pickled ``(path, display_name)`` requests on stdin and answers each with a
-length-prefixed pickled ``("ok", Document)`` or ``("error", (reason, detail))`` on stdout, under an
+Reads length-prefixed pickled ``(path, display_name, LoadOptions)`` requests on stdin and answers
+each with length-prefixed pickled messages on stdout: ``("page", (done, total))`` as a slow loader
+(OCR) reads each page, then ``("ok", Document)`` or ``("error", (reason, detail))``, under an
 address-space cap set once at start. Only the parent (rag itself) talks to it, through pipes.
 
 It never outlives its parent or its deadline, even if the parent is killed: the kernel sends it
 SIGKILL when the parent dies (``PR_SET_PDEATHSIG`` on Linux), a thread watches the parent's pid
-elsewhere, and each request runs under an alarm a little past the parent's own deadline.
+elsewhere, and each request runs under an alarm a little past the parent's own deadline (renewed by each page).
 """
 
 from __future__ import annotations
@@ -73,15 +74,22 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     except (ImportError, ValueError, OSError):  # pragma: no cover - no rlimits: the deadline still holds
         pass
+    from dataclasses import replace
+
     from rag.ingest.loaders import LoadError, load
 
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a parser that prints must not corrupt the channel
+
+    def on_page(done: int, total: int) -> None:
+        _write(sink, ("page", (done, total)))
+        signal.alarm(alarm)  # each page has the whole deadline
+
     while (request := _read(source)) is not None:
-        path, display_name = pickle.loads(request)
+        path, display_name, options = pickle.loads(request)
         signal.alarm(alarm)
         try:
-            _write(sink, ("ok", load(Path(path), display_name)))
+            _write(sink, ("ok", load(Path(path), display_name, replace(options, on_page=on_page))))
         except LoadError as err:
             _write(sink, ("error", (err.reason, err.detail)))
         except MemoryError:

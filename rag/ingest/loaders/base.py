@@ -18,6 +18,22 @@ class LoadError(Exception):
         self.detail = detail
 
 
+PageProgress = Callable[[int, int], None]  # (pages done, pages in all): called as a slow loader (OCR) reads
+
+
+def no_progress(done: int, total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What reading a file may depend on besides the file: the OCR languages, and whom to tell as
+    pages are read (in the parse worker, the parent: each page also renews the file's deadline)."""
+
+    ocr_languages: str = ""  # Tesseract's names joined by "+" ("deu+eng"); empty: each document's own
+    on_page: PageProgress = no_progress
+
+
 @dataclass(frozen=True)
 class Loader:
     """How one kind of file becomes a ``Document``.
@@ -29,7 +45,7 @@ class Loader:
 
     name: str
     suffixes: tuple[str, ...]
-    parse: Callable[[Path], Document]
+    parse: Callable[[Path, LoadOptions], Document]
     isolated: bool
     paged: bool = False
 

@@ -7,12 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rag.ingest.loaders.base import Loader, LoadError, check_zip
+from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, check_zip
 from rag.ingest.loaders.tables import render_table
 from rag.schema import Document
 
 
-def _load_docx(path: Path) -> Document:
+def _load_docx(path: Path, _: LoadOptions) -> Document:
     import zipfile
 
     import docx

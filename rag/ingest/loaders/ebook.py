@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from rag.ingest.loaders.base import Loader, LoadError, check_zip
+from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, check_zip
 from rag.ingest.loaders.html import html_to_text
 from rag.schema import Document
 
@@ -20,7 +20,7 @@ _NS = {
 _HTML_TYPES = ("application/xhtml+xml", "text/html")
 
 
-def _load_epub(path: Path) -> Document:
+def _load_epub(path: Path, _: LoadOptions) -> Document:
     check_zip(path, "epub")
     try:
         with zipfile.ZipFile(path) as archive:

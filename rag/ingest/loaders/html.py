@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rag.ingest.loaders.base import Loader, read_text
+from rag.ingest.loaders.base import Loader, LoadOptions, read_text
 from rag.ingest.loaders.tables import render_table
 from rag.schema import Document
 
@@ -16,7 +16,7 @@ _DROPPED = ["head", "script", "style", "noscript", "template", "iframe", "object
 MAX_COLSPAN = 50
 
 
-def _load_html(path: Path) -> Document:
+def _load_html(path: Path, _: LoadOptions) -> Document:
     title, text = html_to_text(read_text(path))
     return Document(source=str(path), text=text, title=title)
 

@@ -9,7 +9,7 @@ from email import policy
 from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 
-from rag.ingest.loaders.base import Loader, LoadError, normalise
+from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, normalise
 from rag.ingest.loaders.html import html_to_text
 from rag.schema import Document
 
@@ -17,7 +17,7 @@ HEADERS = ("From", "To", "Cc", "Date")
 MAX_DEPTH = 5  # forwarded mail inside forwarded mail
 
 
-def _load_eml(path: Path) -> Document:
+def _load_eml(path: Path, _: LoadOptions) -> Document:
     message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert isinstance(message, EmailMessage)
     if not message.keys():

@@ -1,12 +1,16 @@
-"""PDF text layers with pypdf: one page span per page, heading lines marked as headings."""
+"""PDFs with pypdf: one page span per page, heading lines marked as headings; a page that is only a
+picture (a scan) is rendered with pdfium and read with Tesseract (``ocr``)."""
 
 from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from rag.ingest.loaders.base import Loader, LoadError, normalise
+from rag.ingest.loaders import ocr
+from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, normalise
 from rag.schema import Document, PageSpan
 
 _PDF_HEADING = re.compile(r"^(\d+(\.\d+)*\.?\s+)?[A-Z][^.!?:;|]{0,70}$")
@@ -31,7 +35,7 @@ def _pdf_headings(text: str) -> str:
     return "\n".join(out).strip()
 
 
-def _load_pdf(path: Path) -> Document:
+def _load_pdf(path: Path, options: LoadOptions) -> Document:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError
 
@@ -43,9 +47,8 @@ def _load_pdf(path: Path) -> Document:
                     raise LoadError("encrypted-pdf", "the PDF is password-protected; save an unprotected copy")
             except (FileNotDecryptedError, NotImplementedError) as err:
                 raise LoadError("encrypted-pdf", f"the PDF is encrypted ({err}); save an unprotected copy") from None
-        parts: list[str] = []
-        pages: list[PageSpan] = []
-        offset = 0
+        texts: list[str] = []
+        scanned: list[int] = []  # 0-based numbers of the pages that are pictures without text
         for number, page in enumerate(reader.pages, start=1):
             try:  # decode the content first: text extraction would swallow a decompression bomb as "no text"
                 contents = page.get_contents()
@@ -53,24 +56,60 @@ def _load_pdf(path: Path) -> Document:
                     contents.get_data()
             except LimitReachedError:
                 raise LoadError("decompression-bomb", f"page {number} inflates past the parser's safety limit; not indexed") from None
-            text = _pdf_headings(normalise(page.extract_text() or "").strip())
-            if parts:
-                parts.append("\n\n")
-                offset += 2
-            parts.append(text)
-            pages.append(PageSpan(number, offset, offset + len(text)))
-            offset += len(text)
+            texts.append(normalise(page.extract_text() or "").strip())
+            if not texts[-1] and _has_pictures(page):
+                scanned.append(number - 1)
     except LoadError:
         raise
     except FileNotDecryptedError:
         raise LoadError("encrypted-pdf", "the PDF is encrypted; save an unprotected copy") from None
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as err:
         raise LoadError("corrupt-pdf", f"cannot read the PDF ({type(err).__name__}: {err}); it may be truncated or damaged") from None
+    if scanned:
+        ocr.require(f"{'page' if len(scanned) == 1 else 'pages'} {_numbers(scanned)} of this PDF")
+        for index, text in zip(scanned, ocr.read_pages(_rendered(path, scanned), len(scanned), options)):
+            texts[index] = normalise(text).strip()
     title = ""
     with contextlib.suppress(Exception):  # a damaged information dictionary costs the title only
         metadata = reader.metadata
         title = str(metadata.get("/Title") or "") if metadata is not None else ""
-    return Document(source=str(path), text="".join(parts), pages=pages, title=title)
+    text, pages = joined_pages([_pdf_headings(t) for t in texts])
+    return Document(source=str(path), text=text, pages=pages, title=title)
+
+
+def joined_pages(texts: list[str]) -> tuple[str, list[PageSpan]]:
+    """The pages' texts one after another (a blank line between), and where each page lies."""
+    pages: list[PageSpan] = []
+    offset = 0
+    for number, text in enumerate(texts, start=1):
+        offset += 2 if number > 1 else 0
+        pages.append(PageSpan(number, offset, offset + len(text)))
+        offset += len(text)
+    return "\n\n".join(texts), pages
+
+
+def _has_pictures(page: Any) -> bool:
+    """Whether a page draws images (a scan does): inline ones, or XObjects in its resources."""
+    resources = page.get("/Resources")
+    objects = resources.get_object().get("/XObject") if resources is not None else None
+    return bool(objects) or b"BI" in (page.get_contents().get_data() if page.get_contents() is not None else b"")
+
+
+def _rendered(path: Path, numbers: list[int]) -> Iterator[Any]:
+    """Each of these pages (0-based) as a picture at OCR resolution, one at a time."""
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(str(path))
+    try:
+        for number in numbers:
+            yield document[number].render(scale=ocr.DPI / 72).to_pil()
+    finally:
+        document.close()
+
+
+def _numbers(indexes: list[int]) -> str:
+    shown = ", ".join(str(i + 1) for i in indexes[:10])
+    return shown + (f" and {len(indexes) - 10} more" if len(indexes) > 10 else "")
 
 
 LOADER = Loader("pdf", (".pdf",), _load_pdf, isolated=True, paged=True)

@@ -8,14 +8,14 @@ import csv
 import io
 from pathlib import Path
 
-from rag.ingest.loaders.base import Loader, LoadError, check_zip, read_text
+from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, check_zip, read_text
 from rag.ingest.loaders.tables import render_table
 from rag.schema import Document
 
 MAX_CSV_FIELD = 1_000_000  # characters in one cell
 
 
-def _load_xlsx(path: Path) -> Document:
+def _load_xlsx(path: Path, _: LoadOptions) -> Document:
     import openpyxl
 
     check_zip(path, "xlsx")
@@ -32,7 +32,7 @@ def _load_xlsx(path: Path) -> Document:
     return Document(source=str(path), text=text, title=title)
 
 
-def _load_csv(path: Path) -> Document:
+def _load_csv(path: Path, _: LoadOptions) -> Document:
     text = read_text(path)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else _delimiter(text[:65536])
     csv.field_size_limit(MAX_CSV_FIELD)

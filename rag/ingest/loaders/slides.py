@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag.ingest.loaders.base import Loader, LoadError, check_zip
+from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, check_zip
 from rag.ingest.loaders.tables import render_table
 from rag.schema import Document, PageSpan
 
 
-def _load_pptx(path: Path) -> Document:
+def _load_pptx(path: Path, _: LoadOptions) -> Document:
     import pptx
     from pptx.exc import PackageNotFoundError
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag.ingest.loaders.base import Loader, read_text
+from rag.ingest.loaders.base import Loader, LoadOptions, read_text
 from rag.ingest.loaders.tables import markdown_tables
 from rag.schema import Document
 
 MARKDOWN = (".md", ".markdown")
 
 
-def _load_text(path: Path) -> Document:
+def _load_text(path: Path, _: LoadOptions) -> Document:
     text = read_text(path)
     return Document(source=str(path), text=markdown_tables(text) if path.suffix.lower() in MARKDOWN else text)
 
