@@ -131,7 +131,9 @@ class FakeRetriever:
         self.embedder = BagOfWordsEmbedder()
         self._keywords = BM25Index.build([(h.chunk.id, h.chunk.text) for h in hits], 0)
 
-    def retrieve(self, query: str, top_k: int | None = None, mode: str | None = None, vector: object = None) -> Retrieval:
+    def retrieve(
+        self, query: str, top_k: int | None = None, mode: str | None = None, vector: object = None, where: object = None
+    ) -> Retrieval:
         return Retrieval(query, list(self.hits), self.best, 0)
 
     def idf(self, word: str) -> float | None:

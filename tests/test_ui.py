@@ -404,3 +404,27 @@ def test_stop_ends_with_the_verified_part_a_note_and_its_sources(tmp_path: Path,
             page.wait_for_function("() => !document.querySelector('#ask').disabled && document.querySelector('#stop').disabled")
     finally:
         app.close()
+
+
+def test_a_chat_answers_from_the_documents_picked_for_it(page, server: Server, tmp_path: Path) -> None:
+    """Two documents answer the same question differently; a chat limited to one cites only it,
+    keeps its choice when reopened, and a new chat answers from all documents again."""
+    for name, hours in (("depot-north.md", "06:00 to 14:00"), ("depot-south.md", "10:00 to 18:00")):
+        doc = tmp_path / name
+        doc.write_text(f"# Depot\n\nThe Kestrel depot is open from {hours} on weekdays.\n", encoding="utf-8")
+        upload(page, doc)
+    page.locator("#new-chat").click()
+    picker = page.locator("#scope input")
+    picker.click()
+    picker.fill("depot-south")
+    page.locator("#scope li[role=option]", has_text="depot-south.md").first.click()
+    page.keyboard.press("Escape")
+    ask(page, "When is the Kestrel depot open?")
+    sources = page.locator("#sources").inner_text()
+    assert "depot-south.md" in sources and "depot-north.md" not in sources, sources
+    page.screenshot(path=str(tmp_path / "picked.png"), full_page=True)
+
+    page.locator("#new-chat").click()
+    page.wait_for_function("() => document.querySelectorAll('#scope .token').length === 0")
+    page.locator("#chat-list label", has_text="When is the Kestrel depot open?").first.click()
+    page.wait_for_function("() => [...document.querySelectorAll('#scope .token')].some(t => t.innerText.includes('depot-south.md'))")

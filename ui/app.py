@@ -14,10 +14,11 @@ from typing import Any
 
 import gradio as gr
 
+from rag.apps.watch import WatchStatus
 from rag.ingest.loaders import SUPPORTED_SUFFIXES
 from rag.service import Rag
 
-from .page import ChatPage, _file_choices, _model_choices, _status_markdown, busy
+from .page import ChatPage, _file_choices, _model_choices, busy
 from .room import BUSY, WaitingRoom
 from .sources import EMPTY, render_sources
 from .texts import PageTexts
@@ -25,6 +26,8 @@ from .texts import PageTexts
 Label = Callable[[str], Any]  # an English label, as the page shows it in the browser's language
 
 __all__ = ["BUSY", "CSS", "JS", "WaitingRoom", "create_app", "render_sources"]
+
+WATCH_REFRESH_S = 5.0  # how often a watched index's status line is read again
 
 CSS = """
 #sources .source { border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 10px; margin-bottom: 8px; }
@@ -91,16 +94,19 @@ JS = r"""
 """
 
 
-def create_app(rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = None, texts: PageTexts | None = None) -> gr.Blocks:
+def create_app(
+    rag: Rag, *, max_waiting: int = 8, room: WaitingRoom | None = None, texts: PageTexts | None = None, watch: WatchStatus | None = None
+) -> gr.Blocks:
     """Build the page. Nothing heavy happens here: models load on the first question.
 
-    `max_waiting` questions may wait behind the one being answered; more get a "busy" reply.
+    `max_waiting` questions may wait behind the one being answered; more get a "busy" reply. With
+    `watch`, the page says which folders are kept in sync and what was indexed last.
     """
-    page = ChatPage(rag, room or WaitingRoom(max_waiting), texts or PageTexts.load())
+    page = ChatPage(rag, room or WaitingRoom(max_waiting), texts or PageTexts.load(), watch)
     t = page.texts.label
     with gr.Blocks(title="rag — ask your documents", analytics_enabled=False) as app:
         gr.Markdown(t("## Ask your documents\nAnswers come only from your indexed files, with the passage behind each claim."))
-        widgets = _widgets(rag, t)
+        widgets = _widgets(page, t)
         _wire(app, page, widgets)
     app.queue(max_size=4 * _concurrency(page.room))
     return app
@@ -125,6 +131,7 @@ class _Widgets:
     chat: Any
     draft: Any
     question: Any
+    scope: Any
     ask: Any
     stop: Any
     regen: Any
@@ -143,18 +150,18 @@ class _Widgets:
     max_tokens: Any
 
 
-def _widgets(rag: Rag, t: Label) -> _Widgets:
+def _widgets(page: ChatPage, t: Label) -> _Widgets:
     parts: dict[str, Any] = {"chat_id": gr.State(None)}
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=220, elem_id="chats-panel"):
             parts |= _chats_panel(t)
         with gr.Column(scale=3, min_width=320):
-            parts |= _chat_panel(t)
+            parts |= _chat_panel(page, t)
         with gr.Column(scale=2, min_width=300):
             gr.Markdown(t("### Sources"))
             parts["sources"] = gr.HTML(EMPTY, elem_id="sources")
-    parts |= _documents_panel(rag, t)
-    parts |= _settings_panel(rag, t)
+    parts |= _documents_panel(page, t)
+    parts |= _settings_panel(page.rag, t)
     return _Widgets(**parts)
 
 
@@ -176,7 +183,7 @@ def _chats_panel(t: Label) -> dict[str, Any]:
     return w
 
 
-def _chat_panel(t: Label) -> dict[str, Any]:
+def _chat_panel(page: ChatPage, t: Label) -> dict[str, Any]:
     w: dict[str, Any] = {}
     w["chat"] = gr.Chatbot(
         show_label=False,
@@ -190,6 +197,13 @@ def _chat_panel(t: Label) -> dict[str, Any]:
     )
     w["draft"] = gr.HTML('<span class="loading"></span>', elem_id="draft")  # until the saved chat is back
     w["question"] = gr.Textbox(show_label=False, placeholder=t("Ask a question about your documents"), elem_id="question")
+    w["scope"] = gr.Dropdown(
+        choices=_file_choices(page.rag),
+        multiselect=True,
+        filterable=True,
+        label=t("Answer from (all documents when none is chosen)"),
+        elem_id="scope",
+    )
     with gr.Row():
         w["ask"] = gr.Button(t("Ask"), variant="primary", elem_id="ask")
         w["stop"] = gr.Button(t("Stop"), elem_id="stop", interactive=False)
@@ -197,14 +211,15 @@ def _chat_panel(t: Label) -> dict[str, Any]:
     return w
 
 
-def _documents_panel(rag: Rag, t: Label) -> dict[str, Any]:
+def _documents_panel(page: ChatPage, t: Label) -> dict[str, Any]:
+    rag = page.rag
     w: dict[str, Any] = {}
     with gr.Accordion(t("Documents"), open=False, elem_id="documents"):
         w["upload"] = gr.File(
             file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", label=t("Add documents"), elem_id="upload"
         )
         w["report"] = gr.Markdown(elem_id="ingest-report")
-        w["status"] = gr.Markdown(_status_markdown(rag), elem_id="index-status")
+        w["status"] = gr.Markdown(page.status(), elem_id="index-status")
         with gr.Row():
             w["files"] = gr.Dropdown(
                 choices=_file_choices(rag), multiselect=True, filterable=True, label=t("Indexed files (type to filter)"), elem_id="files"
@@ -245,19 +260,23 @@ def _wire(app: gr.Blocks, page: ChatPage, w: _Widgets) -> None:
     _wire_chats(page, w)
     _wire_documents(page, w)
     w.model.change(page.pick_model, [w.model], [w.status], api_name=False)
+    if page.watch is not None:  # what the watch indexes shows up without a reload
+        gr.Timer(WATCH_REFRESH_S).tick(page.status, None, [w.status], api_name=False, show_progress="hidden")  # type: ignore[arg-type]
     app.unload(page.forget)
     shown = [w.chats, w.chat, w.sources, w.chat_id, w.title, w.status, w.files, w.draft]
-    app.load(page.load, None, shown, api_name=False)  # type: ignore[arg-type]  # False (no API endpoint) works, though not typed
+    app.load(page.load, None, shown, api_name=False).then(  # type: ignore[arg-type]  # False (no API endpoint) works, though not typed
+        page.chat_scope, [w.chat_id], [w.scope], api_name=False, queue=False
+    )
 
 
 def _wire_questions(page: ChatPage, w: _Widgets) -> None:
     buttons = [w.ask, w.stop, w.regen]
     outputs = [w.chat, w.sources, w.draft, w.chat_id, w.chats, w.question]
-    asking = [w.question, w.chat_id, w.top_k, w.temperature, w.max_tokens]
+    asking = [w.question, w.chat_id, w.top_k, w.temperature, w.max_tokens, w.scope]
     for trigger, fn, inputs, name in (
         (w.question.submit, page.respond, asking, "ask"),
         (w.ask.click, page.respond, asking, False),
-        (w.regen.click, page.regenerate, [w.chat_id, w.top_k, w.temperature, w.max_tokens], "regenerate"),
+        (w.regen.click, page.regenerate, [w.chat_id, w.top_k, w.temperature, w.max_tokens, w.scope], "regenerate"),
     ):
         trigger(lambda: busy(True), None, buttons, api_name=False, queue=False).then(
             fn, inputs, outputs, concurrency_limit=_concurrency(page.room), api_name=name
@@ -268,18 +287,29 @@ def _wire_questions(page: ChatPage, w: _Widgets) -> None:
 
 def _wire_chats(page: ChatPage, w: _Widgets) -> None:
     opened = [w.chat, w.sources, w.chat_id, w.title]
-    w.new_chat.click(lambda: (gr.update(value=None), [], EMPTY, None, ""), None, [w.chats, *opened], api_name=False, queue=False)
-    w.chats.input(page.open_chat, [w.chats], opened, api_name=False, queue=False)
+    w.new_chat.click(
+        lambda: (gr.update(value=None), [], EMPTY, None, "", []), None, [w.chats, *opened, w.scope], api_name=False, queue=False
+    )
+    w.chats.input(page.open_chat, [w.chats], opened, api_name=False, queue=False).then(
+        page.chat_scope, [w.chat_id], [w.scope], api_name=False, queue=False
+    )
+    w.scope.input(page.keep_scope, [w.chat_id, w.scope], None, api_name=False, queue=False)
     w.rename.click(page.rename_chat, [w.chat_id, w.title], [w.chats], api_name=False, queue=False)
     w.delete.click(lambda: gr.update(visible=True), None, [w.confirm_delete_row], api_name=False, queue=False)
     w.keep_chat.click(lambda: gr.update(visible=False), None, [w.confirm_delete_row], api_name=False, queue=False)
-    w.confirm_delete.click(page.delete_chat, [w.chat_id], [w.chats, *opened, w.confirm_delete_row], api_name=False, queue=False)
+    w.confirm_delete.click(page.delete_chat, [w.chat_id], [w.chats, *opened, w.confirm_delete_row], api_name=False, queue=False).then(
+        page.chat_scope, [w.chat_id], [w.scope], api_name=False, queue=False
+    )
     w.export_md.click(page.export_markdown, [w.chat_id], [w.exported], api_name=False)
     w.export_json.click(page.export_json_file, [w.chat_id], [w.exported], api_name=False)
 
 
 def _wire_documents(page: ChatPage, w: _Widgets) -> None:
-    w.upload.upload(page.add_documents, [w.upload], [w.report, w.status, w.files], api_name="upload")
+    w.upload.upload(page.add_documents, [w.upload], [w.report, w.status, w.files], api_name="upload").then(
+        page.chat_scope, [w.chat_id], [w.scope], api_name=False, queue=False
+    )
     w.remove.click(page.ask_to_remove, [w.files], [w.report, w.confirm_remove_row], api_name=False, queue=False)
     w.keep_files.click(lambda: ("", gr.update(visible=False)), None, [w.report, w.confirm_remove_row], api_name=False, queue=False)
-    w.confirm_remove.click(page.remove_documents, [w.files], [w.report, w.status, w.files, w.confirm_remove_row], api_name="remove")
+    w.confirm_remove.click(page.remove_documents, [w.files], [w.report, w.status, w.files, w.confirm_remove_row], api_name="remove").then(
+        page.chat_scope, [w.chat_id], [w.scope], api_name=False, queue=False
+    )

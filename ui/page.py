@@ -6,10 +6,12 @@ text (see ``_inert``); only checked sentences reach the answer bubble.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import shutil
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +22,10 @@ import gradio as gr
 
 from rag.answer.models import load_catalogue
 from rag.apps.chats import ChatStore, Turn
+from rag.apps.watch import WatchStatus
 from rag.errors import RagError
 from rag.index.manifest import file_sha256
+from rag.index.where import Where
 from rag.schema import Answer, Draft
 from rag.service import Rag
 
@@ -77,11 +81,27 @@ def _keep_upload(path: Path, upload_dir: Path) -> Path:
     return target
 
 
-def _status_markdown(rag: Rag) -> str:
+def _status_markdown(rag: Rag, watch: WatchStatus | None = None) -> str:
     status = rag.status()
-    if status is None:
-        return "Nothing indexed yet: add documents above."
-    return f"**{status.files}** files, **{status.chunks}** passages · model `{rag.settings.model}`"
+    line = (
+        "Nothing indexed yet: add documents above."
+        if status is None
+        else f"**{status.files}** files, **{status.chunks}** passages · model `{rag.settings.model}`"
+    )
+    return line + (f"  \n{_watch_line(watch)}" if watch is not None else "")
+
+
+def _watch_line(watch: WatchStatus) -> str:
+    """Whether the folders are watched, and the last file the watch indexed."""
+    folders = ", ".join(f"`{html.escape(Path(root).name or root)}`" for root in watch.roots)
+    if not watch.active:
+        return f"Watch of {folders} stopped."
+    line = f"👁 Watching {folders}"
+    if watch.last_indexed_at is not None:
+        line += f" · last indexed `{html.escape(watch.last_indexed)}` at {time.strftime('%H:%M:%S', time.localtime(watch.last_indexed_at))}"
+    elif watch.last_sync_at is None:
+        line += " · catching up…"
+    return line + (f" · **error:** {html.escape(watch.last_error)}" if watch.last_error else "")
 
 
 def _file_choices(rag: Rag) -> list[tuple[str, str]]:
@@ -103,15 +123,19 @@ def _model_choices(rag: Rag) -> list[tuple[str, str]]:
 class ChatPage:
     """The page's state (chats, sessions, the waiting room) and a method per event."""
 
-    def __init__(self, rag: Rag, room: WaitingRoom, texts: PageTexts) -> None:
+    def __init__(self, rag: Rag, room: WaitingRoom, texts: PageTexts, watch: WatchStatus | None = None) -> None:
         self.rag = rag
         self.room = room
         self.texts = texts
+        self.watch = watch
         self.upload_dir = rag.settings.index_dir / "uploads"
         rag.settings.index_dir.mkdir(parents=True, exist_ok=True)
         self.store = ChatStore(rag.settings.index_dir / "chats.sqlite")
         self.sessions: dict[str, Session] = {}
         self.exports = Path(tempfile.mkdtemp(prefix="rag-export-"))
+
+    def status(self) -> str:
+        return _status_markdown(self.rag, self.watch)
 
     def session(self, request: gr.Request | None) -> Session:
         key = getattr(request, "session_hash", None) or "local"
@@ -123,15 +147,30 @@ class ChatPage:
         return gr.update(choices=[(c.title, c.id) for c in self.store.chats(owner)], value=selected)
 
     def answer_events(
-        self, question: str, earlier: list[str], k: float, temperature: float, max_tokens: float, stop: threading.Event
+        self,
+        question: str,
+        earlier: list[str],
+        k: float,
+        temperature: float,
+        max_tokens: float,
+        stop: threading.Event,
+        scope: list[str] | None = None,
     ) -> Iterator[Any]:
         follow = self.rag.resolve(question, earlier)
+        where = Where.chosen(scope) if scope else None
         yield from self.rag.ask_stream(
-            follow, top_k=int(k), temperature=float(temperature), max_tokens=int(max_tokens), stopped=stop.is_set
+            follow, top_k=int(k), temperature=float(temperature), max_tokens=int(max_tokens), stopped=stop.is_set, where=where
         )
 
     def respond(
-        self, message: str, chat_id: str | None, k: float, temperature: float, max_tokens: float, request: gr.Request
+        self,
+        message: str,
+        chat_id: str | None,
+        k: float,
+        temperature: float,
+        max_tokens: float,
+        scope: list[str] | None,
+        request: gr.Request,
     ) -> Iterator[tuple[Any, ...]]:
         """Outputs: chat, sources, draft, chat id, chat list, question box."""
         message = " ".join((message or "").split())
@@ -142,6 +181,7 @@ class ChatPage:
         me.stop.clear()
         if chat_id is None or chat_id not in {c.id for c in self.store.chats(me.owner)}:
             chat_id = self.store.create(me.owner)
+        self.store.set_scope(me.owner, chat_id, scope or [])
         turns = self.store.turns(me.owner, chat_id)
         history = [*_messages(turns), {"role": "user", "content": _inert(message)}, {"role": "assistant", "content": ""}]
         ahead = self.room.enter()
@@ -154,7 +194,7 @@ class ChatPage:
             yield history, waiting, "", chat_id, gr.skip(), ""
             earlier = [t.query for t in turns]
             answer = None
-            for event in self.room.stream(lambda: self.answer_events(message, earlier, k, temperature, max_tokens, me.stop)):
+            for event in self.room.stream(lambda: self.answer_events(message, earlier, k, temperature, max_tokens, me.stop, scope)):
                 if isinstance(event, Answer):
                     answer = event
                 elif isinstance(event, Draft):  # the sentence being written: shown apart, greyed, never in the bubble
@@ -179,14 +219,33 @@ class ChatPage:
             self.room.leave()
 
     def regenerate(
-        self, chat_id: str | None, k: float, temperature: float, max_tokens: float, request: gr.Request
+        self, chat_id: str | None, k: float, temperature: float, max_tokens: float, scope: list[str] | None, request: gr.Request
     ) -> Iterator[tuple[Any, ...]]:
         owner = self.session(request).owner
         last = self.store.drop_last_turn(owner, chat_id) if chat_id else None
         if last is None:
             yield gr.skip(), gr.skip(), gr.skip(), chat_id, gr.skip(), gr.skip()
             return
-        yield from self.respond(last.question, chat_id, k, temperature, max_tokens, request)
+        yield from self.respond(last.question, chat_id, k, temperature, max_tokens, scope, request)
+
+    def chat_scope(self, chat_id: str | None, request: gr.Request) -> Any:
+        """The document picker for this chat: every indexed file to choose from, and the chat's
+        choice (those of its files still indexed; none: all documents)."""
+        choices = _file_choices(self.rag)
+        saved: list[str] = []
+        if chat_id:
+            try:
+                saved = self.store.scope(self.session(request).owner, chat_id)
+            except RagError:  # the chat is gone
+                saved = []
+        indexed = {source for _, source in choices}
+        return gr.update(choices=choices, value=[s for s in saved if s in indexed])
+
+    def keep_scope(self, chat_id: str | None, scope: list[str] | None, request: gr.Request) -> None:
+        """The picker changed: the chat answers from these documents from now on."""
+        if chat_id:
+            with contextlib.suppress(RagError):  # a chat deleted in another tab
+                self.store.set_scope(self.session(request).owner, chat_id, list(scope or []))
 
     def stop_answer(self, request: gr.Request) -> None:
         self.session(request).stop.set()
@@ -220,7 +279,7 @@ class ChatPage:
         chats = self.store.chats(owner)
         current = chats[0].id if chats else None
         shown = self.open_chat(current, request)
-        return (self.chat_list(owner, current), *shown, _status_markdown(self.rag), gr.update(choices=_file_choices(self.rag)), "")
+        return (self.chat_list(owner, current), *shown, self.status(), gr.update(choices=_file_choices(self.rag)), "")
 
     def rename_chat(self, chat_id: str | None, title: str, request: gr.Request) -> Any:
         owner = self.session(request).owner
@@ -257,7 +316,7 @@ class ChatPage:
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio hands a handler its progress bar
     ) -> tuple[str, str, Any]:
         if not paths:
-            return "No files given.", _status_markdown(self.rag), gr.update(choices=_file_choices(self.rag))
+            return "No files given.", self.status(), gr.update(choices=_file_choices(self.rag))
         copies = [_keep_upload(Path(path), self.upload_dir) for path in paths]
 
         def on_progress(event: Any) -> None:
@@ -267,11 +326,11 @@ class ChatPage:
         try:
             report = self.rag.ingest(copies, progress=on_progress)
         except RagError as err:
-            return f"**Error:** {html.escape(err.problem)}  \n{html.escape(err.hint)}", _status_markdown(self.rag), gr.update()
+            return f"**Error:** {html.escape(err.problem)}  \n{html.escape(err.hint)}", self.status(), gr.update()
         lines = [f"Indexed {len(report.added)} new and {len(report.updated)} changed file(s), {report.chunks_added} passages."]
         for error in report.skipped:
             lines.append(f"- skipped `{html.escape(error.path)}`: {html.escape(error.reason)} — {html.escape(error.detail)}")
-        return "\n".join(lines), _status_markdown(self.rag), gr.update(choices=_file_choices(self.rag), value=[])
+        return "\n".join(lines), self.status(), gr.update(choices=_file_choices(self.rag), value=[])
 
     def ask_to_remove(self, sources: list[str] | None) -> tuple[Any, Any]:
         if not sources:
@@ -280,15 +339,15 @@ class ChatPage:
 
     def remove_documents(self, sources: list[str] | None) -> tuple[str, str, Any, Any]:
         if not sources:
-            return "Choose files to remove.", _status_markdown(self.rag), gr.update(), gr.update(visible=False)
+            return "Choose files to remove.", self.status(), gr.update(), gr.update(visible=False)
         try:
             removed = self.rag.remove(list(sources))
         except RagError as err:
-            return f"**Error:** {html.escape(err.problem)}", _status_markdown(self.rag), gr.update(), gr.update(visible=False)
+            return f"**Error:** {html.escape(err.problem)}", self.status(), gr.update(), gr.update(visible=False)
         files = gr.update(choices=_file_choices(self.rag), value=[])
-        return f"Removed {len(sources)} file(s), {removed} passages.", _status_markdown(self.rag), files, gr.update(visible=False)
+        return f"Removed {len(sources)} file(s), {removed} passages.", self.status(), files, gr.update(visible=False)
 
     def pick_model(self, model: str) -> str:
         if model and model != self.rag.settings.model:
             self.rag.use_model(model)
-        return _status_markdown(self.rag)
+        return self.status()

@@ -71,6 +71,7 @@ LABELS = (
     "Documents",
     "Add documents",
     "Indexed files (type to filter)",
+    "Answer from (all documents when none is chosen)",
     "Remove from index",
     "Yes, remove",
     "Cancel",

@@ -20,6 +20,7 @@ from rag.answer.safety import mask_instructions, sanitise
 from rag.answer.verify import EntailmentModel, Evidence, Thresholds, Verifier
 from rag.config import Settings
 from rag.errors import InputError
+from rag.index.where import Where
 from rag.schema import Answer, Citation, Claim, Draft, Hit
 from rag.text.analysis import language
 from rag.text.spans import content_word_forms, plain
@@ -85,19 +86,21 @@ class QuestionAnswerer:
         max_tokens: int | None = None,
         query_vector: np.ndarray | None = None,
         stopped: Callable[[], bool] | None = None,
+        where: Where | None = None,
     ) -> Iterator[str | Draft | Answer]:
         """Yield checked answer text (``str``) as each sentence passes, ``Draft`` updates of the
         sentence being written, then the finished ``Answer``.
 
         A ``FollowUp`` is answered as its standalone query, and its answer must rest on evidence
         that mentions a word of the follow-up itself. When ``stopped()`` turns true, generation
-        ends and the answer is what was verified so far."""
+        ends and the answer is what was verified so far. With ``where``, only the chosen documents
+        are searched."""
         if isinstance(question, str):
             question = check_question(question)
             follow = FollowUp(question, question, "as-is")
         else:
             follow = question
-        for event in self._stream(follow, top_k, temperature, max_tokens, query_vector, stopped or (lambda: False)):
+        for event in self._stream(follow, top_k, temperature, max_tokens, query_vector, stopped or (lambda: False), where):
             if isinstance(event, FollowUp):
                 follow = event  # the one answered
             elif isinstance(event, Answer):
@@ -114,6 +117,7 @@ class QuestionAnswerer:
         max_tokens: int | None,
         query_vector: np.ndarray | None,
         stopped: Callable[[], bool],
+        where: Where | None,
     ) -> Iterator[FollowUp | str | Draft | Answer]:
         """The answer's events, after the ``FollowUp`` that was answered (one the documents do not
         answer is tried once more as its alternative: in context, or as the user typed it)."""
@@ -121,9 +125,9 @@ class QuestionAnswerer:
         max_tokens = max_tokens or self.settings.max_tokens
         temperature = self.settings.temperature if temperature is None else temperature
         llm = self._llm_factory() if self.settings.answer_mode == "generate" else None
-        grounded = self._ground(follow, llm, top_k, max_tokens, query_vector, started)
+        grounded = self._ground(follow, llm, top_k, max_tokens, query_vector, started, where)
         if isinstance(grounded, Answer) and follow.alternative is not None:
-            retried = self._ground(follow.alternative, llm, top_k, max_tokens, None, started)
+            retried = self._ground(follow.alternative, llm, top_k, max_tokens, None, started, where)
             if not isinstance(retried, Answer):
                 follow, grounded = follow.alternative, retried
         yield follow
@@ -248,16 +252,23 @@ class QuestionAnswerer:
         return addition, more, quoted
 
     def _ground(
-        self, follow: FollowUp, llm: LLM | None, top_k: int | None, max_tokens: int, vector: np.ndarray | None, started: float
+        self,
+        follow: FollowUp,
+        llm: LLM | None,
+        top_k: int | None,
+        max_tokens: int,
+        vector: np.ndarray | None,
+        started: float,
+        where: Where | None,
     ) -> Grounding | Answer:
         """The sources and evidence to answer ``follow`` from, or the refusal when they do not answer it."""
         question = follow.query
         if llm is not None:
             self.pack(llm, question, Retrieval(question, [], 0.0, 0), max_tokens)  # fails fast if it cannot fit
-        retrieval = self.retriever.retrieve(question, top_k=top_k, vector=vector)
+        retrieval = self.retriever.retrieve(question, top_k=top_k, vector=vector, where=where)
         if not retrieval.hits:
             reason = (
-                "no passage in the index is relevant to the question "
+                f"no passage in the {'chosen documents' if where else 'index'} is relevant to the question "
                 f"(best similarity {retrieval.best_similarity:.2f} < {self.settings.min_similarity})"
             )
             return self._refusal(question, started, reason, None, [])

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import InputError
+from rag.text.question import how_words
 from rag.text.spans import content_word_forms, content_words, numbers, word_stems
 
 # words that point back at something said before
@@ -43,7 +44,6 @@ _REPLACEABLE = (
     "can could may might must shall should will would has have had a an the of for to in on at by with i you we me my your our "
     "it its it's they them their this that these those he she him his her one ones same such either else too"
 ).split()
-_HOW_WORD = re.compile(r"(?<=\bhow )\w+", re.I)  # "long" in "how long": part of the question, not its topic
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 MAX_EARLIER = 3  # earlier questions the rewrite may draw on
 
@@ -98,7 +98,7 @@ def complete(question: str, earlier: Sequence[str]) -> str:
     "And what voids it?" after "How long is the warranty?" → "And what voids it? (warranty)"."""
     if not earlier:
         return question
-    have = content_words(question) | content_words(" ".join(_HOW_WORD.findall(earlier[-1])))
+    have = content_words(question) | content_words(how_words(earlier[-1]))
     terms = [form for stem, form in _surface_forms(earlier[-1]).items() if stem not in have]
     return f"{question} ({' '.join(terms)})" if terms else question
 

@@ -12,6 +12,7 @@ from rag.config import Settings
 from rag.errors import InputError
 from rag.index.embeddings import Embedder
 from rag.index.index import Index
+from rag.index.where import Where
 from rag.schema import Chunk, Hit
 
 MODES = ("dense", "bm25", "hybrid", "rerank")
@@ -52,7 +53,9 @@ class Retriever(Protocol):
     @property
     def embedder(self) -> Embedder: ...
 
-    def retrieve(self, query: str, top_k: int | None = None, mode: str | None = None, vector: np.ndarray | None = None) -> Retrieval: ...
+    def retrieve(
+        self, query: str, top_k: int | None = None, mode: str | None = None, vector: np.ndarray | None = None, where: Where | None = None
+    ) -> Retrieval: ...
 
     def idf(self, word: str) -> float | None: ...
 
@@ -72,10 +75,13 @@ class HybridRetriever:
     def idf(self, word: str) -> float | None:
         return self._index.idf(word)
 
-    def retrieve(self, query: str, top_k: int | None = None, mode: str | None = None, vector: np.ndarray | None = None) -> Retrieval:
+    def retrieve(
+        self, query: str, top_k: int | None = None, mode: str | None = None, vector: np.ndarray | None = None, where: Where | None = None
+    ) -> Retrieval:
         """Hits for ``query``, best first. ``mode``: dense, bm25, hybrid, or rerank (hybrid re-scored);
         the default is rerank when a reranker is configured, else hybrid. Pass ``vector`` when the
-        query was embedded already (batches)."""
+        query was embedded already (batches). With ``where``, only the chosen documents are searched:
+        both retrievers filter before fusion, so ``top_k`` is filled from them."""
         mode = mode or ("rerank" if self.reranker is not None else "hybrid")
         if mode not in MODES:
             raise InputError(f"unknown retrieval mode '{mode}'", f"choose from {', '.join(MODES)}")
@@ -83,13 +89,14 @@ class HybridRetriever:
             raise InputError("the rerank variant needs a reranker", "pass --reranker NAME_OR_PATH (a cross-encoder)")
         top_k = top_k or self.settings.top_k
         n = max(self.settings.candidates, top_k)
+        only = self._index.select(where) if where else None
         dense: list[tuple[Chunk, float]] = []
         keyword: list[tuple[str, float]] = []
         if mode != "bm25":
-            dense = self._index.nearest(self._index.embed_query(query) if vector is None else vector, n)
+            dense = self._index.nearest(self._index.embed_query(query) if vector is None else vector, n, only)
         keyword_weight = self.settings.bm25_weight
         if mode != "dense":
-            keyword = self._index.search_keywords(query, n)
+            keyword = self._index.search_keywords(query, n, only)
             keyword_weight *= keyword_trust(self._index.keyword_coverage(query)) if mode != "bm25" else 1.0
         scale = self.embedder.scale  # similarities on the scale every threshold was calibrated on
         similarity = {c.id: float(scale.calibrated(s)) for c, s in dense}

@@ -34,7 +34,7 @@ from rag.answer.safety import instruction_spans, mask_instructions
 from rag.index.embeddings import REFERENCE_SCALE, Embedder
 from rag.schema import Hit
 from rag.text.analysis import NUMBER_WORDS, is_stopword, language
-from rag.text.question import QuestionPart, kind_fit, parts
+from rag.text.question import QuestionPart, how_words, kind_fit, parts
 from rag.text.spans import content_word_forms, content_words, numbers, overlap, plain, sentences, weighted_overlap
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -224,6 +224,7 @@ class Verifier:
         self._question_short = _short_words(question)
         self.parts: list[QuestionPart] = parts(question)
         self._part_weights = _part_weights(self.parts, self.question_weights, term_weight)
+        self._how = content_words(how_words(question)) & self.question_weights.keys()
         # sentences that address the assistant (prompt injection) never count as evidence or support
         trusted = [mask_instructions(h.chunk.text, " ") for h in hits]
         self.passage_words = [content_words(t + " " + h.chunk.heading) for t, h in zip(trusted, hits)]
@@ -370,9 +371,10 @@ class Verifier:
         scored: list[Evidence] = []
         for (i, start, end), words, cosine in zip(self.spans, self._span_words, raw):
             sim = self._similarity(float(cosine), i) if self._span_vectors is not None else 0.0
+            text = self.hits[i].chunk.text[start:end]
+            words = words | self._kind_words(text)
             coverage = self._coverage(i, *self._topical_weights(i, words, self.question_weights))
             score = self._blend(i, sim, coverage)
-            text = self.hits[i].chunk.text[start:end]
             ranks = [
                 (self._blend(i, sim, self._coverage(i, *self._topical_weights(i, words, weights_p))) if len(self.parts) > 1 else score)
                 + KIND_BONUS * kind_fit(part.kind, text)
@@ -385,6 +387,13 @@ class Verifier:
             )
         scored.sort(key=lambda e: (-e.rank, -e.score, e.n, e.start))
         return scored
+
+    def _kind_words(self, text: str) -> set[str]:
+        """The question's word after "how" ("long" in "how long"), when ``text`` holds the kind of
+        answer it asks for: "three months" answers "how long" without the word "long"."""
+        if not self._how or not any(kind_fit(part.kind, text) > 0 for part in self.parts):
+            return set()
+        return self._how
 
     def _similarity(self, cosine: float, i: int) -> float:
         """A cosine between a sentence of passage ``i`` and the question or an answer, on the

@@ -24,6 +24,7 @@ from typing import Any
 from rag.answer.conversation import FollowUp
 from rag.errors import InputError
 from rag.index.manifest import file_sha256
+from rag.index.where import Where
 from rag.service import Rag
 
 
@@ -216,10 +217,12 @@ def run_batch(
     on_progress: Callable[[int, int], None] | None = None,
     embed_batch: int = 64,
     concurrency: int = 1,
+    where: Where | None = None,
 ) -> BatchReport:
     """Answer every question not already in ``output``, appending one JSON line each, in input
     order. ``concurrency`` questions are in flight at once (worth it with an LLM server that
-    serves requests in parallel; an in-process model answers one at a time)."""
+    serves requests in parallel; an in-process model answers one at a time). With ``where``,
+    every question is answered from the chosen documents only."""
     if concurrency < 1:
         raise InputError(f"--concurrency must be at least 1, not {concurrency}", "pass --concurrency 1 or more")
     started = time.perf_counter()
@@ -228,7 +231,9 @@ def run_batch(
     done = already_answered(output)
     todo = [q for q in questions if q.id not in done]
     report.skipped_done = len(questions) - len(todo)
-    meta = provenance(rag) if todo else {}
+    if where and todo:
+        rag.require_index().select(where)  # a filter that matches nothing stops the run before it starts
+    meta = (provenance(rag) | ({"where": list(where.text)} if where else {})) if todo else {}
     total = len(todo)
     if on_progress:
         on_progress(0, total)
@@ -246,10 +251,10 @@ def run_batch(
             jobs = zip(group, vectors)
             records = (
                 pool.map(
-                    lambda job: _answer_record(rag, job[0], resolved[job[0].id], job[1], meta), jobs
+                    lambda job: _answer_record(rag, job[0], resolved[job[0].id], job[1], meta, where), jobs
                 )  # results come back in input order
                 if pool is not None
-                else (_answer_record(rag, q, resolved[q.id], v, meta) for q, v in jobs)
+                else (_answer_record(rag, q, resolved[q.id], v, meta, where) for q, v in jobs)
             )
             for record in records:
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -276,11 +281,13 @@ def resolve_conversations(rag: Rag, questions: list[Question], wanted: set[str])
     return resolved
 
 
-def _answer_record(rag: Rag, question: Question, follow: FollowUp, vector: Any, meta: dict[str, Any]) -> dict[str, Any]:
+def _answer_record(
+    rag: Rag, question: Question, follow: FollowUp, vector: Any, meta: dict[str, Any], where: Where | None
+) -> dict[str, Any]:
     from rag.errors import RagError
 
     try:
-        answer = rag.ask(follow, query_vector=vector)
+        answer = rag.ask(follow, query_vector=vector, where=where)
     except RagError as err:  # e.g. a question too long for the context: recorded, the run goes on
         return {"id": question.id, "question": question.text, "error": err.problem, "fix": err.hint, **meta}
     conversation = {"conversation": question.conversation} if question.conversation is not None else {}

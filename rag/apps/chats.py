@@ -27,6 +27,9 @@ CREATE TABLE IF NOT EXISTS turns (
     PRIMARY KEY (chat_id, n)
 );
 CREATE INDEX IF NOT EXISTS chats_by_owner ON chats(owner, updated);
+CREATE TABLE IF NOT EXISTS scopes (
+    chat_id TEXT PRIMARY KEY REFERENCES chats(id) ON DELETE CASCADE, sources TEXT NOT NULL
+);
 """
 TITLE_CHARS = 60
 
@@ -105,6 +108,18 @@ class ChatStore:
         with self._connect() as db:
             db.execute("DELETE FROM turns WHERE chat_id = ? AND n = ?", (chat_id, len(turns) - 1))
         return turns[-1]
+
+    def scope(self, owner: str, chat_id: str) -> list[str]:
+        """The documents (source paths) this chat answers from; empty: all of them."""
+        self._own(owner, chat_id)
+        with self._connect() as db:
+            row = db.execute("SELECT sources FROM scopes WHERE chat_id = ?", (chat_id,)).fetchone()
+        return list(json.loads(row[0])) if row else []
+
+    def set_scope(self, owner: str, chat_id: str, sources: list[str]) -> None:
+        self._own(owner, chat_id)
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO scopes VALUES (?, ?)", (chat_id, json.dumps(sorted(set(sources)), ensure_ascii=False)))
 
     def rename(self, owner: str, chat_id: str, title: str) -> None:
         title = " ".join(title.split())

@@ -20,7 +20,7 @@ import json
 import shutil
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -273,7 +273,9 @@ class BM25Index:
             return 0.0
         return sum(any(len(s.postings(t)[0]) for s in self.segments) for t in terms) / len(terms)
 
-    def search(self, query: str, n: int) -> list[tuple[str, float]]:
+    def search(self, query: str, n: int, only: Collection[str] | None = None) -> list[tuple[str, float]]:
+        """The ``n`` best chunk ids for ``query`` with their BM25 scores (among ``only``, when given:
+        the chosen documents fill all ``n`` places; term statistics stay the whole index's)."""
         terms = sorted(set(analysis.terms(query)))
         if not terms or not self.segments:
             return []
@@ -294,6 +296,8 @@ class BM25Index:
             for weight, (docs, tf) in zip(idf, seg_postings):
                 if len(docs):
                     scores[docs] += weight * tf * (K1 + 1) / (tf + norm[docs])
+            if only is not None:
+                scores[~np.fromiter((i in only for i in s.ids), dtype=bool, count=s.size)] = 0
             hit = np.flatnonzero(scores > 0)
             if len(hit) > n:  # keep the n best, and everything tied with the n-th (ties break by id below)
                 kth = np.partition(scores[hit], len(hit) - n)[len(hit) - n]

@@ -6,7 +6,7 @@ Chroma's columnar results become ``Chunk`` objects here; nothing above sees them
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -190,11 +190,14 @@ class ChromaStore:
     def count(self) -> int:
         return int(self._collection.count())
 
-    def query(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
+    def query(self, vector: np.ndarray, n: int, sources: Collection[str] | None = None) -> list[tuple[Chunk, float]]:
         total = self.count()
-        if total == 0:
+        if total == 0 or (sources is not None and not sources):
             return []
-        result = self._collection.query(query_embeddings=[vector], n_results=min(n, total), include=["documents", "metadatas", "distances"])
+        where = {"source": {"$in": sorted(sources)}} if sources is not None else None
+        result = self._collection.query(
+            query_embeddings=[vector], n_results=min(n, total), where=where, include=["documents", "metadatas", "distances"]
+        )
         out = []
         for chunk_id, text, meta, distance in zip(result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]):
             out.append((_from_record(chunk_id, text, meta), 1.0 - float(distance)))

@@ -31,7 +31,16 @@ from rag.index.bm25 import BM25Index
 from rag.index.embeddings import Embedder
 from rag.index.manifest import FileEntry, Manifest, WriterLock, atomic_write, rebuild_hint
 from rag.index.store import COLLECTION, VectorStore, discard_store, open_store, store_version
+from rag.index.where import Where
 from rag.schema import Chunk
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Some of the indexed files (a question limited to chosen documents) and their chunk ids."""
+
+    sources: frozenset[str]
+    chunk_ids: frozenset[str]
 
 
 @dataclass
@@ -200,8 +209,8 @@ class Index:
         self._keywords = loaded
         return loaded
 
-    def search_keywords(self, query: str, n: int) -> list[tuple[str, float]]:
-        return self.keywords().search(query, n)
+    def search_keywords(self, query: str, n: int, only: Selection | None = None) -> list[tuple[str, float]]:
+        return self.keywords().search(query, n, only.chunk_ids if only is not None else None)
 
     def keyword_coverage(self, query: str) -> float:
         return self.keywords().coverage(query)
@@ -209,9 +218,17 @@ class Index:
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.embed_queries([query])[0]
 
-    def nearest(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
+    def nearest(self, vector: np.ndarray, n: int, only: Selection | None = None) -> list[tuple[Chunk, float]]:
         """The ``n`` chunks nearest ``vector`` with their cosine similarity, best first."""
-        return self.store.query(vector, n)
+        return self.store.query(vector, n, only.sources if only is not None else None)
+
+    def select(self, where: Where) -> Selection:
+        """The indexed files ``where`` allows, and their chunks; an error when it allows none."""
+        self.refresh()
+        files = where.select(self.manifest.files)
+        if not files:
+            raise InputError(f"no indexed document matches {where}", "`rag status` lists the indexed files; loosen the filter or drop one")
+        return Selection(frozenset(files), frozenset(i for entry in files.values() for i in entry.chunk_ids))
 
     def idf(self, word: str) -> float | None:
         return self.keywords().idf(word)

@@ -23,6 +23,7 @@ class FileEntry:
     display_name: str
     chunk_ids: list[str] = field(default_factory=list)
     chunking: str | None = None  # "tokens/overlap" the file was chunked with (None: unknown, older index)
+    language: str | None = None  # the language most of its passages are in (None: indexed before rag recorded it)
 
 
 @dataclass

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -36,8 +36,9 @@ class VectorStore(Protocol):
 
     def count(self) -> int: ...
 
-    def query(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
-        """The ``n`` nearest chunks with their cosine similarity, best first."""
+    def query(self, vector: np.ndarray, n: int, sources: Collection[str] | None = None) -> list[tuple[Chunk, float]]:
+        """The ``n`` nearest chunks with their cosine similarity, best first (only chunks of
+        ``sources``, when given)."""
         ...
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:

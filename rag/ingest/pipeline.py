@@ -10,6 +10,7 @@ never stops the run, and its previously indexed version is kept.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +21,14 @@ from rag.index.manifest import FileEntry, file_sha256
 from rag.ingest.chunking import chunk_document
 from rag.ingest.discovery import FoundFile, discover, path_state
 from rag.ingest.isolation import IsolatedParser
-from rag.ingest.loaders import LOADER_VERSION, LoadError
+from rag.ingest.loaders import LOADER_VERSION, LoadError, LoadOptions
 from rag.schema import Chunk, FileError, IngestReport
 from rag.text.analysis import ANALYZER, language
 
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    phase: str  # "scan", "parse" or "embed"
+    phase: str  # "scan", "parse", "ocr" (pages of the file being parsed) or "embed"
     done: int
     total: int
     detail: str = ""
@@ -53,9 +54,9 @@ class _Pending:
     file: _ToParse
     chunks: list[Chunk]
 
-    def entry(self, chunking: str) -> FileEntry:
+    def entry(self, chunking: str, lang: str | None) -> FileEntry:
         f = self.file
-        return FileEntry(f.sha256, f.size, f.mtime_ns, f.found.display_name, [c.id for c in self.chunks], chunking)
+        return FileEntry(f.sha256, f.size, f.mtime_ns, f.found.display_name, [c.id for c in self.chunks], chunking, lang)
 
 
 def ingest(
@@ -164,8 +165,15 @@ def _parse(
     progress: ProgressCallback,
 ) -> list[_Pending]:
     pending: list[_Pending] = []
-    with IsolatedParser(timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb) as parser:
+    reading = [""]  # the file being parsed, for the OCR progress of its pages
+
+    def on_page(done: int, total: int) -> None:
+        progress(ProgressEvent("ocr", done, total, reading[0]))
+
+    options = LoadOptions(ocr_languages=settings.ocr_languages, on_page=on_page)
+    with IsolatedParser(timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb, options=options) as parser:
         for n, item in enumerate(to_parse, start=1):
+            reading[0] = item.found.display_name
             progress(ProgressEvent("parse", n - 1, len(to_parse), item.found.display_name))
             try:
                 document = parser.load(item.found.path, item.found.display_name)
@@ -219,16 +227,23 @@ def _embed_and_write(
                 finished.append(item)
         if finished:
             stacked = np.stack([v for item in finished for v in vectors_by_file.pop(id(item))])
-            files = [(item.entry(chunking), str(item.file.found.path), item.chunks) for item in finished]
+            languages = [Counter(language(c.text) for c in item.chunks) for item in finished]
+            files = [
+                (item.entry(chunking, _most_common(langs)), str(item.file.found.path), item.chunks)
+                for item, langs in zip(finished, languages)
+            ]
             removed, new_sources = writer.replace_files(files, stacked)
             report.chunks_removed += removed
             report.chunks_added += sum(len(item.chunks) for item in finished)
-            for chunk in (c for item in finished for c in item.chunks):
-                lang = language(chunk.text)
-                report.languages[lang] = report.languages.get(lang, 0) + 1
+            for langs in languages:
+                report.languages.update({lang: report.languages.get(lang, 0) + n for lang, n in langs.items()})
             for item in finished:
                 is_new = str(item.file.found.path) in new_sources
                 (report.added if is_new else report.updated).append(item.file.found.display_name)
+
+
+def _most_common(counts: Counter[str]) -> str | None:
+    return counts.most_common(1)[0][0] if counts else None
 
 
 def remove(index: Index, sources: list[str]) -> int:

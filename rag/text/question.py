@@ -10,6 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+_HOW_WORD = re.compile(r"(?<=\bhow )\w+", re.I)
+
+
+def how_words(question: str) -> str:
+    """The word after "how" ("long" in "how long", "many" in "how many"): it asks for a kind of
+    answer, it does not name the topic; a duration answers "how long" without the word "long"."""
+    return " ".join(_HOW_WORD.findall(question))
+
+
 _KINDS: list[tuple[str, re.Pattern[str]]] = [
     (
         "duration",
