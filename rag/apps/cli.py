@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,17 @@ def answer_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def where_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--where KEY:VALUE`` (repeatable): answer from the chosen documents only (rag/index/where.py)."""
+    return click.option(
+        "--where",
+        "where",
+        multiple=True,
+        metavar="KEY:VALUE",
+        help='Only these documents: source:GLOB, type:pdf, language:de, modified:>=2025-01-01 (repeat to combine; e.g. --where "source:contracts/*").',
+    )(func)
 
 
 def _settings(kwargs: dict[str, Any]) -> Settings:
@@ -162,7 +174,7 @@ def _run_ingest(rag: Any, paths: list[Path], rebuild: bool, show_progress: bool)
     console, bar = _progress_bar(enabled=show_progress)
     with bar:
         tasks: dict[str, Any] = {}
-        labels = {"scan": "checking files", "parse": "reading files ", "embed": "embedding chunks"}
+        labels = {"scan": "checking files", "parse": "reading files ", "ocr": "OCR, pages of a scan", "embed": "embedding chunks"}
 
         def on_progress(event: ProgressEvent) -> None:
             if event.phase not in tasks:
@@ -220,20 +232,23 @@ def _print_report(report: IngestReport) -> None:
     help="Earlier questions of the conversation (.json list, .jsonl or .txt, oldest first): QUESTION is their follow-up.",
 )
 @answer_options
+@where_option
 @settings_options
 @handle_errors
-def ask_command(question: str, as_json: bool, history_file: Path | None, **kwargs: Any) -> None:
+def ask_command(question: str, as_json: bool, history_file: Path | None, where: tuple[str, ...], **kwargs: Any) -> None:
     """Answer a question from the indexed documents, with cited sources."""
     from rag.answer.conversation import read_history
+    from rag.index.where import parse_where
     from rag.service import Rag
 
+    chosen = parse_where(where)  # a filter that cannot be read fails before any model loads
     settings = _settings(kwargs)
     rag = Rag(settings)
     earlier = [f.query for f in rag.resolve_all(read_history(history_file))] if history_file else []
     follow = rag.resolve(question, earlier)
     answer = None
     streamed = False
-    for event in rag.ask_stream(follow):
+    for event in rag.ask_stream(follow, where=chosen):
         if isinstance(event, Answer):
             answer = event
         elif isinstance(event, str) and not as_json:  # checked sentences, as they are accepted
@@ -362,13 +377,16 @@ def _index_status(status: IndexStatus | None, settings: Settings) -> dict[str, A
 @answer_options
 @click.option("--seed", type=int, help="Sampling seed (RAG_SEED).")
 @click.option("--concurrency", default=1, show_default=True, type=int, help="Questions in flight at once (useful with --llm-url).")
+@where_option
 @settings_options
 @handle_errors
-def batch_command(questions: Path, output: Path, concurrency: int, **kwargs: Any) -> None:
+def batch_command(questions: Path, output: Path, concurrency: int, where: tuple[str, ...], **kwargs: Any) -> None:
     """Answer a file of questions (.jsonl, .csv, .txt): one JSON answer per line in OUTPUT."""
     from rag.apps.batch import read_questions, run_batch
+    from rag.index.where import parse_where
     from rag.service import Rag
 
+    chosen = parse_where(where)
     settings = _settings(kwargs)
     read_questions(questions)  # fail fast on a missing or unreadable file, before loading models
     rag = Rag(settings)
@@ -376,7 +394,12 @@ def batch_command(questions: Path, output: Path, concurrency: int, **kwargs: Any
     with bar:
         task = bar.add_task("answering", total=None)
         report = run_batch(
-            rag, questions, output, concurrency=concurrency, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
+            rag,
+            questions,
+            output,
+            concurrency=concurrency,
+            where=chosen,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     for bad in report.bad_rows:
         echo(f"  skipped line {bad.line}: {bad.reason}", err=True)
@@ -476,10 +499,51 @@ def eval_qa_command(
     _emit_report(report, as_json, report_file, [("qa", row)])
 
 
+@main.command("watch")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--quiet-s", default=1.0, show_default=True, type=click.FloatRange(min=0.1), help="Wait for this long without changes before indexing."
+)
+@settings_options
+@handle_errors
+def watch_command(paths: tuple[Path, ...], quiet_s: float, **kwargs: Any) -> None:
+    """Keep the index in sync with files and folders: index what changed since last time, then every
+    change (created, changed, moved, deleted) within seconds, until Ctrl-C."""
+    from rag.apps.watch import FolderWatch
+    from rag.ingest.discovery import require_existing
+    from rag.service import Rag
+
+    require_existing(list(paths))
+    watch = FolderWatch(Rag(_settings(kwargs)), list(paths), quiet_s=quiet_s, on_sync=_print_sync)
+    watch.start()
+    echo(f"watching {', '.join(watch.status.roots)} (Ctrl-C to stop)", err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        echo("stopping the watch …", err=True)
+    finally:
+        watch.stop()
+
+
+def _print_sync(report: IngestReport) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    if report.changed or report.skipped:
+        echo(f"[{stamp}] ", nl=False)
+        _print_report(report)
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --auth.")
 @click.option("--port", default=7860, show_default=True, type=int)
 @click.option("--auth", envvar="RAG_AUTH", help="user:password required to open the page (or RAG_AUTH).")
+@click.option(
+    "--watch",
+    "watched",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Keep the index in sync with this folder (repeatable), as rag watch does.",
+)
 @click.option("--max-upload-mb", default=50.0, show_default=True, type=float, help="Largest file the page accepts.")
 @click.option(
     "--max-waiting",
@@ -490,15 +554,27 @@ def eval_qa_command(
 )
 @settings_options
 @handle_errors
-def serve_command(host: str, port: int, auth: str | None, max_upload_mb: float, max_waiting: int, **kwargs: Any) -> None:
+def serve_command(
+    host: str, port: int, auth: str | None, watched: tuple[Path, ...], max_upload_mb: float, max_waiting: int, **kwargs: Any
+) -> None:
     """Open the chat page over the index (http://127.0.0.1:7860)."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     from rag.apps.serve import check_bind, launch
+    from rag.apps.watch import FolderWatch
+    from rag.ingest.discovery import require_existing
     from rag.service import Rag
 
     credentials = check_bind(host, auth)
-    settings = _settings(kwargs)
-    launch(Rag(settings), host=host, port=port, auth=credentials, max_upload_mb=max_upload_mb, max_waiting=max_waiting)
+    require_existing(list(watched))
+    rag = Rag(_settings(kwargs))
+    watch = FolderWatch(rag, list(watched), on_sync=_print_sync) if watched else None
+    if watch is not None:
+        watch.start()
+    try:
+        launch(rag, host=host, port=port, auth=credentials, max_upload_mb=max_upload_mb, max_waiting=max_waiting, watch=watch)
+    finally:
+        if watch is not None:
+            watch.stop()
 
 
 @main.command("demo")

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 from rag.apps.egress import EgressGuard, url_hosts
 from rag.apps.malloc import cap_arenas
+from rag.apps.watch import FolderWatch
 from rag.errors import InputError
 from rag.service import Rag
 
@@ -65,7 +66,16 @@ def guard_egress(rag: Rag, host: str) -> EgressGuard:
     return EgressGuard(url_hosts([settings.chroma_url, settings.llm_url]) | {host}).install()
 
 
-def launch(rag: Rag, *, host: str, port: int, auth: tuple[str, str] | None, max_upload_mb: float, max_waiting: int = 8) -> None:
+def launch(
+    rag: Rag,
+    *,
+    host: str,
+    port: int,
+    auth: tuple[str, str] | None,
+    max_upload_mb: float,
+    max_waiting: int = 8,
+    watch: FolderWatch | None = None,
+) -> None:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     guard_egress(rag, host)
     cap_arenas()
@@ -75,7 +85,7 @@ def launch(rag: Rag, *, host: str, port: int, auth: tuple[str, str] | None, max_
     from ui.texts import PageTexts
 
     texts = PageTexts.load()
-    app = create_app(rag, max_waiting=max_waiting, texts=texts)
+    app = create_app(rag, max_waiting=max_waiting, texts=texts, watch=watch.status if watch is not None else None)
     blocked = [str(rag.settings.index_dir.resolve())]
     app.launch(
         server_name=host,

@@ -89,7 +89,7 @@ def _walk(folder: Path, root: Path, errors: list[FileError]) -> Iterator[tuple[P
                 kept.append(d)  # a link to a folder inside the root is indexed where it really is
         dirnames[:] = kept
         for name in sorted(filenames):
-            if name.startswith("."):
+            if name.startswith((".", "~$")):  # hidden files; Office's lock files ("~$report.docx") are not documents
                 continue
             path = Path(dirpath) / name
             yield path, str(path.relative_to(folder))
