@@ -180,3 +180,42 @@ def make_picture(path: Path, text: str, dpi: int = 150) -> Path:
         document[0].render(scale=dpi / 72).to_pil().convert("L").save(path)
         document.close()
     return path
+
+
+def make_table_pdf(path: Path, heading: str, rows: list[list[str]], after: str = "", col_width: int = 150, row_height: int = 20) -> Path:
+    """A one-page PDF: a heading line, a table ruled with lines (as office suites draw them) and a
+    paragraph under it."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = PdfWriter()
+    font = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Font"),
+                NameObject("/Subtype"): NameObject("/Type1"),
+                NameObject("/BaseFont"): NameObject("/Helvetica"),
+                NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
+            }
+        )
+    )
+    page = writer.add_blank_page(612, 792)
+    left, top = 60, 700
+    ops = ["BT", "/F1 14 Tf", f"{left} 740 Td", f"({_escape(heading)}) Tj", "ET", "0.5 w"]
+    width, height = col_width * len(rows[0]), row_height * len(rows)
+    for r in range(len(rows) + 1):  # horizontal rules
+        ops.append(f"{left} {top - r * row_height} m {left + width} {top - r * row_height} l S")
+    for c in range(len(rows[0]) + 1):  # vertical rules
+        ops.append(f"{left + c * col_width} {top} m {left + c * col_width} {top - height} l S")
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            ops += ["BT", "/F1 10 Tf", f"{left + c * col_width + 4} {top - (r + 1) * row_height + 6} Td", f"({_escape(value)}) Tj", "ET"]
+    if after:
+        ops += ["BT", "/F1 11 Tf", f"{left} {top - height - 30} Td", f"({_escape(after)}) Tj", "ET"]
+    stream = DecodedStreamObject()
+    stream.set_data("\n".join(ops).encode("cp1252", errors="replace"))
+    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})})
+    page[NameObject("/Contents")] = writer._add_object(stream)
+    with path.open("wb") as handle:
+        writer.write(handle)
+    return path

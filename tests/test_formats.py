@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from docgen import make_docx_table, make_eml, make_epub, make_pptx, make_xlsx
+from docgen import make_docx_table, make_eml, make_epub, make_pptx, make_table_pdf, make_xlsx
 
 from rag.ingest.loaders import LoadError, load
 from rag.ingest.loaders.tables import markdown_tables, render_table
@@ -64,6 +64,18 @@ def test_word_tables_stand_under_their_heading_in_document_order(tmp_path: Path)
     path = make_docx_table(tmp_path / "rates.docx", "Per diem rates", PER_DIEM, after="Rates are reviewed every January.")
     text = load(path).text
     assert text.index("# Per diem rates") < text.index("City: Munich | Per diem: 28 EUR") < text.index("reviewed every January")
+
+
+def test_pdf_tables_are_found_by_their_rules_and_written_where_they_stand(tmp_path: Path) -> None:
+    from rag.ingest.chunking import chunk_document
+
+    pdf = make_table_pdf(tmp_path / "rates.pdf", "Per diem rates 2026", PER_DIEM, after="Rates are reviewed every January.")
+    doc = load(pdf)
+    assert "City: Munich | Per diem: 28 EUR | Hotel cap: 165 EUR" in doc.text
+    assert doc.text.index("Per diem rates 2026") < doc.text.index("City: Berlin") < doc.text.index("reviewed every January")
+    assert "City Per diem Hotel cap" not in doc.text  # the table is not also there as loose words
+    chunks = chunk_document(doc, lambda texts: [len(t.split()) for t in texts], max_tokens=200, overlap_tokens=0)
+    assert [c.heading for c in chunks] == ["Per diem rates 2026"] and chunks[0].page == 1
 
 
 def test_spreadsheets_keep_sheet_names_and_csv_delimiters_are_found(tmp_path: Path) -> None:
