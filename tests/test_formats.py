@@ -100,6 +100,7 @@ def test_slides_are_pages_with_titles_bullets_and_speaker_notes(tmp_path: Path) 
     assert [p.number for p in doc.pages] == [1, 2]
     assert doc.page_at(doc.text.index("1.2 million")) == 2 and doc.page_at(doc.text.index("Kick-off")) == 1
     assert "## Budget" in doc.text and "Speaker notes: Finance signs off on 15 April." in doc.text
+    assert doc.title == "Project Heron" and doc.text.count("Project Heron") == 1  # the title slide names the deck, once
 
 
 def test_ebooks_are_read_in_spine_order_with_their_title(tmp_path: Path) -> None:

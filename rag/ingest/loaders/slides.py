@@ -1,5 +1,6 @@
 """PowerPoint slides with python-pptx: a slide is a page, headed by its title; its text boxes, tables
-(as named rows) and speaker notes are its text."""
+(as named rows) and speaker notes are its text. The deck's title (its properties', or the first
+slide's) heads every slide's section."""
 
 from __future__ import annotations
 
@@ -32,14 +33,25 @@ def _load_pptx(path: Path, _: LoadOptions) -> Document:
         parts.append(text)
         pages.append(PageSpan(number, offset, offset + len(text)))
         offset += len(text)
-    return Document(source=str(path), text="".join(parts), pages=pages, title=deck.core_properties.title or "")
+    return Document(source=str(path), text="".join(parts), pages=pages, title=deck.core_properties.title or _first_title(deck))
+
+
+def _first_title(deck: Any) -> str:
+    """The title slide's title names the deck (when its properties do not): every slide's section
+    carries it, as a document's title does."""
+    for slide in list(deck.slides)[:1]:
+        shape = slide.shapes.title
+        if shape is not None and shape.has_text_frame:
+            return " ".join(shape.text_frame.text.split())
+    return ""
 
 
 def _slide_text(slide: Any, number: int) -> str:
     title_shape = slide.shapes.title
     title = title_shape.text_frame.text.strip() if title_shape is not None and title_shape.has_text_frame else ""
     blocks = [f"## {' '.join(title.split()) or f'Slide {number}'}"]  # every slide starts a section of its own
-    blocks += [text for shape in _shapes(slide.shapes) if shape is not title_shape and (text := _shape_text(shape))]
+    title_id = title_shape.shape_id if title_shape is not None else None  # python-pptx makes a new proxy per access
+    blocks += [text for shape in _shapes(slide.shapes) if shape.shape_id != title_id and (text := _shape_text(shape))]
     if slide.has_notes_slide and (notes := slide.notes_slide.notes_text_frame) and notes.text.strip():
         blocks.append(f"Speaker notes: {notes.text.strip()}")
     return "\n\n".join(blocks)
