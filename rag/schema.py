@@ -91,6 +91,8 @@ class Citation:
         }
 
 
+EXTRACT_ONLY = "(extractive)"  # the model of an answer that quotes evidence with no model run (answer_mode extract)
+
 # what each reason a sentence was left out means, in plain words (the CLI and the chat page show these)
 REASON_TITLES = {
     "unsupported": "Not supported by your documents",

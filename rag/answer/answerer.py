@@ -21,7 +21,7 @@ from rag.answer.verify import EntailmentModel, Evidence, Thresholds, Verifier
 from rag.config import Settings
 from rag.errors import InputError
 from rag.index.where import Where
-from rag.schema import Answer, Citation, Claim, Draft, Hit
+from rag.schema import EXTRACT_ONLY, Answer, Citation, Claim, Draft, Hit
 from rag.text.analysis import language
 from rag.text.spans import content_word_forms, plain
 
@@ -136,7 +136,7 @@ class QuestionAnswerer:
             return
         question, packed, verifier, evidence = follow.query, grounded.packed, grounded.verifier, grounded.evidence
         if llm is None:
-            yield from _with_text(self._extractive(question, verifier, evidence, started, "(extractive)", packed, []))
+            yield from _with_text(self._extractive(question, verifier, evidence, started, EXTRACT_ONLY, packed, []))
             return
         yield from self._generated(follow, grounded, llm, temperature, max_tokens, stopped, started)
 

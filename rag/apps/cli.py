@@ -19,7 +19,7 @@ from rag import __version__
 from rag.answer.safety import for_terminal, json_for_terminal
 from rag.config import Settings, load_settings
 from rag.errors import InputError, RagError
-from rag.schema import REASON_TITLES, Answer, IngestReport
+from rag.schema import EXTRACT_ONLY, REASON_TITLES, Answer, IngestReport
 
 if TYPE_CHECKING:
     from rag.index.index import IndexStatus
@@ -301,7 +301,7 @@ def _print_answer(answer: Answer) -> None:
             echo(f'  - {c.display_name}{page}: "{_flat(c.quote)}"')
     if answer.mode == "extractive" and answer.model_refused:
         echo("(the model found no answer in the sources, but a passage answers the question closely: it is quoted)", err=True)
-    elif answer.mode == "extractive":
+    elif answer.mode == "extractive" and answer.model != EXTRACT_ONLY:  # no model wrote anything in extract mode
         echo("(the model's draft was not supported by the sources, so the best evidence is quoted)", err=True)
     if answer.sources_dropped:
         echo(f"({answer.sources_dropped} retrieved passage(s) did not fit the context window)", err=True)
