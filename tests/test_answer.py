@@ -807,3 +807,17 @@ def test_a_weak_readers_opening_must_hold_the_duration_a_how_long_question_asks_
     answer = answerer(llm, hits, model="bundled:smollm2", min_answerability=0.2).ask("How long is the warranty on the kettle?")
     assert not answer.refused and "3 years" in answer.text, answer.text
     assert "void" not in answer.text, answer.text
+
+
+def test_a_number_from_another_row_of_a_table_is_not_supported() -> None:
+    """Found with scripts/eval_formats.py: SmolLM2 answered "What is the hotel cap in Vienna?" with
+    Munich's per diem, cited. Each row a table is written as is a sentence of its own, so the
+    number is checked against the row it stands in, and the Vienna row is quoted instead."""
+    from rag.ingest.loaders.tables import render_table
+
+    rows = [["City", "Per diem", "Hotel cap"], ["Berlin", "24 EUR", "140 EUR"], ["Munich", "28 EUR", "165 EUR"], ["Vienna", "26 EUR", "150 EUR"]]
+    hits = [hit(1, render_table(rows), "travel.pdf", page=1)]
+    llm = FakeLLM(4096, reply="The hotel cap in Vienna is 28 EUR [1].")
+    answer = answerer(llm, hits, model="bundled:smollm2", min_answerability=0.2).ask("What is the hotel cap in Vienna?")
+    assert "28 EUR" not in answer.text and "150 EUR" in answer.text, answer.text
+    assert answer.citations and "City: Vienna" in answer.citations[0].quote and "Munich" not in answer.citations[0].quote

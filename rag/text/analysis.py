@@ -29,7 +29,7 @@ from functools import lru_cache
 
 import regex
 
-ANALYZER = "rag-analysis-1"  # recorded in the index: change it whenever the terms a text yields change
+ANALYZER = "rag-analysis-2"  # recorded in the index: change it whenever the terms a text yields change
 DEFAULT_LANGUAGE = "en"
 MAX_TERM_CHARS = 40
 
@@ -248,12 +248,15 @@ def terms(text: str, lang: str | None = None) -> list[str]:
 
 # A sentence ends at a terminator (after any closing quotes or brackets and a citation marker such as
 # ". [2]") followed by white space that does not open a marker; after 。！？ no space is needed. A
-# blank line ends one too, and so does the start of a Markdown table row ("| Paris | €60 |").
+# blank line ends one too, and so does the start of a table row: a Markdown row ("| Paris | €60 |")
+# or a line of cells ("City: Paris | Per diem: €60", as rag writes table rows), so that each row is
+# a sentence of its own and a number is checked against the row it stands in.
 _END = regex.compile(
     r"""(?P<stop>[.!?…؟۔।॥።]+)["'”’»)\]]*(?:\ ?\[\d+\])?\s+(?!\[\d)
       | [。！？]+[」』”’）)\]]*(?:\ ?\[\d+\])?\s*
       | \n[ \t]*\n
-      | \n(?=[ \t]*\|)""",
+      | \n(?=[ \t]*\|)
+      | \n(?=[^\n]*\ \|\ )""",
     regex.VERBOSE,
 )
 _LINE_END = regex.compile(r"\n")
