@@ -821,3 +821,17 @@ def test_a_number_from_another_row_of_a_table_is_not_supported() -> None:
     answer = answerer(llm, hits, model="bundled:smollm2", min_answerability=0.2).ask("What is the hotel cap in Vienna?")
     assert "28 EUR" not in answer.text and "150 EUR" in answer.text, answer.text
     assert answer.citations and "City: Vienna" in answer.citations[0].quote and "Munich" not in answer.citations[0].quote
+
+
+def test_a_sentence_naming_a_column_must_state_that_columns_value() -> None:
+    """ "The per diem there is Vienna [1]" names the per diem column and gives the city: every word
+    is in the row, and it answers nothing. It is left out; the row is quoted."""
+    from rag.ingest.loaders.tables import render_table
+
+    rows = [["City", "Per diem", "Hotel cap"], ["Vienna", "26 EUR", "150 EUR"], ["Oslo", "35 EUR", "190 EUR"]]
+    hits = [hit(1, render_table(rows), "travel.pdf", page=1)]
+    llm = FakeLLM(4096, reply="The per diem there is Vienna [1].")
+    answer = answerer(llm, hits, model="bundled:smollm2", min_answerability=0.2).ask("What is the per diem there?")
+    assert "is Vienna" not in answer.text and "Per diem: " in answer.text, answer.text
+    left_out = [c for c in answer.claims if not c.supported]
+    assert left_out and left_out[0].text.startswith("The per diem there is Vienna")

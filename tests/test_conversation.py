@@ -69,3 +69,18 @@ def test_resolve_falls_back_when_the_model_answers_instead_of_rewriting() -> Non
     assert follow.own_words == frozenset({"void"})
     good = resolve("And what voids it?", EARLIER, rewriter=lambda q, e: '"What voids the water heater warranty?"')
     assert (good.query, good.method) == ("What voids the water heater warranty?", "rewritten")
+
+
+def test_a_follow_up_naming_a_new_place_takes_the_topic_not_the_place_it_replaces() -> None:
+    """Found in the chat page: "And in Oslo?" after "What is the hotel cap in Vienna?" was asked as
+    "And in Oslo? (hotel cap vienna)", and "What is the per diem there?" was not taken as a
+    follow-up at all, so the tiny model answered "The per diem there is Vienna [1]"."""
+    from rag.answer.conversation import needs_context, resolve
+
+    first = resolve("And in Oslo?", ["What is the hotel cap in Vienna?"])
+    assert first.query == "And in Oslo? (hotel cap)"
+    second = resolve("What is the per diem there?", ["What is the hotel cap in Vienna?", first.query])
+    assert second.method == "completed" and "oslo" in second.query and "vienna" not in second.query.lower()
+    assert needs_context("How do I get there from the station?")
+    assert not needs_context("Is there parking near the office?") and not needs_context("Are there exceptions to the leave rule?")
+    assert not needs_context("There are two meeting rooms; which one seats thirty people?")

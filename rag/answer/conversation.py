@@ -38,6 +38,11 @@ _QUESTION = re.compile(
     r"may|might|must|shall|should|will|would|has|have|had)\b",
     re.I,
 )
+_THERE = re.compile(  # "there" as a place, not "is there", "there are"
+    r"(?<!\bis\s)(?<!\bare\s)(?<!\bwas\s)(?<!\bwere\s)\bthere\b(?!\s+(is|are|was|were|be|been|will|would|'s|must|may|might|should|can|could)\b)",
+    re.I,
+)
+_NAME = re.compile(r"(?<![.?!]\s)(?<!^)\b[A-Z][\w-]+")
 _NEGATION = re.compile(r"\b(no|not|never|without|cannot|can't|don't|doesn't|isn't|aren't|won't)\b|n't\b", re.I)
 _REPLACEABLE = (
     "and but so or also then about if what which who whom whose when where why how is are was were be been do does did "
@@ -65,10 +70,10 @@ Rewriter = Callable[[str, Sequence[str]], str]
 
 
 def needs_context(question: str) -> bool:
-    """Whether ``question`` leans on what came before: it points back ("it", "that"), leads on from
-    it ("And...", "What about..."), or is too short to stand alone."""
+    """Whether ``question`` leans on what came before: it points back ("it", "that", "there" as a
+    place), leads on from it ("And...", "What about..."), or is too short to stand alone."""
     words = [w.lower() for w in _WORD.findall(question)]
-    if any(w in _ANAPHORA for w in words) or _LEADS_ON.search(question):
+    if any(w in _ANAPHORA for w in words) or _LEADS_ON.search(question) or _THERE.search(question):
         return True
     return len(content_words(question)) < 2
 
@@ -95,12 +100,20 @@ def rewrite_problem(rewrite: str, question: str, earlier: Sequence[str]) -> str 
 
 def complete(question: str, earlier: Sequence[str]) -> str:
     """The follow-up with the key words of the question before it that it does not already use:
-    "And what voids it?" after "How long is the warranty?" → "And what voids it? (warranty)"."""
+    "And what voids it?" after "How long is the warranty?" → "And what voids it? (warranty)". A
+    follow-up that names something new in place of a name before ("And in Oslo?" after "What is
+    the hotel cap in Vienna?") takes the topic, not the name it replaces: "(hotel cap)"."""
     if not earlier:
         return question
     have = content_words(question) | content_words(how_words(earlier[-1]))
-    terms = [form for stem, form in _surface_forms(earlier[-1]).items() if stem not in have]
+    replaced = _names(earlier[-1]) if _names(question) - _names(" ".join(earlier)) else set()
+    terms = [form for stem, form in _surface_forms(earlier[-1]).items() if stem not in have and form not in replaced]
     return f"{question} ({' '.join(terms)})" if terms else question
+
+
+def _names(text: str) -> set[str]:
+    """The capitalised words of ``text`` that do not open a sentence (names), folded."""
+    return {w.casefold() for w in _NAME.findall(text)}
 
 
 def resolve(question: str, earlier: Sequence[str], rewriter: Rewriter | None = None) -> FollowUp:

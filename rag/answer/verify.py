@@ -65,6 +65,27 @@ def _flips(claim: str, span: str) -> bool:
     return any(governed <= words and not governed <= negated for governed in _negated(span))
 
 
+_CELL = re.compile(r"^\s*([^:|]{1,60}):\s*(.+?)\s*$")
+
+
+def _misreads_row(claim: str, span: str) -> bool:
+    """Whether ``claim`` names a column of the table row ``span`` ("City: Vienna | Per diem: 26 EUR",
+    as rag writes rows) without that column's value: "The per diem there is Vienna" names the per
+    diem and gives the city."""
+    cells = [m.groups() for cell in span.split(" | ") if (m := _CELL.match(cell))]
+    if len(cells) < 2:
+        return False
+    words, held = content_words(claim), _numbers_of(claim)
+    for header, value in cells:
+        named = content_words(header)
+        if not named or not named <= words:
+            continue
+        stated = _numbers_of(value) <= held if _numbers_of(value) else content_words(value) <= words
+        if not stated:
+            return True
+    return False
+
+
 def _negated(text: str) -> list[set[str]]:
     """What each negation of ``text`` governs (the next content word of its clause), as stems;
     negations inside parentheses and "not only" (which asserts more) are left out."""
@@ -464,7 +485,8 @@ class Verifier:
             if best_j < 0 or sim + lexical_j > semantic + overlap(words, self._span_words[best_j]):
                 best_j, semantic = j, sim
         _, start, end = self.spans[best_j] if best_j >= 0 else (i, 0, len(self.hits[i].chunk.text))
-        numbers_ok = numbers_ok and not _flips(sentence, self.hits[i].chunk.text[start:end])
+        span = self.hits[i].chunk.text[start:end]
+        numbers_ok = numbers_ok and not _flips(sentence, span) and not _misreads_row(sentence, span)
         entailment = None
         if self._entailment is not None:
             entailment = self._entailment.entailment([(self.hits[i].chunk.text, sentence)])[0]
