@@ -7,7 +7,6 @@ page builds from them.
 from __future__ import annotations
 
 import html
-import re
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,8 +35,19 @@ def _passage(chunks: dict[str, Any], citation: Citation) -> str:
 
 def _unwrapped(text: str) -> str:
     """``text`` with a PDF's hard line wraps joined (a lone newline becomes a space, the same
-    length, so quote offsets still hold); blank lines and Markdown table rows stay."""
-    return re.sub(r"(?<=[^\n|])\n(?=[^\n|])", " ", text)
+    length, so quote offsets still hold); blank lines and table rows (Markdown rows, and lines of
+    "Header: value | ..." cells) stay on lines of their own."""
+    lines = text.split("\n")
+    out = [lines[0]]
+    for before, line in zip(lines, lines[1:]):
+        kept = not before.strip() or not line.strip() or _is_row(before) or _is_row(line)
+        out.append(("\n" if kept else " ") + line)
+    return "".join(out)
+
+
+def _is_row(line: str) -> bool:
+    line = line.strip()
+    return line.startswith("|") or line.endswith("|") or " | " in line
 
 
 def _page_view(citation: Citation, t: dict[str, str]) -> str:
