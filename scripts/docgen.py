@@ -1,36 +1,43 @@
-"""Write small PDF and DOCX files from plain text (for the sample corpus and for tests)."""
+"""Write small documents of every supported type from plain text (for sample corpora and for tests)."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 
 def _escape(line: str) -> str:
     return line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
+def _helvetica(writer: Any) -> Any:
+    """A Helvetica font object in ``writer`` (a standard font: nothing embedded)."""
+    from pypdf.generic import DictionaryObject, NameObject
+
+    entries = {"/Type": "/Font", "/Subtype": "/Type1", "/BaseFont": "/Helvetica", "/Encoding": "/WinAnsiEncoding"}
+    return writer._add_object(DictionaryObject({NameObject(k): NameObject(v) for k, v in entries.items()}))
+
+
+def _draw(writer: Any, page: Any, font: Any, ops: list[str]) -> None:
+    """Give ``page`` the content stream ``ops`` with ``font`` as /F1."""
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    stream = DecodedStreamObject()
+    stream.set_data("\n".join(ops).encode("cp1252", errors="replace"))
+    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})})
+    page[NameObject("/Contents")] = writer._add_object(stream)
+
+
 def make_pdf(path: Path, pages: list[str], *, password: str | None = None, title: str = "") -> Path:
     """One PDF page per string, Helvetica 11pt, wrapped at 90 characters."""
     from pypdf import PdfWriter
     from pypdf.generic import (
-        DecodedStreamObject,
-        DictionaryObject,
-        NameObject,
         TextStringObject,
     )
 
     writer = PdfWriter()
-    font = writer._add_object(
-        DictionaryObject(
-            {
-                NameObject("/Type"): NameObject("/Font"),
-                NameObject("/Subtype"): NameObject("/Type1"),
-                NameObject("/BaseFont"): NameObject("/Helvetica"),
-                NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
-            }
-        )
-    )
+    font = _helvetica(writer)
     for text in pages:
         page = writer.add_blank_page(612, 792)
         lines: list[str] = []
@@ -39,10 +46,7 @@ def make_pdf(path: Path, pages: list[str], *, password: str | None = None, title
         ops = ["BT", "/F1 11 Tf", "14 TL", "60 740 Td"]
         ops += [f"({_escape(line)}) Tj T*" for line in lines]
         ops.append("ET")
-        stream = DecodedStreamObject()
-        stream.set_data("\n".join(ops).encode("cp1252", errors="replace"))
-        page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})})
-        page[NameObject("/Contents")] = writer._add_object(stream)
+        _draw(writer, page, font, ops)
     if title:
         writer.add_metadata({"/Title": TextStringObject(title)})
     if password:
@@ -186,19 +190,9 @@ def make_table_pdf(path: Path, heading: str, rows: list[list[str]], after: str =
     """A one-page PDF: a heading line, a table ruled with lines (as office suites draw them) and a
     paragraph under it."""
     from pypdf import PdfWriter
-    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
     writer = PdfWriter()
-    font = writer._add_object(
-        DictionaryObject(
-            {
-                NameObject("/Type"): NameObject("/Font"),
-                NameObject("/Subtype"): NameObject("/Type1"),
-                NameObject("/BaseFont"): NameObject("/Helvetica"),
-                NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
-            }
-        )
-    )
+    font = _helvetica(writer)
     page = writer.add_blank_page(612, 792)
     left, top = 60, 700
     ops = ["BT", "/F1 14 Tf", f"{left} 740 Td", f"({_escape(heading)}) Tj", "ET", "0.5 w"]
@@ -212,10 +206,7 @@ def make_table_pdf(path: Path, heading: str, rows: list[list[str]], after: str =
             ops += ["BT", "/F1 10 Tf", f"{left + c * col_width + 4} {top - (r + 1) * row_height + 6} Td", f"({_escape(value)}) Tj", "ET"]
     if after:
         ops += ["BT", "/F1 11 Tf", f"{left} {top - height - 30} Td", f"({_escape(after)}) Tj", "ET"]
-    stream = DecodedStreamObject()
-    stream.set_data("\n".join(ops).encode("cp1252", errors="replace"))
-    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})})
-    page[NameObject("/Contents")] = writer._add_object(stream)
+    _draw(writer, page, font, ops)
     with path.open("wb") as handle:
         writer.write(handle)
     return path
