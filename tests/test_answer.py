@@ -815,7 +815,12 @@ def test_a_number_from_another_row_of_a_table_is_not_supported() -> None:
     number is checked against the row it stands in, and the Vienna row is quoted instead."""
     from rag.ingest.loaders.tables import render_table
 
-    rows = [["City", "Per diem", "Hotel cap"], ["Berlin", "24 EUR", "140 EUR"], ["Munich", "28 EUR", "165 EUR"], ["Vienna", "26 EUR", "150 EUR"]]
+    rows = [
+        ["City", "Per diem", "Hotel cap"],
+        ["Berlin", "24 EUR", "140 EUR"],
+        ["Munich", "28 EUR", "165 EUR"],
+        ["Vienna", "26 EUR", "150 EUR"],
+    ]
     hits = [hit(1, render_table(rows), "travel.pdf", page=1)]
     llm = FakeLLM(4096, reply="The hotel cap in Vienna is 28 EUR [1].")
     answer = answerer(llm, hits, model="bundled:smollm2", min_answerability=0.2).ask("What is the hotel cap in Vienna?")

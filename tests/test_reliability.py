@@ -245,7 +245,9 @@ def test_a_parse_worker_keeps_its_own_deadline(tmp_path: Path) -> None:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
-    request = pickle.dumps((str(html), "big.html"))
+    from rag.ingest.loaders import LoadOptions
+
+    request = pickle.dumps((str(html), "big.html", LoadOptions()))
     assert worker.stdin is not None
     worker.stdin.write(struct.pack("<Q", len(request)) + request)
     worker.stdin.flush()

@@ -96,7 +96,7 @@ def _watch_line(watch: WatchStatus) -> str:
     folders = ", ".join(f"`{html.escape(Path(root).name or root)}`" for root in watch.roots)
     if not watch.active:
         return f"Watch of {folders} stopped."
-    line = f"👁 Watching {folders}"
+    line = f"Watching {folders}"
     if watch.last_indexed_at is not None:
         line += f" · last indexed `{html.escape(watch.last_indexed)}` at {time.strftime('%H:%M:%S', time.localtime(watch.last_indexed_at))}"
     elif watch.last_sync_at is None:
