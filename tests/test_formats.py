@@ -154,6 +154,7 @@ def office(tmp_path_factory: pytest.TempPathFactory, embedder):
     make_pptx(docs / "kickoff.pptx", [("Project Heron", ["Kick-off"], ""), ("Budget", ["The total budget is 1.2 million EUR."], "")])
     make_eml(docs / "offsite.eml", "Offsite logistics", "The offsite bus leaves at 08:15 from Gate B.")
     make_epub(docs / "guide.epub", "Field guide", [("Herons", "Grey herons nest in tall trees near water.")])
+    (docs / "rooms.csv").write_text("Room;Seats;Floor\nHeron;12;2\nKestrel;30;4\n", encoding="utf-8")
     (docs / "parts.html").write_text(
         f"<h1>Spare parts</h1><table>{_html_rows([['Part', 'Price'], ['Filter', '12 EUR']])}</table>", encoding="utf-8"
     )
@@ -164,7 +165,9 @@ def office(tmp_path_factory: pytest.TempPathFactory, embedder):
 
 def test_every_new_type_is_indexed(office) -> None:
     _, report, _ = office
-    assert sorted(report.added) == ["guide.epub", "kickoff.pptx", "offsite.eml", "parts.html", "travel-policy.xlsx"], report.skipped
+    assert sorted(report.added) == ["guide.epub", "kickoff.pptx", "offsite.eml", "parts.html", "rooms.csv", "travel-policy.xlsx"], (
+        report.skipped
+    )
     assert report.skipped == []
 
 
@@ -175,6 +178,8 @@ def test_every_new_type_is_indexed(office) -> None:
         ("What is the total budget of the project?", "kickoff.pptx", "1.2 million EUR", 2),
         ("When does the offsite bus leave?", "offsite.eml", "08:15 from Gate B", None),
         ("Where do grey herons nest?", "guide.epub", "tall trees near water", None),
+        ("How many seats does the Kestrel room have?", "rooms.csv", "Room: Kestrel | Seats: 30", None),
+        ("What is the price of the filter?", "parts.html", "Part: Filter | Price: 12 EUR", None),
     ],
 )
 def test_a_question_is_answered_from_a_row_a_slide_a_mail_or_a_chapter(office, question, source, quoted, page, no_egress) -> None:

@@ -99,13 +99,18 @@ def test_a_scanned_manual_answers_with_its_page(tmp_path: Path, rag) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     make_scanned_pdf(docs / "quokka-manual.pdf", BLENDER)
+    make_picture(docs / "notice.png", "The boiler room is locked after 18:00 every day.")
     report = json.loads(rag("ingest", str(docs), "--json", index=tmp_path / "index").stdout)
-    assert report["added"] == ["quokka-manual.pdf"] and report["skipped"] == []
+    assert sorted(report["added"]) == ["notice.png", "quokka-manual.pdf"] and report["skipped"] == []
     answer = json.loads(
         rag("ask", "How do I clean the Quokka 3000?", "--json", index=tmp_path / "index", env={"RAG_ANSWER_MODE": "extract"}).stdout
     )
     assert not answer["refused"], answer["refusal_reason"]
     assert any(c["source"] == "quokka-manual.pdf" and c["page"] == 2 and "warm water" in c["quote"] for c in answer["citations"])
+    picture = json.loads(
+        rag("ask", "When is the boiler room locked?", "--json", index=tmp_path / "index", env={"RAG_ANSWER_MODE": "extract"}).stdout
+    )
+    assert any(c["source"] == "notice.png" and c["page"] == 1 and "18:00" in c["quote"] for c in picture["citations"])
 
 
 def test_ingest_without_tesseract_reports_needs_ocr_and_keeps_going(tmp_path: Path, rag) -> None:
