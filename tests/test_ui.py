@@ -333,7 +333,8 @@ def test_chats_survive_a_restart_and_can_be_renamed_exported_and_deleted(tmp_pat
             page.locator("#chat-manage").get_by_text("This chat").click()
             page.locator("#chat-title textarea").fill("Ferry times")
             page.locator("#rename").click()
-            page.wait_for_function("() => document.querySelector('#chat-list').innerText.includes('Ferry times')")
+            # a whole-suite run on 2 cores once took longer than 30 s to redraw the list: wait as for an answer
+            page.wait_for_function("() => document.querySelector('#chat-list').innerText.includes('Ferry times')", timeout=90_000)
             page.locator("#export-md").click()
             link = page.locator("#export a").first
             link.wait_for(timeout=10_000)
