@@ -80,8 +80,8 @@ def _misreads_row(claim: str, span: str) -> bool:
         named = content_words(header)
         if not named or not named <= words:
             continue
-        stated = _numbers_of(value) <= held if _numbers_of(value) else content_words(value) <= words
-        if not stated:
+        numbers = _numbers_of(value)
+        if not (numbers <= held if numbers else content_words(value) <= words):
             return True
     return False
 

@@ -514,16 +514,13 @@ def watch_command(paths: tuple[Path, ...], quiet_s: float, **kwargs: Any) -> Non
     from rag.service import Rag
 
     require_existing(list(paths))
-    watch = FolderWatch(Rag(_settings(kwargs)), list(paths), quiet_s=quiet_s, on_sync=_print_sync)
-    watch.start()
-    echo(f"watching {', '.join(watch.status.roots)} (Ctrl-C to stop)", err=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        echo("stopping the watch …", err=True)
-    finally:
-        watch.stop()
+    with FolderWatch(Rag(_settings(kwargs)), list(paths), quiet_s=quiet_s, on_sync=_print_sync) as watch:
+        echo(f"watching {', '.join(watch.status.roots)} (Ctrl-C to stop)", err=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            echo("stopping the watch …", err=True)
 
 
 def _print_sync(report: IngestReport) -> None:
@@ -568,13 +565,8 @@ def serve_command(
     require_existing(list(watched))
     rag = Rag(_settings(kwargs))
     watch = FolderWatch(rag, list(watched), on_sync=_print_sync) if watched else None
-    if watch is not None:
-        watch.start()
-    try:
+    with watch if watch is not None else contextlib.nullcontext():
         launch(rag, host=host, port=port, auth=credentials, max_upload_mb=max_upload_mb, max_waiting=max_waiting, watch=watch)
-    finally:
-        if watch is not None:
-            watch.stop()
 
 
 @main.command("demo")

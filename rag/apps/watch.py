@@ -65,6 +65,13 @@ class FolderWatch:
         self._thread: threading.Thread | None = None
         self._busy = False
 
+    def __enter__(self) -> FolderWatch:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def start(self) -> None:
         """Watch the folders, then catch up with them (in the background)."""
         from watchdog.observers import Observer

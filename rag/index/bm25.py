@@ -296,9 +296,9 @@ class BM25Index:
             for weight, (docs, tf) in zip(idf, seg_postings):
                 if len(docs):
                     scores[docs] += weight * tf * (K1 + 1) / (tf + norm[docs])
-            if only is not None:
-                scores[~np.fromiter((i in only for i in s.ids), dtype=bool, count=s.size)] = 0
             hit = np.flatnonzero(scores > 0)
+            if only is not None:  # only the passages that scored are looked up, not every id of the segment
+                hit = hit[np.fromiter((s.ids[i] in only for i in hit), dtype=bool, count=len(hit))]
             if len(hit) > n:  # keep the n best, and everything tied with the n-th (ties break by id below)
                 kth = np.partition(scores[hit], len(hit) - n)[len(hit) - n]
                 hit = hit[scores[hit] >= kth]

@@ -83,6 +83,7 @@ class Index:
             )
         self.store = self._open_store(chroma_url, collection)
         self._keywords: BM25Index | None = None
+        self._selected: tuple[Where, int, Selection] | None = None  # the last filter resolved, and at which generation
         self.recovered: dict[str, Any] | None = None
         self.verify()
 
@@ -225,10 +226,15 @@ class Index:
     def select(self, where: Where) -> Selection:
         """The indexed files ``where`` allows, and their chunks; an error when it allows none."""
         self.refresh()
+        cached = self._selected
+        if cached is not None and cached[0] == where and cached[1] == self.manifest.generation:
+            return cached[2]  # a batch or a chat asks many questions of the same documents
         files = where.select(self.manifest.files)
         if not files:
             raise InputError(f"no indexed document matches {where}", "`rag status` lists the indexed files; loosen the filter or drop one")
-        return Selection(frozenset(files), frozenset(i for entry in files.values() for i in entry.chunk_ids))
+        selection = Selection(frozenset(files), frozenset(i for entry in files.values() for i in entry.chunk_ids))
+        self._selected = (where, self.manifest.generation, selection)
+        return selection
 
     def idf(self, word: str) -> float | None:
         return self.keywords().idf(word)

@@ -235,8 +235,7 @@ def _embed_and_write(
             removed, new_sources = writer.replace_files(files, stacked)
             report.chunks_removed += removed
             report.chunks_added += sum(len(item.chunks) for item in finished)
-            for langs in languages:
-                report.languages.update({lang: report.languages.get(lang, 0) + n for lang, n in langs.items()})
+            report.languages = dict(sum(languages, Counter(report.languages)))
             for item in finished:
                 is_new = str(item.file.found.path) in new_sources
                 (report.added if is_new else report.updated).append(item.file.found.display_name)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.schema import Document
+from rag.schema import Document, PageSpan
 
 
 class LoadError(Exception):
@@ -88,3 +88,14 @@ def read_text(path: Path) -> str:
 
 def normalise(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def joined_pages(texts: list[str]) -> tuple[str, list[PageSpan]]:
+    """The pages' texts one after another (a blank line between), and where each page lies."""
+    pages: list[PageSpan] = []
+    offset = 0
+    for number, text in enumerate(texts, start=1):
+        offset += 2 if number > 1 else 0
+        pages.append(PageSpan(number, offset, offset + len(text)))
+        offset += len(text)
+    return "\n\n".join(texts), pages

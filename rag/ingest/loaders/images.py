@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.ingest.loaders import ocr
-from rag.ingest.loaders.base import Loader, LoadError, LoadOptions
-from rag.ingest.loaders.pdf import joined_pages
+from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, joined_pages
 from rag.schema import Document
 
 MAX_PIXELS = 80_000_000  # an A3 page at 600 dpi is ~70 million

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from rag.ingest.loaders import ocr
-from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, normalise
+from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, joined_pages, normalise
 from rag.ingest.loaders.tables import render_table
-from rag.schema import Document, PageSpan
+from rag.schema import Document
 
 _RULE = re.compile(rb"\s(?:re|l)\s")  # a rectangle or a line segment in a content stream
 MIN_RULES = 6  # fewer cannot rule a table of two rows and two columns
@@ -86,17 +86,6 @@ def _load_pdf(path: Path, options: LoadOptions) -> Document:
         title = str(metadata.get("/Title") or "") if metadata is not None else ""
     text, pages = joined_pages([_pdf_headings(t) for t in texts])
     return Document(source=str(path), text=text, pages=pages, title=title)
-
-
-def joined_pages(texts: list[str]) -> tuple[str, list[PageSpan]]:
-    """The pages' texts one after another (a blank line between), and where each page lies."""
-    pages: list[PageSpan] = []
-    offset = 0
-    for number, text in enumerate(texts, start=1):
-        offset += 2 if number > 1 else 0
-        pages.append(PageSpan(number, offset, offset + len(text)))
-        offset += len(text)
-    return "\n\n".join(texts), pages
 
 
 def _has_pictures(page: Any, content: bytes) -> bool:

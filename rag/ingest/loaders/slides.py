@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, check_zip
+from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, check_zip, joined_pages
 from rag.ingest.loaders.tables import render_table
-from rag.schema import Document, PageSpan
+from rag.schema import Document
 
 
 def _load_pptx(path: Path, _: LoadOptions) -> Document:
@@ -22,18 +22,8 @@ def _load_pptx(path: Path, _: LoadOptions) -> Document:
         deck = pptx.Presentation(str(path))
     except (PackageNotFoundError, KeyError, ValueError) as err:
         raise LoadError("corrupt-pptx", f"not a readable .pptx ({type(err).__name__}: {err})") from None
-    parts: list[str] = []
-    pages: list[PageSpan] = []
-    offset = 0
-    for number, slide in enumerate(deck.slides, start=1):
-        text = _slide_text(slide, number)
-        if parts:
-            parts.append("\n\n")
-            offset += 2
-        parts.append(text)
-        pages.append(PageSpan(number, offset, offset + len(text)))
-        offset += len(text)
-    return Document(source=str(path), text="".join(parts), pages=pages, title=deck.core_properties.title or _first_title(deck))
+    text, pages = joined_pages([_slide_text(slide, number) for number, slide in enumerate(deck.slides, start=1)])
+    return Document(source=str(path), text=text, pages=pages, title=deck.core_properties.title or _first_title(deck))
 
 
 def _first_title(deck: Any) -> str:
