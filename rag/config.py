@@ -52,6 +52,14 @@ class Settings(BaseSettings):
         description="Send generation to an OpenAI-compatible server (http://host:port/v1: llama-server, "
         "python -m llama_cpp.server, vLLM) instead of loading the GGUF in this process.",
     )
+    embedder_url: str | None = Field(
+        None,
+        description="Embed on OpenAI-compatible /v1/embeddings servers instead of in this process: one URL "
+        "(http://host:port/v1) or several separated by commas; the model is the one those servers serve.",
+    )
+    embedder_api_key: str | None = Field(None, description="Bearer token for --embedder-url, if the servers want one.")
+    embedder_in_flight: int = Field(2, ge=1, le=64, description="Embedding requests kept in flight per embedding server.")
+    embedder_timeout: float = Field(120.0, gt=0, description="Seconds to wait for one embedding request.")
     llm_api_key: str | None = Field(None, description="Bearer token for --llm-url, if the server wants one.")
     llm_timeout: float = Field(300.0, gt=0, description="Seconds to wait for the LLM server's reply.")
     # generation
@@ -168,6 +176,11 @@ class Settings(BaseSettings):
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})")
         return self
+
+    @property
+    def embedder_urls(self) -> list[str]:
+        """The embedding servers, in the order given (``embedder_url`` split at commas and spaces)."""
+        return [u.rstrip("/") for u in (self.embedder_url or "").replace(",", " ").split()]
 
     @property
     def downloads_allowed(self) -> bool:

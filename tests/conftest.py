@@ -181,13 +181,13 @@ def rag(tmp_path: Path):
     return run
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 120) -> None:
+def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 120, headers: dict[str, str] | None = None) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -195,12 +195,12 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path, seconds: fl
     pytest.fail(f"server did not answer {url} within {seconds}s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-def serve(argv: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def serve(argv: list[str], ready_url: str, log: Path, headers: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """Start a loopback server, wait until `ready_url` answers 200, stop it afterwards."""
     with log.open("wb") as sink:
         process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=os.environ | {"ANONYMIZED_TELEMETRY": "False"})
     try:
-        _wait_for(ready_url, process, log)
+        _wait_for(ready_url, process, log, headers=headers)
         yield process
     finally:
         process.terminate()

@@ -28,6 +28,7 @@ class HashingEmbedder:
     dimension = 32
     max_tokens = 256
     scale = REFERENCE_SCALE
+    parallel = 1
 
     def embed_documents(self, texts) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)

@@ -14,12 +14,12 @@ from typing import Any
 
 import gradio as gr
 
+from rag.apps.room import BUSY, WaitingRoom
 from rag.apps.watch import WatchStatus
 from rag.ingest.loaders import SUPPORTED_SUFFIXES
 from rag.service import Rag
 
 from .page import ChatPage, _file_choices, _model_choices, busy
-from .room import BUSY, WaitingRoom
 from .sources import EMPTY, render_sources
 from .texts import PageTexts
 

@@ -22,6 +22,7 @@ import gradio as gr
 
 from rag.answer.models import load_catalogue
 from rag.apps.chats import ChatStore, Turn
+from rag.apps.room import BUSY, WaitingRoom
 from rag.apps.watch import WatchStatus
 from rag.errors import RagError
 from rag.index.manifest import file_sha256
@@ -29,7 +30,6 @@ from rag.index.where import Where
 from rag.schema import Answer, Draft
 from rag.service import Rag
 
-from .room import BUSY, WaitingRoom
 from .sources import EMPTY, render_sources, shown_text
 from .texts import PageTexts
 

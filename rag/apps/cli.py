@@ -64,6 +64,12 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--chunk-overlap", type=int, help="Overlap between neighbouring chunks (RAG_CHUNK_OVERLAP)."),
         click.option("--chroma-url", help="Use a Chroma server, http://host:port, instead of the embedded store (RAG_CHROMA_URL)."),
         click.option("--llm-url", help="Generate on an OpenAI-compatible server, http://host:port/v1 (RAG_LLM_URL)."),
+        click.option(
+            "--embedder-url",
+            "embedder_urls",
+            multiple=True,
+            help="Embed on an OpenAI-compatible /v1/embeddings server, http://host:port/v1; repeat for several (RAG_EMBEDDER_URL, comma-separated).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -95,6 +101,8 @@ def where_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _settings(kwargs: dict[str, Any]) -> Settings:
     config_file = kwargs.pop("config_file", None)
+    urls = kwargs.pop("embedder_urls", ())
+    kwargs["embedder_url"] = ",".join(urls) if urls else None
     return load_settings(config_file, **kwargs)
 
 
@@ -567,6 +575,68 @@ def serve_command(
     watch = FolderWatch(rag, list(watched), on_sync=_print_sync) if watched else None
     with watch if watch is not None else contextlib.nullcontext():
         launch(rag, host=host, port=port, auth=credentials, max_upload_mb=max_upload_mb, max_waiting=max_waiting, watch=watch)
+
+
+@main.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --api-key.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--api-key", envvar="RAG_API_KEY", help="Bearer token clients must send (or RAG_API_KEY); required off loopback.")
+@click.option(
+    "--max-waiting",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Questions that may wait behind the one being answered; beyond that the reply is 429 (retry).",
+)
+@settings_options
+@handle_errors
+def api_command(host: str, port: int, api_key: str | None, max_waiting: int, **kwargs: Any) -> None:
+    """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (http://127.0.0.1:8000/v1)."""
+    from rag.apps.api import ChatApi
+    from rag.apps.serve import check_token, serve_asgi
+    from rag.service import Rag
+
+    token = check_token(host, api_key, option="--api-key")
+    rag = Rag(_settings(kwargs))
+    rag.require_index()  # nothing to serve before something is indexed: say so now, not at the first question
+    echo(f"OpenAI-compatible API on http://{host}:{port}/v1 (model 'rag'){'' if token is None else ', bearer token required'}", err=True)
+    serve_asgi(rag, ChatApi(rag, api_key=token, max_waiting=max_waiting).app(), host=host, port=port)
+
+
+@main.command("mcp")
+@click.option("--http", "over_http", is_flag=True, help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="With --http: address to bind; anything but loopback needs --token.")
+@click.option("--port", default=8765, show_default=True, type=int, help="With --http: the port.")
+@click.option("--token", envvar="RAG_MCP_TOKEN", help="With --http: bearer token clients must send (or RAG_MCP_TOKEN).")
+@click.option(
+    "--allow-ingest",
+    "ingest_roots",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Add the ingest and remove tools, for paths under this folder (repeatable). Without it the server is read-only.",
+)
+@settings_options
+@handle_errors
+def mcp_command(over_http: bool, host: str, port: int, token: str | None, ingest_roots: tuple[Path, ...], **kwargs: Any) -> None:
+    """Serve the index to MCP clients (agents, editors): tools search, ask, list_documents."""
+    from rag.apps.mcp import McpTools, build_server
+    from rag.service import Rag
+
+    if over_http:
+        from rag.apps.serve import check_token
+
+        token = check_token(host, token, option="--token")
+    rag = Rag(_settings(kwargs))
+    server = build_server(McpTools(rag, list(ingest_roots)))
+    if not over_http:
+        server.run(transport="stdio")
+        return
+    from rag.apps.mcp import with_health
+    from rag.apps.serve import RequireBearer, serve_asgi
+
+    app = with_health(server.streamable_http_app(host=host))
+    echo(f"MCP server on http://{host}:{port}/mcp{'' if token is None else ', bearer token required'}", err=True)
+    serve_asgi(rag, RequireBearer(app, token) if token else app, host=host, port=port)
 
 
 @main.command("demo")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
 import re
@@ -40,6 +41,46 @@ def check_bind(host: str, auth: str | None) -> tuple[str, str] | None:
     return credentials
 
 
+def check_token(host: str, token: str | None, *, option: str) -> str | None:
+    """The bearer token to require, or an error when a non-loopback bind has none."""
+    token = (token or "").strip() or None
+    if not is_loopback(host) and token is None:
+        raise InputError(
+            f"refusing to serve on {host} without a token: anyone on the network could read your documents",
+            f"add {option} A-LONG-RANDOM-SECRET (clients send it as 'Authorization: Bearer ...'), or bind 127.0.0.1",
+        )
+    return token
+
+
+def bearer_matches(authorization: str, token: str) -> bool:
+    """Whether an Authorization header carries ``token`` (compared in constant time)."""
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+class RequireBearer:
+    """ASGI middleware: HTTP requests without the bearer token get a 401."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            headers = dict(scope.get("headers") or [])
+            if not bearer_matches(headers.get(b"authorization", b"").decode("latin-1"), self.token):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": b"a valid token is required: send 'Authorization: Bearer TOKEN'"})
+                return
+        await self.app(scope, receive, send)
+
+
 _REMOTE_FILE = re.compile(r"/file=\s*(?:[a-z][a-z0-9+.-]*:|//|\\\\)", re.IGNORECASE)
 
 
@@ -63,7 +104,16 @@ class RefuseRemoteFiles:
 def guard_egress(rag: Rag, host: str) -> EgressGuard:
     """Refuse every connection beyond this machine, except to the servers the settings name."""
     settings = rag.settings
-    return EgressGuard(url_hosts([settings.chroma_url, settings.llm_url]) | {host}).install()
+    return EgressGuard(url_hosts([settings.chroma_url, settings.llm_url, *settings.embedder_urls]) | {host}).install()
+
+
+def serve_asgi(rag: Rag, app: Any, *, host: str, port: int) -> None:
+    """Serve an ASGI app (the OpenAI-compatible API, the MCP server) under the page's egress rules."""
+    import uvicorn
+
+    guard_egress(rag, host)
+    cap_arenas()
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 def launch(

