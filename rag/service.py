@@ -96,8 +96,12 @@ class Rag:
             f"RAG_EMBEDDER, when you ask)"
         )
 
+    def _indexed(self) -> bool:
+        """Whether there is an index to open: in the folder, or (a Chroma server) possibly on the server."""
+        return self.settings.chroma_url is not None or Index.exists(self.settings.index_dir)
+
     def require_index(self) -> Index:
-        if not Index.exists(self.settings.index_dir):
+        if not self._indexed():
             raise NotIndexedError(
                 f"nothing is indexed yet at {self.settings.index_dir.resolve()}",
                 "run `rag ingest PATH...` first (or `rag demo` for the bundled sample), or pass --index DIR",
@@ -125,13 +129,13 @@ class Rag:
 
     def status(self) -> IndexStatus | None:
         """What is indexed, or None before anything is."""
-        if not Index.exists(self.settings.index_dir):
+        if not self._indexed():
             return None
         return self.index.status()
 
     def files(self) -> dict[str, str]:
         """Indexed files: source path → display name."""
-        return self.index.files() if Index.exists(self.settings.index_dir) else {}
+        return self.index.files() if self._indexed() else {}
 
     @cached_property
     def answerer(self) -> QuestionAnswerer:

@@ -100,3 +100,40 @@ def test_unreachable_llm_server_is_a_clear_error(rag, corpus: Path, tmp_path: Pa
     url = f"http://127.0.0.1:{free_port()}/v1"
     result = rag("ask", "How many books can a member borrow?", index=index, env={"RAG_LLM_URL": url}, check=7)
     assert "cannot reach the LLM server" in result.stderr and "llama_cpp.server" in result.stderr
+
+
+def test_instances_on_other_folders_share_documents_and_keywords_through_the_server(
+    rag, corpus: Path, tmp_path: Path, chroma_server: str
+) -> None:
+    """Two instances, each with its own index folder (as on two machines), one Chroma collection."""
+    env = {"RAG_CHROMA_URL": chroma_server, "RAG_CHROMA_COLLECTION": "shared_instances"}
+    writer, reader = tmp_path / "writer-index", tmp_path / "reader-index"
+    rag("ingest", str(corpus), index=writer, env=env)
+
+    status = json.loads(rag("status", "--json", index=reader, env=env).stdout)
+    assert status["files"] == 5 and status["chunks"] == status["store_chunks"] == status["keyword_chunks"] > 0
+    keywords_only = env | {"RAG_DENSE_WEIGHT": "0", "RAG_ANSWER_MODE": "extract"}  # ranked by the keyword index alone
+    answer = json.loads(rag("ask", "Which office allows dogs?", "--json", index=reader, env=keywords_only).stdout)
+    assert answer["citations"][0]["source"] == "pets.md"
+
+    # a change made by one instance reaches the other: new file, changed file, removed file
+    (corpus / "boats.txt").write_text("The Wombat sailing club launches its dinghies at dawn.\n", encoding="utf-8")
+    (corpus / "faq.html").unlink()
+    rag("ingest", str(corpus), index=writer, env=env)
+    status = json.loads(rag("status", "--json", index=reader, env=env).stdout)
+    assert status["files"] == 5 and "boats.txt" in status["file_names"] and "faq.html" not in status["file_names"]
+    assert status["chunks"] == status["store_chunks"] == status["keyword_chunks"]
+    found = json.loads(
+        rag(
+            "ask", "When does the Wombat sailing club launch dinghies?", "--json", "--where", "type:txt", index=reader, env=keywords_only
+        ).stdout
+    )
+    assert found["citations"][0]["source"] == "boats.txt"
+
+    # the other way round: the reader instance writes, the first one sees it
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "kiosk.md").write_text("# Kiosk\n\nThe kiosk sells quince jam on Sundays.\n", encoding="utf-8")
+    rag("ingest", str(extra), index=reader, env=env)
+    status = json.loads(rag("status", "--json", index=writer, env=env).stdout)
+    assert "kiosk.md" in status["file_names"] and status["chunks"] == status["keyword_chunks"] == status["store_chunks"]

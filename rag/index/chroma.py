@@ -57,8 +57,10 @@ def discard(index_dir: Path, url: str | None, collection: str) -> None:
     """Delete the collection on the server, or the embedded store's folder."""
     if url:
         client = chroma_client(url, index_dir)
-        if collection in {c.name for c in client.list_collections()}:
-            client.delete_collection(collection)
+        existing = {c.name for c in client.list_collections()}
+        for name in (collection, ChromaFileTable.name_for(collection)):
+            if name in existing:
+                client.delete_collection(name)
         return
     shutil.rmtree(index_dir / "chroma", ignore_errors=True)
     from chromadb.api.client import SharedSystemClient
@@ -117,6 +119,7 @@ class ChromaStore:
         self.dimension = dimension
         self.collection_name = collection
         self.index_dir = index_dir
+        self.url = url
         if url:
             try:
                 self._client = chroma_client(url, index_dir)
@@ -154,6 +157,10 @@ class ChromaStore:
             metadata={"embedder": self.embedder_name, "dimension": self.dimension, "layout": LAYOUT_VERSION},
             configuration={"hnsw": {"space": "cosine"}},
         )
+
+    def file_table(self) -> ChromaFileTable | None:
+        """The manifest's records beside the collection on a server (None for the embedded store)."""
+        return ChromaFileTable(self._client, self.collection_name, self.embedder_name) if self.url else None
 
     # writes -----------------------------------------------------------------
     def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
@@ -230,6 +237,62 @@ class ChromaStore:
                 return out
             for chunk_id, meta in zip(page["ids"], page["metadatas"]):
                 out.setdefault(str(meta.get("source")), set()).add(chunk_id)
+            offset += len(page["ids"])
+
+
+class ChromaFileTable:
+    """The manifest on the Chroma server, beside the passages (collection ``<name>_files``): one
+    record per indexed file (its manifest entry as JSON, or a tombstone once it was removed) and a
+    header with the manifest's own fields, each stamped with the generation that wrote it. Every
+    instance of rag using the collection reads it, so all see the same documents; the keyword index
+    each one keeps is derived from these records and the passages."""
+
+    HEADER = "~manifest"  # never a source: sources are absolute paths or ids given by callers
+    UNIT = (1.0,)  # Chroma stores a vector with every record; these records need none
+
+    def __init__(self, client: Any, collection: str, embedder_name: str) -> None:
+        self._collection = client.get_or_create_collection(
+            self.name_for(collection), embedding_function=_NoEmbedding(embedder_name), metadata={"rag": "manifest records"}
+        )
+        self.max_batch = max(1, int(client.get_max_batch_size()))
+
+    @staticmethod
+    def name_for(collection: str) -> str:
+        return f"{collection}_files"
+
+    def header(self) -> tuple[int, str] | None:
+        """(generation, header JSON) as last published, or None before anything was."""
+        found = self._collection.get(ids=[self.HEADER], include=["documents", "metadatas"])
+        if not found["ids"]:
+            return None
+        return int(found["metadatas"][0]["generation"]), str(found["documents"][0])
+
+    def write(self, generation: int, header: str, records: dict[str, str | None]) -> None:
+        """Publish changed records (None: the file was removed), then the header: a reader that sees
+        the new generation finds every record it needs."""
+        items = list(records.items())
+        for start in range(0, len(items), self.max_batch):
+            batch = items[start : start + self.max_batch]
+            self._collection.upsert(
+                ids=[source for source, _ in batch],
+                embeddings=[list(self.UNIT)] * len(batch),
+                documents=[doc or "" for _, doc in batch],
+                metadatas=[{"generation": generation, "removed": doc is None} for _, doc in batch],
+            )
+        self._collection.upsert(ids=[self.HEADER], embeddings=[list(self.UNIT)], documents=[header], metadatas=[{"generation": generation}])
+
+    def changed_since(self, generation: int | None) -> dict[str, str | None]:
+        """Records written after ``generation`` (all live ones when None); None marks a removal."""
+        where = {"generation": {"$gt": generation}} if generation is not None else {"removed": False}
+        out: dict[str, str | None] = {}
+        offset = 0
+        while True:
+            page = self._collection.get(where=where, include=["documents", "metadatas"], limit=self.max_batch, offset=offset)
+            if not page["ids"]:
+                return out
+            for source, doc, meta in zip(page["ids"], page["documents"], page["metadatas"]):
+                if source != self.HEADER:
+                    out[source] = None if meta.get("removed") else str(doc)
             offset += len(page["ids"])
 
 

@@ -15,6 +15,7 @@ Three invariants (README, "Reliability"):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,7 @@ from rag.errors import IndexLockedError, IndexMismatchError, InputError, RagErro
 from rag.index.bm25 import BM25Index
 from rag.index.embeddings import Embedder
 from rag.index.manifest import FileEntry, Manifest, WriterLock, atomic_write, rebuild_hint
+from rag.index.shared import SharedManifest
 from rag.index.store import COLLECTION, VectorStore, discard_store, open_store, store_version
 from rag.index.where import Where
 from rag.schema import Chunk
@@ -85,6 +87,9 @@ class Index:
         self._keywords: BM25Index | None = None
         self._selected: tuple[Where, int, Selection] | None = None  # the last filter resolved, and at which generation
         self.recovered: dict[str, Any] | None = None
+        table = self.store.file_table()
+        self.shared = SharedManifest(table) if table is not None else None
+        self._follow_server(now=True)
         self.verify()
 
     def _open_store(self, chroma_url: str | None, collection: str) -> VectorStore:
@@ -116,9 +121,26 @@ class Index:
         return manifest
 
     def refresh(self) -> None:
-        """Follow the manifest on disk (another process or thread may have written since)."""
+        """Follow the manifest on disk (another process or thread may have written since), and
+        the one on the server (another instance may have)."""
         if self._manifest_stamp() != self._stamp:
             self.manifest = self._read_manifest()
+        self._follow_server()
+
+    def _follow_server(self, *, now: bool = False, locked: bool = False) -> None:
+        """Take the server's manifest when another instance changed it: saved in this folder with
+        the keyword index brought to its passages (in memory only while a writer here holds the lock)."""
+        pulled = self.shared.pull(self.manifest, now=now) if self.shared is not None else None
+        if pulled is None:
+            return
+        keywords, _ = self._keywords_agreeing(pulled, self._keywords or BM25Index.load_latest(self.bm25_dir))
+        self.manifest, self._keywords = pulled, keywords
+        try:
+            with WriterLock(self.dir) if not locked else contextlib.nullcontext():
+                keywords.save(self.bm25_dir, pulled.generation)
+                self._save(pulled, publish=False)
+        except IndexLockedError:
+            pass
 
     # agreement and repair -------------------------------------------------------------------
     @property
@@ -133,6 +155,8 @@ class Index:
         settles it."""
         if not self.dirty_path.exists() and self._agree():
             return
+        if self.shared is not None and not self.dirty_path.exists():
+            return  # on a server, a writer elsewhere may be between its writes: its next write settles them
         try:
             with WriterLock(self.dir):
                 self.recovered = self._repair()
@@ -270,6 +294,7 @@ class Index:
 
         A writer that raises leaves the index marked dirty: the next open (or write) settles it."""
         with WriterLock(self.dir):
+            self._follow_server(now=True, locked=True)  # write on top of what other instances wrote
             if self.dirty_path.exists() or not self._agree_on_disk():
                 self.recovered = self._repair()
             manifest = self._read_manifest()
@@ -286,10 +311,13 @@ class Index:
         self.manifest = self._read_manifest()
         return self._agree()
 
-    def _save(self, manifest: Manifest) -> None:
-        manifest.written_by = {"rag": __version__, "chromadb": store_version(), "embedder": self.embedder.name}
+    def _save(self, manifest: Manifest, *, publish: bool = True) -> None:
+        if publish:
+            manifest.written_by = {"rag": __version__, "chromadb": store_version(), "embedder": self.embedder.name}
         manifest.save(self.manifest_path)
         self._stamp = self._manifest_stamp()
+        if publish and self.shared is not None:
+            self.shared.publish(manifest)
 
     @staticmethod
     def discard(index_dir: Path, embedder_name: str, chroma_url: str | None = None, collection: str = COLLECTION) -> None:

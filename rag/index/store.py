@@ -51,6 +51,19 @@ class VectorStore(Protocol):
 
     def iter_all(self) -> Iterator[Chunk]: ...
 
+    def file_table(self) -> FileTable | None:
+        """Where the manifest is published for other instances (a server), or None (embedded)."""
+
+
+class FileTable(Protocol):
+    """The manifest's file records where every instance of rag can read them (a Chroma server)."""
+
+    def header(self) -> tuple[int, str] | None: ...
+
+    def write(self, generation: int, header: str, records: dict[str, str | None]) -> None: ...
+
+    def changed_since(self, generation: int | None) -> dict[str, str | None]: ...
+
 
 def open_store(index_dir: Path, embedder_name: str, dimension: int, url: str | None = None, collection: str = COLLECTION) -> VectorStore:
     """The store of the index at ``index_dir``: embedded under it, or on the Chroma server at ``url``."""
