@@ -128,8 +128,18 @@ def choice_extras(answer: Answer) -> dict[str, Any]:
     return {"citations": [c.to_json() for c in answer.citations]}
 
 
-def completion(answer: Answer, cid: str, created: int) -> dict[str, Any]:
-    message = {"role": "assistant", "content": answer.text, "refusal": answer.refusal_reason if answer.refused else None}
+def sources_text(answer: Answer) -> str:
+    """The citations as text after the answer, for clients that show only the message's content."""
+    lines = []
+    for c in answer.citations:
+        page = f", page {c.page}" if c.page is not None else ""
+        lines.append(f"[{c.n}] {c.display_name or c.source}{page}: \u201c{' '.join(c.quote.split())}\u201d")
+    return "\n\nSources:\n" + "\n".join(lines) if lines else ""
+
+
+def completion(answer: Answer, cid: str, created: int, *, sources: bool = False) -> dict[str, Any]:
+    content = answer.text + (sources_text(answer) if sources else "")
+    message = {"role": "assistant", "content": content, "refusal": answer.refusal_reason if answer.refused else None}
     finish = "length" if answer.truncated else "stop"
     return {
         "id": cid,
@@ -155,9 +165,10 @@ def chunk(cid: str, created: int, delta: dict[str, Any], finish: str | None = No
 class ChatApi:
     """The routes, over one ``Rag`` and its waiting room."""
 
-    def __init__(self, rag: Rag, *, api_key: str | None = None, max_waiting: int = 8) -> None:
+    def __init__(self, rag: Rag, *, api_key: str | None = None, max_waiting: int = 8, sources_in_text: bool = False) -> None:
         self.rag = rag
         self.api_key = api_key
+        self.sources_in_text = sources_in_text
         self.room = WaitingRoom(max_waiting)
 
     def app(self) -> Starlette:
@@ -210,7 +221,7 @@ class ChatApi:
             return JSONResponse(ApiError.of(err).body(), status_code=ApiError.of(err).status)
         finally:
             self.room.leave()
-        return JSONResponse(completion(answer, completion_id(), int(time.time())))
+        return JSONResponse(completion(answer, completion_id(), int(time.time()), sources=self.sources_in_text))
 
     def _events(self, asked: ChatRequest) -> Iterator[Any]:
         """The answer's events, computed on the model thread."""
@@ -233,7 +244,7 @@ class ChatApi:
             yield chunk(cid, created, {"role": "assistant", "content": ""})
             async for event in iterate_in_threadpool(self._events(asked)):
                 if isinstance(event, Answer):
-                    tail = "" if streamed else event.text
+                    tail = ("" if streamed else event.text) + (sources_text(event) if self.sources_in_text else "")
                     finish = "length" if event.truncated else "stop"
                     refusal = event.refusal_reason if event.refused else None
                     yield chunk(cid, created, {"content": tail, "refusal": refusal}, finish, **choice_extras(event))

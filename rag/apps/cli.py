@@ -588,9 +588,14 @@ def serve_command(
     type=click.IntRange(min=0),
     help="Questions that may wait behind the one being answered; beyond that the reply is 429 (retry).",
 )
+@click.option(
+    "--sources-in-text",
+    is_flag=True,
+    help="Also write the sources (file, page, quote) after each answer's text, for clients that show only the text (Open WebUI).",
+)
 @settings_options
 @handle_errors
-def api_command(host: str, port: int, api_key: str | None, max_waiting: int, **kwargs: Any) -> None:
+def api_command(host: str, port: int, api_key: str | None, max_waiting: int, sources_in_text: bool, **kwargs: Any) -> None:
     """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (http://127.0.0.1:8000/v1)."""
     from rag.apps.api import ChatApi
     from rag.apps.serve import check_token, serve_asgi
@@ -600,7 +605,8 @@ def api_command(host: str, port: int, api_key: str | None, max_waiting: int, **k
     rag = Rag(_settings(kwargs))
     rag.require_index()  # nothing to serve before something is indexed: say so now, not at the first question
     echo(f"OpenAI-compatible API on http://{host}:{port}/v1 (model 'rag'){'' if token is None else ', bearer token required'}", err=True)
-    serve_asgi(rag, ChatApi(rag, api_key=token, max_waiting=max_waiting).app(), host=host, port=port)
+    api = ChatApi(rag, api_key=token, max_waiting=max_waiting, sources_in_text=sources_in_text)
+    serve_asgi(rag, api.app(), host=host, port=port)
 
 
 @main.command("mcp")
