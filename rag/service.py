@@ -28,13 +28,29 @@ class Rag:
     """The assistant over one index. Create one per process (it owns the model and the store)."""
 
     def __init__(
-        self, settings: Settings, *, embedder: Embedder | None = None, llm: LLM | None = None, reranker: Reranker | None = None
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        llm: LLM | None = None,
+        reranker: Reranker | None = None,
+        index: Index | None = None,
     ) -> None:
         check_index_dir(settings.index_dir)
         self.settings = settings
         self._embedder = embedder
         self._llm = llm
         self._reranker = reranker
+        self._index = index
+
+    def replica(self, *, threads: int) -> Rag:
+        """Another assistant over the same index, embedder and reranker, with its own copy of the
+        in-process model on ``threads`` threads: copies answer in parallel (one generation at a
+        time runs in each), where one model would take questions in turn."""
+        from rag.answer.llm import LlamaCppLLM, resolve_model
+
+        llm = LlamaCppLLM(resolve_model(self.settings.model, self.settings), self.settings, threads=threads)
+        return Rag(self.settings, embedder=self.embedder, llm=llm, reranker=self.reranker, index=self.index)
 
     @cached_property
     def prompts(self) -> Prompts:
@@ -51,10 +67,12 @@ class Rag:
             self._llm = open_llm(self.settings)
         return self._llm
 
-    @cached_property
+    @property
     def index(self) -> Index:
-        s = self.settings
-        return Index(s.index_dir, self.embedder, chroma_url=s.chroma_url, collection=s.chroma_collection)
+        if self._index is None:
+            s = self.settings
+            self._index = Index(s.index_dir, self.embedder, chroma_url=s.chroma_url, collection=s.chroma_collection)
+        return self._index
 
     def ingest(self, paths: list[Path], *, rebuild: bool = False, progress: ProgressCallback | None = None) -> IngestReport:
         """Index ``paths``. With ``rebuild`` the index starts over, even one this version cannot

@@ -1,13 +1,15 @@
 """`rag batch` against asking one question at a time, in the same run.
 
-    python scripts/bench_batch.py [--questions 24] [--cli-loop 3]
+    python scripts/bench_batch.py [--questions 24] [--cli-loop 3] [--copies 2] [--server]
 
-Indexes the bundled sample corpus, then answers the same questions (a) with run_batch, (b) with a
-loop of single `Rag.ask` calls on a freshly opened assistant (model loaded once, queries embedded
-one at a time), and (c) for --cli-loop questions, with one `rag ask` process per question (how a
-shell loop does it). Prints JSON with questions/s of each and the ratios.
+Indexes the bundled sample corpus, then answers the same questions (a) with run_batch, (b) with
+run_batch --concurrency COPIES (copies of the in-process model, each on its share of the cores),
+(c) with a loop of single `Rag.ask` calls on a freshly opened assistant (model loaded once, queries
+embedded one at a time), and (d) for --cli-loop questions, with one `rag ask` process per question
+(how a shell loop does it). With --server, the server comparison below follows in the same run.
+Prints one JSON object with questions/s of each and the ratios.
 
-    python scripts/bench_batch.py --server [--questions 16] [--concurrency 4]
+    python scripts/bench_batch.py --server-only [--questions 16] [--concurrency 4]
     python scripts/bench_batch.py --llm-url http://127.0.0.1:8002/v1
 
 Against an OpenAI-compatible server (one started here with `python -m llama_cpp.server` and the
@@ -40,13 +42,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", type=int, default=24)
     parser.add_argument("--cli-loop", type=int, default=3)
-    parser.add_argument("--server", action="store_true", help="Start python -m llama_cpp.server and compare concurrency 1 and N.")
-    parser.add_argument("--llm-url", help="Compare concurrency 1 and N against this OpenAI-compatible server.")
+    parser.add_argument("--copies", type=int, default=2, help="Copies of the in-process model for the parallel batch.")
+    parser.add_argument("--server", action="store_true", help="Also start python -m llama_cpp.server and compare concurrency 1 and N.")
+    parser.add_argument("--server-only", action="store_true", help="Only the server comparison.")
+    parser.add_argument("--llm-url", help="Compare concurrency 1 and N against this OpenAI-compatible server (only).")
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
-    if args.server or args.llm_url:
-        server_comparison(args)
+    if args.server_only or args.llm_url:
+        print(json.dumps(server_comparison(args), indent=2))
         return
+    out = in_process_comparison(args)
+    if args.server:
+        out["server"] = server_comparison(args)
+    print(json.dumps(out, indent=2))
+
+
+def in_process_comparison(args: argparse.Namespace) -> dict[str, object]:
     questions = [f"{QUESTIONS[i % len(QUESTIONS)]}" + ("" if i < len(QUESTIONS) else f" (variant {i})") for i in range(args.questions)]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(index_dir=Path(tmp) / "index")
@@ -59,6 +70,9 @@ def main() -> None:
         started = time.perf_counter()
         run_batch(rag, qfile, Path(tmp) / "answers.jsonl")
         batch_s = time.perf_counter() - started
+        started = time.perf_counter()
+        run_batch(rag, qfile, Path(tmp) / "answers-copies.jsonl", concurrency=args.copies)
+        copies_s = time.perf_counter() - started
 
         single = Rag(settings, embedder=rag.embedder, llm=rag.llm())
         started = time.perf_counter()
@@ -81,15 +95,17 @@ def main() -> None:
         "batch_questions_per_s": round(n / batch_s, 3),
         "ask_loop_questions_per_s": round(n / loop_s, 3),
         "batch_to_ask_loop_ratio": round(loop_s / batch_s, 3),
+        f"batch_{args.copies}_model_copies_questions_per_s": round(n / copies_s, 3),
+        f"batch_{args.copies}_model_copies_to_ask_loop_ratio": round(loop_s / copies_s, 3),
         "cli_loop_questions": args.cli_loop,
         "cli_loop_questions_per_s": round(args.cli_loop / cli_s, 3),
         "batch_to_cli_loop_ratio": round((n / batch_s) / (args.cli_loop / cli_s), 2),
         "model": settings.model,
     }
-    print(json.dumps(out, indent=2))
+    return out
 
 
-def server_comparison(args: argparse.Namespace) -> None:
+def server_comparison(args: argparse.Namespace) -> dict[str, object]:
     import urllib.request
 
     from rag.answer.llm import resolve_model
@@ -130,18 +146,13 @@ def server_comparison(args: argparse.Namespace) -> None:
                 process.terminate()
                 process.wait(timeout=30)
     n = len(questions)
-    print(
-        json.dumps(
-            {
-                "server": "python -m llama_cpp.server (started here, bundled model)" if args.llm_url is None else url,
-                "questions": n,
-                "concurrency_1_questions_per_s": round(n / seconds[1], 3),
-                f"concurrency_{args.concurrency}_questions_per_s": round(n / seconds[args.concurrency], 3),
-                "ratio": round(seconds[1] / seconds[args.concurrency], 3),
-            },
-            indent=2,
-        )
-    )
+    return {
+        "server": "python -m llama_cpp.server (started here, bundled model)" if args.llm_url is None else url,
+        "questions": n,
+        "concurrency_1_questions_per_s": round(n / seconds[1], 3),
+        f"concurrency_{args.concurrency}_questions_per_s": round(n / seconds[args.concurrency], 3),
+        "ratio": round(seconds[1] / seconds[args.concurrency], 3),
+    }
 
 
 if __name__ == "__main__":

@@ -133,5 +133,7 @@ def test_sources_can_follow_the_text_for_clients_that_show_only_text(sources: bo
     cited = Citation(1, "/docs/lease.docx", "lease.docx", 2, "c1", "The late fee is\n 50 EUR.", 0, 20, True)
     answer = Answer("late fee?", "The late fee is 50 EUR [1].", [cited], False, False, "m", "e", "p", 0.1)
     content = completion(answer, "chatcmpl-x", 0, sources=sources)["choices"][0]["message"]["content"]
-    expected = "The late fee is 50 EUR [1]." + ("\n\nSources:\n[1] lease.docx, page 2: \u201cThe late fee is 50 EUR.\u201d" if sources else "")
+    expected = "The late fee is 50 EUR [1]." + (
+        "\n\nSources:\n[1] lease.docx, page 2: \u201cThe late fee is 50 EUR.\u201d" if sources else ""
+    )
     assert content == expected

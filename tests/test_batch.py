@@ -116,3 +116,19 @@ def test_rows_of_a_conversation_are_follow_ups_and_each_record_carries_its_query
     output.write_text("".join(json.dumps(records[i]) + "\n" for i in ("a1", "b1", "s")))
     run_batch(rag, questions, output)
     assert {r["id"]: r for r in lines(output)}["a2"]["query"] == records["a2"]["query"]
+
+
+def test_copies_of_the_model_answer_in_parallel_in_input_order(rag: Rag, tmp_path: Path) -> None:
+    asked = {
+        "How do I clean the Quokka 3000?": "manual.pdf",
+        "How many books can a library member borrow?": "faq.html",
+        "How fast must the supplier respond to outages?": "contract.docx",
+        "When are travel expenses reimbursed?": "sub/travel.txt",
+    }
+    questions = tmp_path / "q.txt"
+    questions.write_text("\n".join(asked) + "\n", encoding="utf-8")
+    report = run_batch(rag, questions, tmp_path / "a.jsonl", concurrency=2)
+    records = lines(tmp_path / "a.jsonl")
+    assert report.answered == 4 and [r["question"] for r in records] == list(asked)
+    for record, source in zip(records, asked.values()):
+        assert not record["refused"] and {c["source"] for c in record["citations"]} == {source}, record

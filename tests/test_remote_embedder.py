@@ -52,7 +52,9 @@ def test_ingest_and_ask_through_the_server(rag, tmp_path: Path, e5_server: str) 
     assert sorted(report["added"]) == ["bakery.md", "club.md"]
     status = json.loads(rag("status", "--json", index=index, env=env).stdout)
     assert status["embedder"] == "server:multilingual-e5-small-q4"
-    answer = json.loads(rag("ask", "When must the rowing boats be back?", "--json", index=index, env=env | {"RAG_ANSWER_MODE": "extract"}).stdout)
+    answer = json.loads(
+        rag("ask", "When must the rowing boats be back?", "--json", index=index, env=env | {"RAG_ANSWER_MODE": "extract"}).stdout
+    )
     assert answer["citations"][0]["source"] == "club.md" and "7 pm" in answer["answer"]
 
     # the same index with the in-process embedder: another embedder, refused with the way out

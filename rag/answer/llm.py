@@ -220,7 +220,9 @@ def _chat_template(metadata: dict[str, str], file_name: str) -> tuple[str, str, 
 class LlamaCppLLM:
     """One GGUF model in this process. llama.cpp is not thread-safe: one generation at a time."""
 
-    def __init__(self, path: Path, settings: Settings) -> None:
+    def __init__(self, path: Path, settings: Settings, *, threads: int | None = None) -> None:
+        """``threads``: run on this many threads, prompt evaluation included (a copy of the model
+        for parallel batch work takes its share of the cores); default: llama.cpp's own choice."""
         try:
             import llama_cpp
         except ImportError as err:
@@ -237,7 +239,8 @@ class LlamaCppLLM:
                     model_path=str(path),
                     n_ctx=settings.n_ctx,
                     n_gpu_layers=self.n_gpu_layers,
-                    n_threads=settings.n_threads,
+                    n_threads=threads or settings.n_threads,
+                    n_threads_batch=threads,  # None: llama.cpp's default (every core)
                     seed=settings.seed,
                     verbose=False,
                 )

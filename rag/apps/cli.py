@@ -384,7 +384,13 @@ def _index_status(status: IndexStatus | None, settings: Settings) -> dict[str, A
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="answers.jsonl (appended; re-runs resume).")
 @answer_options
 @click.option("--seed", type=int, help="Sampling seed (RAG_SEED).")
-@click.option("--concurrency", default=1, show_default=True, type=int, help="Questions in flight at once (useful with --llm-url).")
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Questions in flight at once: requests to --llm-url, or copies of the in-process model sharing the cores (each copy takes the model's memory).",
+)
 @where_option
 @settings_options
 @handle_errors
@@ -635,6 +641,9 @@ def mcp_command(over_http: bool, host: str, port: int, token: str | None, ingest
     rag = Rag(_settings(kwargs))
     server = build_server(McpTools(rag, list(ingest_roots)))
     if not over_http:
+        from rag.apps.serve import guard_egress
+
+        guard_egress(rag, "127.0.0.1")  # stdin and stdout are the only way in or out
         server.run(transport="stdio")
         return
     from rag.apps.mcp import with_health
