@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from servers import free_port, llama_server_argv  # noqa: E402
+from servers import free_port, llama_server_argv, wait_for  # noqa: E402
 
 from rag.apps.batch import run_batch  # noqa: E402
 from rag.config import Settings  # noqa: E402
@@ -106,8 +106,6 @@ def in_process_comparison(args: argparse.Namespace) -> dict[str, object]:
 
 
 def server_comparison(args: argparse.Namespace) -> dict[str, object]:
-    import urllib.request
-
     from rag.answer.llm import resolve_model
 
     questions = [f"{QUESTIONS[i % len(QUESTIONS)]}" + ("" if i < len(QUESTIONS) else f" (variant {i})") for i in range(args.questions)]
@@ -123,12 +121,7 @@ def server_comparison(args: argparse.Namespace) -> dict[str, object]:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            for _ in range(240):
-                try:
-                    urllib.request.urlopen(f"{url}/models", timeout=2)
-                    break
-                except OSError:
-                    time.sleep(0.5)
+            wait_for(f"{url}/models", 120)
         try:
             settings = Settings(index_dir=Path(tmp) / "index", llm_url=url)
             rag = Rag(settings)

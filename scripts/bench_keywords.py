@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from servers import free_port  # noqa: E402
+from servers import free_port, wait_for  # noqa: E402
 
 from rag.apps.evaluation import corpus_index, read_jsonl, read_qrels, retrieval_metrics  # noqa: E402
 from rag.config import Settings  # noqa: E402
@@ -50,11 +49,7 @@ def chroma_server(tmp: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2)
-                break
-            time.sleep(0.5)
+        wait_for(f"{url}/api/v2/heartbeat")
         yield url
     finally:
         process.terminate()

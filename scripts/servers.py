@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 
@@ -18,3 +21,13 @@ def llama_server_argv(model: Path, port: int, *, n_ctx: int = 4096, seed: int | 
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--n_ctx", str(n_ctx)]
     return argv + (["--seed", str(seed)] if seed is not None else [])
+
+
+def wait_for(url: str, seconds: float = 60) -> None:
+    """Until ``url`` answers (a server just started), or ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(url, timeout=2)
+            return
+        time.sleep(0.5)

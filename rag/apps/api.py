@@ -217,8 +217,9 @@ class ChatApi:
             return StreamingResponse(self._sse(asked), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         try:
             answer = await run_in_threadpool(self._answer, asked)
-        except RagError as err:
-            return JSONResponse(ApiError.of(err).body(), status_code=ApiError.of(err).status)
+        except Exception as err:  # a rag error with its fix, or a bug: an error object either way
+            error = _api_error(err)
+            return JSONResponse(error.body(), status_code=error.status)
         finally:
             self.room.leave()
         return JSONResponse(completion(answer, completion_id(), int(time.time()), sources=self.sources_in_text))
@@ -252,10 +253,16 @@ class ChatApi:
                     streamed = True
                     yield chunk(cid, created, {"content": event})
             yield "data: [DONE]\n\n"
-        except RagError as err:  # the stream has begun: the error is its last event
-            yield f"data: {json.dumps(ApiError.of(err).body(), ensure_ascii=False)}\n\n"
+        except Exception as err:  # the stream has begun: the error is its last event
+            yield f"data: {json.dumps(_api_error(err).body(), ensure_ascii=False)}\n\n"
         finally:
             self.room.leave()
+
+
+def _api_error(err: Exception) -> ApiError:
+    if isinstance(err, RagError):
+        return ApiError.of(err)
+    return ApiError(500, f"internal error ({type(err).__name__}); the server goes on, retry or report it", kind="server_error")
 
 
 async def _guarded(api: ChatApi, request: Request, respond: Any) -> Response:

@@ -99,6 +99,17 @@ def where_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def max_waiting_option(beyond: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--max-waiting`` of the servers that answer on one model thread."""
+    return click.option(
+        "--max-waiting",
+        default=8,
+        show_default=True,
+        type=click.IntRange(min=0),
+        help=f"Questions that may wait behind the one being answered; beyond that {beyond}.",
+    )
+
+
 def _settings(kwargs: dict[str, Any]) -> Settings:
     config_file = kwargs.pop("config_file", None)
     urls = kwargs.pop("embedder_urls", ())
@@ -556,13 +567,7 @@ def _print_sync(report: IngestReport) -> None:
     help="Keep the index in sync with this folder (repeatable), as rag watch does.",
 )
 @click.option("--max-upload-mb", default=50.0, show_default=True, type=float, help="Largest file the page accepts.")
-@click.option(
-    "--max-waiting",
-    default=8,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Questions that may wait behind the one being answered; beyond that the page answers 'busy, try again'.",
-)
+@max_waiting_option("the page answers 'busy, try again'")
 @settings_options
 @handle_errors
 def serve_command(
@@ -587,13 +592,7 @@ def serve_command(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --api-key.")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--api-key", envvar="RAG_API_KEY", help="Bearer token clients must send (or RAG_API_KEY); required off loopback.")
-@click.option(
-    "--max-waiting",
-    default=8,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Questions that may wait behind the one being answered; beyond that the reply is 429 (retry).",
-)
+@max_waiting_option("the reply is 429 (retry)")
 @click.option(
     "--sources-in-text",
     is_flag=True,
