@@ -73,6 +73,8 @@ def parse_request(body: Any) -> ChatRequest:
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     model = body.get("model")
+    if model is None:
+        raise ApiError(400, f"'model' is required: this server serves {MODEL_ID!r}", param="model")
     if model != MODEL_ID:
         raise ApiError(404, f"the model {model!r} does not exist; this server serves {MODEL_ID!r}", code="model_not_found", param="model")
     messages = body.get("messages")

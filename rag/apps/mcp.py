@@ -124,7 +124,7 @@ def build_server(tools: McpTools) -> Any:
     from mcp.types import ToolAnnotations
 
     READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-    server = MCPServer("rag", instructions=INSTRUCTIONS)
+    server = MCPServer("rag", instructions=INSTRUCTIONS, log_level="WARNING")
 
     @server.tool(
         annotations=READ_ONLY,
