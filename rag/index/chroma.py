@@ -212,10 +212,11 @@ class ChromaStore:
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         """The chunks with these ids, in order (missing ones left out; repeated ids are fine)."""
-        if not ids:
-            return []
-        result = self._collection.get(ids=list(dict.fromkeys(ids)), include=["documents", "metadatas"])
-        by_id = {i: _from_record(i, t, m) for i, t, m in zip(result["ids"], result["documents"], result["metadatas"])}
+        unique = list(dict.fromkeys(ids))
+        by_id: dict[str, Chunk] = {}
+        for start in range(0, len(unique), self.max_batch):  # a new instance fetches every passage at once
+            result = self._collection.get(ids=unique[start : start + self.max_batch], include=["documents", "metadatas"])
+            by_id.update((i, _from_record(i, t, m)) for i, t, m in zip(result["ids"], result["documents"], result["metadatas"]))
         return [by_id[i] for i in ids if i in by_id]
 
     def iter_all(self) -> Iterator[Chunk]:
