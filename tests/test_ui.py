@@ -331,7 +331,11 @@ def test_chats_survive_a_restart_and_can_be_renamed_exported_and_deleted(tmp_pat
             page.wait_for_function("() => [...document.querySelectorAll('#chat .bot')].some(b => b.innerText.includes('10:15'))")
             page.wait_for_function("() => document.querySelector('#sources').innerText.includes('ferry.txt')")
             page.locator("#chat-manage").get_by_text("This chat").click()
-            page.locator("#chat-title textarea").fill("Ferry times")
+            # the title box opens with the chat's own title: typing before it is drawn was overwritten by it
+            title = page.locator("#chat-title textarea")
+            page.wait_for_function("() => (document.querySelector('#chat-title textarea') || {}).value?.includes('ferry')")
+            title.fill("Ferry times")
+            page.wait_for_function("() => document.querySelector('#chat-title textarea').value === 'Ferry times'")
             page.locator("#rename").click()
             # a whole-suite run on 2 cores once took longer than 30 s to redraw the list: wait as for an answer
             page.wait_for_function("() => document.querySelector('#chat-list').innerText.includes('Ferry times')", timeout=90_000)
