@@ -271,7 +271,8 @@ def _assistants(rag: Rag, concurrency: int) -> Callable[[], Rag]:
     With a model server (or no model), one assistant serves every thread: the server runs the
     requests. With a model in this process, each thread gets its own copy of the model on its share
     of the cores, since one copy generates for one question at a time: on 2 cores, two copies
-    answered 1.27x as fast as one (scripts/bench_batch.py), at the memory of a second model."""
+    answered 1.19x as fast as a loop of single questions (scripts/bench_batch.py), at the memory of
+    a second model."""
     rag.answerer  # noqa: B018 - the shared pipeline (index, keyword index) before any thread
     in_process = rag.settings.answer_mode == "generate" and not rag.settings.llm_url
     if concurrency == 1 or not in_process:
