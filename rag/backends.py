@@ -13,6 +13,8 @@ from rag.config import BUNDLED_MULTILINGUAL_EMBEDDER, Settings
 from rag.errors import InputError
 from rag.index.embeddings import Embedder
 
+EXPORTS_FOLDER = "embedder-exports"  # in the index folder: the embedder's ONNX exports, made once
+
 
 def _llama_cpp(settings: Settings) -> LLM:
     from rag.answer.llm import LlamaCppLLM, resolve_model
@@ -36,7 +38,26 @@ def _sentence_transformers(settings: Settings) -> Embedder:
         downloads_allowed=settings.downloads_allowed,
         query_prompt=settings.query_prompt,
         document_prompt=settings.document_prompt,
+        backend=embedder_runtime(settings),
+        cache_dir=settings.embedder_exports or settings.index_dir / EXPORTS_FOLDER,
     )
+
+
+def embedder_runtime(settings: Settings) -> str:
+    """The back-end a sentence-transformers embedder runs on: the one asked for; under auto, the one
+    the index was built with (so an index made before ONNX keeps opening), else the default."""
+    from rag.index.embeddings import DEFAULT_EMBEDDER_BACKEND, resolve_embedder, split_backend
+    from rag.index.manifest import Manifest
+
+    if settings.embedder_backend != "auto":
+        return settings.embedder_backend
+    recorded = Manifest.recorded_embedder(settings.index_dir / "manifest.json")
+    if recorded is not None:
+        model, backend = split_backend(recorded)
+        name = resolve_embedder(settings.embedder)[0]
+        if model == name or model.startswith(name + " ["):  # the same model (a document prompt may follow)
+            return backend
+    return DEFAULT_EMBEDDER_BACKEND
 
 
 LLM_BACKENDS: dict[str, Callable[[Settings], LLM]] = {

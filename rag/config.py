@@ -34,6 +34,17 @@ class Settings(BaseSettings):
             "or bundled:multilingual-e5-small (about 100 languages; needs rag[multilingual], Linux x86-64)."
         ),
     )
+    embedder_backend: Literal["auto", "torch", "openvino", "onnx", "onnx-int8"] = Field(
+        "auto",
+        description="How a sentence-transformers embedder runs: torch (PyTorch); openvino (its ONNX export in OpenVINO, "
+        "bfloat16 where the CPU has it: 2.6x PyTorch on 2 cores, the same rankings); onnx (ONNX Runtime, float32: 1.5x); "
+        "onnx-int8 (int8-quantized: as fast as openvino, rankings move a little). auto: the back-end an existing index "
+        "was built with, else openvino. The export is made once, offline, into the index folder.",
+    )
+    embedder_exports: Path | None = Field(
+        None,
+        description="Folder for the embedder's ONNX exports (default: embedder-exports in the index folder); several indexes may share one.",
+    )
     model: str = Field(
         BUNDLED_MODEL,
         description="GGUF model: a local .gguf path, a Hugging Face 'repo/file.gguf', or bundled:smollm2 / bundled:gemma3-270m.",
@@ -153,6 +164,9 @@ class Settings(BaseSettings):
         description="Tesseract languages for scanned pages and pictures, e.g. 'deu+eng' (empty: each document's own, detected).",
     )
     embed_batch_size: int = Field(32, ge=1, le=4096)
+    ingest_pipeline: bool = Field(
+        True, description="Parse ahead of the embedder and write behind it in threads of their own (false: one stage after another)."
+    )
 
     @field_validator("index_dir", mode="before")
     @classmethod

@@ -26,13 +26,21 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="session")
+def embedder_exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the embedder's ONNX exports for the whole session: made once, not per index."""
+    return tmp_path_factory.mktemp("embedder-exports")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No RAG_* setting leaks in from the developer's shell; caches go to the test's tmp dir."""
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, embedder_exports: Path) -> None:
+    """No RAG_* setting leaks in from the developer's shell; caches go to the test's tmp dir (the
+    embedder's exports to the session's)."""
     for name in list(os.environ):
         if name.startswith("RAG_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("RAG_EMBEDDER_EXPORTS", str(embedder_exports))
 
 
 @pytest.fixture(scope="session")

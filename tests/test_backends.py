@@ -31,7 +31,7 @@ def test_every_embedder_back_end_makes_an_embedder(embedder) -> None:
     from rag import backends
 
     assert set(backends.EMBEDDER_BACKENDS) >= {"sentence-transformers"}
-    made = backends.open_embedder(Settings(offline=True))
+    made = backends.open_embedder(Settings(offline=True, embedder_backend="torch"))
     assert made.name == embedder.name and made.dimension == embedder.dimension
 
 

@@ -49,7 +49,7 @@ def test_ingest_ask_status_offline(rag, corpus: Path, tmp_path: Path) -> None:
 
     status = json.loads(rag("status", "--json", index=index).stdout)
     assert status["files"] == 5 and status["chunks"] > 0
-    assert status["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert status["embedder"] == "sentence-transformers/all-MiniLM-L6-v2 [openvino]"  # the default back-end, recorded
     assert status["model_path"].endswith(".gguf")
 
 

@@ -53,6 +53,11 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file (or RAG_CONFIG)."),
         click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder (RAG_INDEX_DIR; default ./index)."),
         click.option("--embedder", help="sentence-transformers model name or folder (RAG_EMBEDDER)."),
+        click.option(
+            "--embedder-backend",
+            type=click.Choice(["auto", "torch", "openvino", "onnx", "onnx-int8"]),
+            help="Run the embedder in PyTorch, OpenVINO or ONNX Runtime (default openvino); auto keeps the index's (RAG_EMBEDDER_BACKEND).",
+        ),
         click.option("--model", help="GGUF path, Hugging Face owner/repo/file.gguf, or bundled:NAME (RAG_MODEL)."),
         click.option("--n-ctx", type=int, help="LLM context window in tokens (RAG_N_CTX)."),
         click.option("--offline/--online", default=None, help="Forbid or allow model downloads (RAG_OFFLINE)."),

@@ -29,7 +29,7 @@ import numpy as np
 from rag import __version__
 from rag.errors import IndexLockedError, IndexMismatchError, InputError, RagError
 from rag.index.bm25 import BM25Index
-from rag.index.embeddings import Embedder
+from rag.index.embeddings import Embedder, split_backend
 from rag.index.manifest import FileEntry, Manifest, WriterLock, atomic_write, rebuild_hint
 from rag.index.shared import SharedManifest
 from rag.index.store import COLLECTION, VectorStore, discard_store, open_store, store_version
@@ -69,6 +69,21 @@ def check_index_dir(index_dir: Path) -> None:
         )
 
 
+def embedder_mismatch(index_dir: Path, recorded: str, used: str) -> IndexMismatchError:
+    """The error for an index opened with another embedder, or the same model on another back-end."""
+    (model, backend), (used_model, used_backend) = split_backend(recorded), split_backend(used)
+    if model == used_model:
+        return IndexMismatchError(
+            f"the index at {index_dir} was embedded by '{model}' on the {backend} back-end; this run uses {used_backend}",
+            f"run with --embedder-backend {backend} (or auto), or embed it again on {used_backend}: "
+            f"{rebuild_hint(index_dir).split(': ')[-1]} --embedder-backend {used_backend}",
+        )
+    return IndexMismatchError(
+        f"the index at {index_dir} was built with embedder '{model}'; this run uses '{used_model}'",
+        f"run with --embedder '{model}', or {rebuild_hint(index_dir)} (for the new embedder)",
+    )
+
+
 class Index:
     def __init__(self, index_dir: Path, embedder: Embedder, chroma_url: str | None = None, collection: str = COLLECTION) -> None:
         check_index_dir(index_dir)
@@ -79,10 +94,7 @@ class Index:
         self._stamp: tuple[int, int, int] | None = None
         self.manifest = self._read_manifest()
         if self.manifest.embedder != embedder.name:
-            raise IndexMismatchError(
-                f"the index at {index_dir} was built with embedder '{self.manifest.embedder}'; this run uses '{embedder.name}'",
-                f"run with --embedder '{self.manifest.embedder}', or {rebuild_hint(index_dir)} (for the new embedder)",
-            )
+            raise embedder_mismatch(index_dir, self.manifest.embedder, embedder.name)
         self.store = self._open_store(chroma_url, collection)
         self._keywords: BM25Index | None = None
         self._selected: tuple[Where, int, Selection] | None = None  # the last filter resolved, and at which generation
@@ -424,7 +436,7 @@ class IndexWriter:
             self.manifest.files[source] = entry
         self.commit()
         current = {c.id for c in added}
-        stale = {i for _, source, _ in files for i in self.store.ids_of_source(source) if i not in current}
+        stale = set(self.store.ids_of_sources([source for _, source, _ in files])) - current
         self.store.delete(sorted(stale))
         self._update_keywords(stale | (old_ids - current), added)
         return len(stale | (old_ids - current)), new_sources

@@ -74,6 +74,15 @@ class Manifest:
             raise IndexMismatchError(f"the index manifest {path} is unreadable ({err})", rebuild_hint(path.parent)) from None
 
     @staticmethod
+    def recorded_embedder(path: Path) -> str | None:
+        """The embedder an index names, read leniently (None when there is no readable manifest)."""
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return str(raw["embedder"]) if isinstance(raw, dict) and raw.get("embedder") else None
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @staticmethod
     def recorded_paths(path: Path) -> list[Path]:
         """What an index was built from, read leniently (the manifest may be from another version):
         its recorded roots, else its files; only those still on disk."""
