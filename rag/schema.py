@@ -191,6 +191,8 @@ class IngestReport:
     seconds: float = 0.0
     languages: dict[str, int] = field(default_factory=dict)  # passages added, by detected language
     notes: list[str] = field(default_factory=list)  # advice about the run, said once
+    # pipelined ingest: seconds the embedder waited for the parser and the writer, and the writer worked
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:

@@ -177,12 +177,17 @@ class ChromaStore:
 
     def delete_source(self, source: str) -> list[str]:
         """Delete every chunk stored for ``source``; returns their ids."""
-        ids = self.ids_of_source(source)
+        ids = self.ids_of_sources([source])
         self.delete(ids)
         return ids
 
-    def ids_of_source(self, source: str) -> list[str]:
-        return list(self._collection.get(where={"source": source}, include=[])["ids"])
+    def ids_of_sources(self, sources: Sequence[str]) -> list[str]:
+        """The ids of the chunks stored for any of ``sources`` (one request per few hundred)."""
+        ids: list[str] = []
+        for start in range(0, len(sources), 500):
+            where: dict[str, Any] = {"source": {"$in": list(sources[start : start + 500])}}
+            ids.extend(self._collection.get(where=where, include=[])["ids"])
+        return ids
 
     def delete(self, ids: Sequence[str]) -> None:
         ids = list(dict.fromkeys(ids))

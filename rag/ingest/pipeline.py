@@ -9,11 +9,14 @@ never stops the run, and its previously indexed version is kept.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from rag.config import Settings
 from rag.index.index import Index, IndexWriter
@@ -22,6 +25,7 @@ from rag.ingest.chunking import chunk_document
 from rag.ingest.discovery import FoundFile, discover, path_state
 from rag.ingest.isolation import IsolatedParser
 from rag.ingest.loaders import LOADER_VERSION, LoadError, LoadOptions
+from rag.ingest.stages import Pipeline
 from rag.schema import Chunk, FileError, IngestReport
 from rag.text.analysis import ANALYZER, language
 
@@ -53,6 +57,7 @@ class _ToParse:
 class _Pending:
     file: _ToParse
     chunks: list[Chunk]
+    languages: Counter[str]  # of its passages
 
     def entry(self, chunking: str, lang: str | None) -> FileEntry:
         f = self.file
@@ -82,8 +87,18 @@ def ingest(
         progress(ProgressEvent("scan", 0, len(found)))
         to_parse = _changed_files(writer, found, chunking, report, progress)
         _remove_gone(writer, paths, found, report)
-        pending = _parse(index, to_parse, set(writer.sources()), settings, budget, report, progress)
-        _embed_and_write(index, writer, pending, settings, chunking, report, progress)
+        step = settings.embed_batch_size * index.embedder.parallel  # embedding servers take several batches at once
+        parse = functools.partial(_parse, index, to_parse, set(writer.sources()), settings, budget, report)
+        write = _writing(writer, chunking, report)
+        if settings.ingest_pipeline:
+            with Pipeline(progress) as stages:
+                ahead: Iterator[_Pending] = stages.ahead(
+                    parse(stages.progress), weight=lambda p: len(p.chunks), limit=2 * window_size(step)
+                )
+                _embed_and_write(index, ahead, stages.behind(write), step, stages.progress)
+            report.stage_seconds = {name: round(s, 3) for name, s in stages.seconds.items()}
+        else:
+            _embed_and_write(index, parse(progress), write, step, progress)
         if rebuild and given:  # found nothing at all (a folder unreadable for now): keep the old ones
             writer.set_roots(given)
     report.seconds = time.perf_counter() - started
@@ -163,8 +178,8 @@ def _parse(
     budget: int,
     report: IngestReport,
     progress: ProgressCallback,
-) -> list[_Pending]:
-    pending: list[_Pending] = []
+) -> Generator[_Pending, None, None]:
+    """Each file parsed (in the worker process), chunked and its passages' languages detected."""
     reading = [""]  # the file being parsed, for the OCR progress of its pages
 
     def on_page(done: int, total: int) -> None:
@@ -185,33 +200,40 @@ def _parse(
             if not chunks:
                 report.skipped.append(FileError(item.found.display_name, "no-text", "no text to index"))
                 continue
-            pending.append(_Pending(item, chunks))
+            # detected on the text the keyword index analyses, which then finds it in the cache
+            yield _Pending(item, chunks, Counter(language(c.embedding_text()) for c in chunks))
     progress(ProgressEvent("parse", len(to_parse), len(to_parse)))
-    return pending
+
+
+def _windows(parsed: Iterable[_Pending], step: int) -> Iterator[list[tuple[_Pending, Chunk]]]:
+    """The passages of the files as they come, a window at a time (it may span files, and a long
+    file several windows). The first windows are small, so that the embedder starts while the
+    parser is still at the first files; they double up to ``window_size``."""
+    size, largest = 2 * step, window_size(step)
+    part: list[tuple[_Pending, Chunk]] = []
+    for item in parsed:
+        part.extend((item, c) for c in item.chunks)
+        while len(part) >= size:
+            yield part[:size]
+            part = part[size:]
+            size = min(2 * size, largest)
+    if part:
+        yield part
 
 
 def _embed_and_write(
     index: Index,
-    writer: IndexWriter,
-    pending: list[_Pending],
-    settings: Settings,
-    chunking: str,
-    report: IngestReport,
+    parsed: Iterable[_Pending],
+    write: Callable[[list[_Pending], np.ndarray], None],
+    step: int,
     progress: ProgressCallback,
 ) -> None:
-    """Embed a window of chunks at a time, shortest first (little padding), and write each file
-    once all its chunks have vectors; several finished files go to the store in one batch."""
-    import numpy as np
-
-    total = sum(len(p.chunks) for p in pending)
-    done = 0
-    progress(ProgressEvent("embed", 0, total))
-    queue = [(p, c) for p in pending for c in p.chunks]
-    step = settings.embed_batch_size * index.embedder.parallel  # embedding servers take several batches at once
-    window = max(512, step * 16)
+    """Embed a window of passages at a time, ``step`` to a call, across files and shortest first
+    (little padding), and hand each file to ``write`` once all its passages have vectors."""
+    seen = done = 0
     vectors_by_file: dict[int, list[np.ndarray]] = {}
-    for start in range(0, len(queue), window):
-        part = queue[start : start + window]
+    for part in _windows(parsed, step):
+        seen = max(seen, done + len(part))
         order = sorted(range(len(part)), key=lambda i: part[i][1].n_tokens)
         vectors: list[np.ndarray] = [np.empty(0)] * len(part)
         for b in range(0, len(order), step):
@@ -219,7 +241,7 @@ def _embed_and_write(
             for i, vector in zip(batch, index.embedder.embed_documents([part[i][1].embedding_text() for i in batch])):
                 vectors[i] = vector
             done += len(batch)
-            progress(ProgressEvent("embed", done, total))
+            progress(ProgressEvent("embed", done, seen))
         finished: list[_Pending] = []
         for (item, _), vector in zip(part, vectors):
             got = vectors_by_file.setdefault(id(item), [])
@@ -227,19 +249,28 @@ def _embed_and_write(
             if len(got) == len(item.chunks):
                 finished.append(item)
         if finished:
-            stacked = np.stack([v for item in finished for v in vectors_by_file.pop(id(item))])
-            languages = [Counter(language(c.text) for c in item.chunks) for item in finished]
-            files = [
-                (item.entry(chunking, _most_common(langs)), str(item.file.found.path), item.chunks)
-                for item, langs in zip(finished, languages)
-            ]
-            removed, new_sources = writer.replace_files(files, stacked)
-            report.chunks_removed += removed
-            report.chunks_added += sum(len(item.chunks) for item in finished)
-            report.languages = dict(sum(languages, Counter(report.languages)))
-            for item in finished:
-                is_new = str(item.file.found.path) in new_sources
-                (report.added if is_new else report.updated).append(item.file.found.display_name)
+            write(finished, np.stack([v for item in finished for v in vectors_by_file.pop(id(item))]))
+
+
+def _writing(writer: IndexWriter, chunking: str, report: IngestReport) -> Callable[[list[_Pending], np.ndarray], None]:
+    """Stores finished files (several in one batch) and records them in ``report``."""
+
+    def write(finished: list[_Pending], vectors: np.ndarray) -> None:
+        files = [(item.entry(chunking, _most_common(item.languages)), str(item.file.found.path), item.chunks) for item in finished]
+        removed, new_sources = writer.replace_files(files, vectors)
+        report.chunks_removed += removed
+        report.chunks_added += sum(len(item.chunks) for item in finished)
+        report.languages = dict(sum((item.languages for item in finished), Counter(report.languages)))
+        for item in finished:
+            is_new = str(item.file.found.path) in new_sources
+            (report.added if is_new else report.updated).append(item.file.found.display_name)
+
+    return write
+
+
+def window_size(step: int) -> int:
+    """Passages sorted by length together: enough for batches of even length."""
+    return max(512, step * 16)
 
 
 def _most_common(counts: Counter[str]) -> str | None:

@@ -37,6 +37,7 @@ _WORD = regex.compile(r"[\p{L}\p{N}][\p{L}\p{N}\p{M}]*")
 UNSPACED_SCRIPTS = r"\p{Han}\p{Hiragana}\p{Katakana}\u30fc\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"  # a regex class body
 _UNSPACED = regex.compile(f"[{UNSPACED_SCRIPTS}]+")
 _LETTER_SCRIPT = regex.compile(r"\p{L}")
+_LATIN_LETTER = regex.compile(r"[\p{L}&&[\x00-\u024f]]", regex.V1)  # letters below U+0250: Latin scripts
 
 _ENGLISH_STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below
@@ -139,9 +140,9 @@ def language(text: str) -> str:
 
 @lru_cache(maxsize=20_000)
 def _language(sample: str) -> str:
-    letters = _LETTER_SCRIPT.findall(sample)
-    latin = sum(ch < "\u0250" for ch in letters) >= len(letters) / 2
-    if len(letters) < (8 if latin else 2):
+    letters = len(_LETTER_SCRIPT.findall(sample))
+    latin = len(_LATIN_LETTER.findall(sample)) >= letters / 2
+    if letters < (8 if latin else 2):
         return DEFAULT_LANGUAGE
     detected, probability = _classify(sample)
     return detected if probability >= 0.5 or not latin else DEFAULT_LANGUAGE  # another script narrows it down
