@@ -1,10 +1,21 @@
 """Regenerate the bundled sample corpus in rag/sample/docs (written for this project; CC0).
 
 python scripts/make_sample_corpus.py
+python scripts/make_sample_corpus.py --scale 2000 --out DIR [--text CORPUS.jsonl]
+
+With --scale, write N mixed files instead (PDF, DOCX, HTML and Markdown in turn) for ingest
+benchmarks: each is a few paragraphs taken in turn from the paragraphs of the sample documents and,
+if given, the "text" fields of a JSON-lines corpus (e.g. ../shared/eval/squad-dev8/corpus.jsonl),
+numbered so that no two files are the same.
 """
 
 from __future__ import annotations
 
+import argparse
+import html
+import itertools
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -108,14 +119,60 @@ Fixed: the search box ignored accented characters.
 """
 
 
+def write_sample(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    make_pdf(out / "water-heater-manual.pdf", MANUAL_PAGES, title="Aquila AQ-50 Owner's Manual")
+    (out / "employee-handbook.md").write_text(HANDBOOK, encoding="utf-8")
+    make_docx(out / "lease-agreement.docx", LEASE, title="Residential Lease Agreement")
+    (out / "garden-faq.html").write_text(GARDEN_HTML, encoding="utf-8")
+    (out / "release-notes.txt").write_text(RELEASE_NOTES, encoding="utf-8")
+    print(f"wrote {len(list(out.iterdir()))} files to {out}")
+
+
+def paragraphs(corpus: Path | None) -> list[str]:
+    """Paragraphs of the sample documents, and of ``corpus`` (JSON lines with "text") if given."""
+    sample = [*MANUAL_PAGES, HANDBOOK, RELEASE_NOTES, re.sub(r"<[^>]+>", " ", GARDEN_HTML), *(t for _, t in LEASE)]
+    found = [p.strip() for text in sample for p in re.split(r"\n\s*\n", text) if len(p.strip()) > 80]
+    if corpus is not None:
+        with corpus.open(encoding="utf-8") as handle:
+            found.extend(json.loads(line)["text"] for line in handle if line.strip())
+    return found
+
+
+def write_mixed(out: Path, count: int, corpus: Path | None, per_file: int = 3) -> None:
+    """``count`` files of ``per_file`` paragraphs each, in four formats in turn."""
+    out.mkdir(parents=True, exist_ok=True)
+    source = itertools.cycle(paragraphs(corpus))
+    for n in range(count):
+        title = f"Document {n:06d}"
+        texts = [f"{next(source)} (Reference {n}-{k}.)" for k in range(per_file)]
+        kind = ("pdf", "docx", "html", "md")[n % 4]
+        path = out / f"{n // 1000:03d}" / f"doc-{n:06d}.{kind}"
+        path.parent.mkdir(exist_ok=True)
+        if kind == "pdf":
+            make_pdf(path, texts, title=title)
+        elif kind == "docx":
+            make_docx(path, [("h1", title), *(("p", t) for t in texts)], title=title)
+        elif kind == "html":
+            body = "".join(f"<p>{html.escape(t)}</p>" for t in texts)
+            path.write_text(f"<html><head><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>", encoding="utf-8")
+        else:
+            path.write_text(f"# {title}\n\n" + "\n\n".join(texts) + "\n", encoding="utf-8")
+    print(f"wrote {count} files to {out}")
+
+
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    make_pdf(OUT / "water-heater-manual.pdf", MANUAL_PAGES, title="Aquila AQ-50 Owner's Manual")
-    (OUT / "employee-handbook.md").write_text(HANDBOOK, encoding="utf-8")
-    make_docx(OUT / "lease-agreement.docx", LEASE, title="Residential Lease Agreement")
-    (OUT / "garden-faq.html").write_text(GARDEN_HTML, encoding="utf-8")
-    (OUT / "release-notes.txt").write_text(RELEASE_NOTES, encoding="utf-8")
-    print(f"wrote {len(list(OUT.iterdir()))} files to {OUT}")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, help="Write this many mixed files instead of the sample.")
+    parser.add_argument("--out", type=Path, help="Folder to write into (default: rag/sample/docs for the sample).")
+    parser.add_argument("--text", type=Path, help="JSON-lines corpus whose 'text' fields add paragraphs (with --scale).")
+    args = parser.parse_args()
+    if args.scale is None:
+        write_sample(args.out or OUT)
+    elif args.out is None:
+        parser.error("--scale needs --out DIR")
+    else:
+        write_mixed(args.out, args.scale, args.text)
 
 
 if __name__ == "__main__":
