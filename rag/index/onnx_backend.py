@@ -4,7 +4,7 @@ where the CPU computes it natively, else float32) or in ONNX Runtime (float32, o
 The model is exported here, from the weights already on disk (no download), once: the ONNX file is
 cached in a folder beside the index, under a key made of the model's files (name, size, time), the
 back-end and the exporter's version, so a changed model is exported again. Only the transformer
-runs in ONNX Runtime; tokenizing, prompts, pooling and normalizing stay sentence-transformers' own,
+leaves PyTorch; tokenizing, prompts, pooling and normalizing stay sentence-transformers' own,
 so the vectors are the model's vectors (float32: cosine 1.0 to PyTorch; OpenVINO in bfloat16:
 0.99997; int8: about 0.995).
 
@@ -59,7 +59,9 @@ def onnx_transformer(model: Any, folder: Path, backend: str, cache_dir: Path, th
             f"the {backend} back-end needs {err.name}, which is not installed", f"pip install {err.name}, or {TORCH_HINT}"
         ) from None
     except Exception as err:  # a damaged cached file
-        raise ModelError(f"ONNX Runtime cannot load {target} ({err})", f"delete that file (it is made again), or {TORCH_HINT}") from None
+        raise ModelError(
+            f"the {backend} back-end cannot load {target} ({err})", f"delete that file (it is made again), or {TORCH_HINT}"
+        ) from None
 
 
 def _transformer(model: Any) -> Any:
@@ -133,6 +135,14 @@ def _quantize(source: Path, target: Path) -> None:
         quiet.setLevel(level)
 
 
+def _feed(inputs: list[str], input_ids: Any, attention_mask: Any, features: dict[str, Any]) -> dict[str, Any]:
+    """The exported graph's inputs from the tokenizer's tensors (token types zero when not given)."""
+    given = {"input_ids": input_ids, "attention_mask": attention_mask, **features}
+    if "token_type_ids" in inputs and given.get("token_type_ids") is None:
+        given["token_type_ids"] = torch.zeros_like(input_ids)
+    return {name: given[name].cpu().numpy() for name in inputs}
+
+
 class OnnxModule(torch.nn.Module):
     """Stands in for a transformers model inside sentence-transformers' Transformer module."""
 
@@ -149,11 +159,7 @@ class OnnxModule(torch.nn.Module):
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def forward(self, input_ids: Any = None, attention_mask: Any = None, **features: Any) -> dict[str, Any]:
-        given = {"input_ids": input_ids, "attention_mask": attention_mask, **features}
-        if "token_type_ids" in self.inputs and given.get("token_type_ids") is None:
-            given["token_type_ids"] = torch.zeros_like(input_ids)
-        feed = {name: given[name].cpu().numpy() for name in self.inputs}
-        (hidden,) = self.session.run(["last_hidden_state"], feed)
+        (hidden,) = self.session.run(["last_hidden_state"], _feed(self.inputs, input_ids, attention_mask, features))
         return {"last_hidden_state": torch.from_numpy(hidden)}
 
 
@@ -174,13 +180,10 @@ class OpenVinoModule(torch.nn.Module):
         self.requests = threading.local()  # a request serves one call at a time: one per thread
 
     def forward(self, input_ids: Any = None, attention_mask: Any = None, **features: Any) -> dict[str, Any]:
-        given = {"input_ids": input_ids, "attention_mask": attention_mask, **features}
-        if "token_type_ids" in self.inputs and given.get("token_type_ids") is None:
-            given["token_type_ids"] = torch.zeros_like(input_ids)
         request = getattr(self.requests, "request", None)
         if request is None:
             request = self.requests.request = self.compiled.create_infer_request()
-        result = request.infer({name: given[name].cpu().numpy() for name in self.inputs})
+        result = request.infer(_feed(self.inputs, input_ids, attention_mask, features))
         return {"last_hidden_state": torch.from_numpy(result[0].copy())}  # the request reuses its output buffer
 
 
