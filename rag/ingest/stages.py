@@ -53,6 +53,7 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._writes: queue.Queue[Any] = queue.Queue(maxsize=WRITES_BEHIND)
         self._write_error: BaseException | None = None
+        self._writing = False
         self._owner = threading.current_thread()
         self.seconds = {"waiting_for_parser": 0.0, "waiting_for_writer": 0.0, "writing": 0.0}
 
@@ -61,7 +62,7 @@ class Pipeline:
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         self._stop.set()  # the parser stops where it is
-        if any(t.name == "rag-write" for t in self._threads):
+        if self._writing:
             self._writes.put(_END)  # the writer finishes what it was given
         for thread in self._threads:
             thread.join()
@@ -129,6 +130,7 @@ class Pipeline:
             self.seconds["waiting_for_writer"] += time.perf_counter() - started
 
         self._start(consume, "rag-write")
+        self._writing = True
         return submit
 
     def _start(self, run: Callable[[], None], name: str) -> None:
@@ -163,10 +165,9 @@ class Pipeline:
                 continue
 
     def _put(self, handover: queue.Queue[Any], item: Any) -> bool:
-        """False when the pipeline stopped before ``item`` found room."""
+        """From the caller's thread: False when the pipeline stopped before ``item`` found room."""
         while not self._stop.is_set():
-            if threading.current_thread() is self._owner:
-                self._flush()
+            self._flush()
             try:
                 handover.put(item, timeout=0.05)
                 return True
