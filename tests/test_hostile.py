@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hostile_corpus import EXPECTED, GOOD, LIMITS, LINKS, QUESTIONS, SECRET, build, pdf_bomb, unlock
+from hostile_corpus import EXPECTED, GOOD, HIDDEN, LIMITS, LINKS, QUESTIONS, SECRET, build, pdf_bomb, unlock
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +50,8 @@ def test_hostile_corpus_is_reported_file_by_file(rag, tmp_path: Path) -> None:
 
     texts = " ".join(c.text for c in Rag(Settings(index_dir=index, offline=True)).index.store.iter_all())
     assert "lighthouse" in texts and "badge office" in texts and SECRET.split()[-1] not in texts
+    assert "forty metres deep" in texts and "spare key" in texts and "vault opens at dawn" in texts
+    assert HIDDEN not in texts and "pirate" not in texts  # hidden HTML text is not a document's text
 
     # documents reach the terminal without escape codes, and answers without live outside links
     extract = {"RAG_ANSWER_MODE": "extract"}

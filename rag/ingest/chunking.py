@@ -9,17 +9,22 @@ document text, so offsets and quotes always point at real characters.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.schema import Chunk, Document
 from rag.text.analysis import language, sentences
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
+COUNT_BATCH = 1024  # texts counted per call: a huge file's words are never all tokenized at once
+CHARS_PER_TOKEN = 8  # a span this many times the budget in characters is split without counting it whole
+WORDS_PER_GROUP = 16  # words of an over-long sentence counted together (one tokenizer call per word was the cost)
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_WORD = re.compile(r"\S+")
 
 
 @dataclass
@@ -58,8 +63,7 @@ def chunk_document(
         units = _units(doc.text, section, lang)
         if not units:
             continue
-        for unit, n in zip(units, count_tokens([doc.text[u.start : u.end] for u in units])):
-            unit.tokens = n
+        _count_units(doc.text, units, budget, count_tokens)
         units = _split_long_units(doc.text, units, budget, count_tokens)
         for start, end, n_tokens in _pack(units, budget, min(overlap_tokens, budget // 2)):
             text = doc.text[start:end]
@@ -122,28 +126,76 @@ def _units(text: str, section: _Section, lang: str) -> list[_Unit]:
     return units
 
 
+def counted(texts: Sequence[str], count_tokens: TokenCounter) -> list[int]:
+    """Token counts of ``texts``, at most ``COUNT_BATCH`` at a time (bounded tokenizer memory)."""
+    return [n for i in range(0, len(texts), COUNT_BATCH) for n in count_tokens(texts[i : i + COUNT_BATCH])]
+
+
+def _count_units(text: str, units: list[_Unit], budget: int, count_tokens: TokenCounter) -> None:
+    """Each unit's tokens; one far longer than the budget in characters is only marked as over it."""
+    limit = budget * CHARS_PER_TOKEN
+    short = [u for u in units if u.end - u.start <= limit]
+    for unit, n in zip(short, counted([text[u.start : u.end] for u in short], count_tokens)):
+        unit.tokens = n
+    for unit in units:
+        if unit.end - unit.start > limit:
+            unit.tokens = budget + 1
+
+
+def _word_groups(text: str, start: int, end: int, longest: int, size: int) -> Iterator[tuple[int, int]]:
+    """Spans of ``size`` consecutive words of ``text[start:end]`` (fewer at the end); a word longer
+    than ``longest`` characters is cut into pieces of that length, each a group of its own (a line
+    of base64, or of text without spaces, is not one word)."""
+    first = last = None
+    count = 0
+    for match in _WORD.finditer(text, start, end):
+        a, b = match.span()
+        if b - a > longest:
+            if first is not None:
+                yield first, last
+                first, count = None, 0
+            yield from ((cut, min(b, cut + longest)) for cut in range(a, b, longest))
+            continue
+        first, last, count = a if first is None else first, b, count + 1
+        if count == size:
+            yield first, last
+            first, count = None, 0
+    if first is not None:
+        yield first, last
+
+
 def _split_long_units(text: str, units: list[_Unit], budget: int, count_tokens: TokenCounter) -> list[_Unit]:
     """Break any sentence longer than the budget at word boundaries."""
     out: list[_Unit] = []
     for unit in units:
-        if unit.tokens <= budget:
-            out.append(unit)
-            continue
-        words = [m.span() for m in re.finditer(r"\S+", text[unit.start : unit.end])]
-        counts = count_tokens([text[unit.start + a : unit.start + b] for a, b in words])
-        piece_start, piece_tokens, last_end = None, 0, unit.start
-        for (a, b), n in zip(words, counts):
-            n = min(n, budget)  # a single absurd "word" still becomes its own (cut) piece below
-            if piece_start is not None and piece_tokens + n > budget:
-                out.append(_Unit(piece_start, last_end, unit.paragraph, piece_tokens))
-                piece_start, piece_tokens = None, 0
-            if piece_start is None:
-                piece_start = unit.start + a
-            piece_tokens += n
-            last_end = unit.start + b
-        if piece_start is not None:
-            out.append(_Unit(piece_start, last_end, unit.paragraph, piece_tokens))
+        out.extend([unit] if unit.tokens <= budget else _pack_words(text, unit, budget, count_tokens, WORDS_PER_GROUP))
     return out
+
+
+def _pack_words(text: str, unit: _Unit, budget: int, count_tokens: TokenCounter, group: int) -> list[_Unit]:
+    """``unit`` in pieces of at most ``budget`` tokens, cut between words. Words are counted a few
+    at a time and a batch of groups per call, so time and memory grow with the text, however long
+    one sentence is; a group over the budget is packed again word by word."""
+    out: list[_Unit] = []
+    piece: _Unit | None = None
+    spans = _word_groups(text, unit.start, unit.end, budget * CHARS_PER_TOKEN, group)
+    while batch := list(itertools.islice(spans, COUNT_BATCH)):
+        for (a, b), n in zip(batch, count_tokens([text[a:b] for a, b in batch])):
+            n = max(n, (b - a) // CHARS_PER_TOKEN)  # an [UNK] standing for 2,000 characters is no short word
+            if n > budget and group > 1:
+                out += [piece] if piece is not None else []
+                out += _pack_words(text, _Unit(a, b, unit.paragraph, n), budget, count_tokens, 1)
+                piece = None
+                continue
+            n = min(n, budget)  # a single absurd "word" still becomes its own (cut) piece
+            if piece is not None and piece.tokens + n > budget:
+                out.append(piece)
+                piece = None
+            if piece is None:
+                piece = _Unit(a, b, unit.paragraph, n)
+            else:
+                piece.end, piece.tokens = b, piece.tokens + n
+    return out + ([piece] if piece is not None else [])
 
 
 def _pack(units: list[_Unit], budget: int, overlap: int) -> list[tuple[int, int, int]]:
@@ -187,7 +239,7 @@ def _pack(units: list[_Unit], budget: int, overlap: int) -> list[tuple[int, int,
 def _enforce_limit(chunks: list[Chunk], doc: Document, count_tokens: TokenCounter, max_tokens: int) -> list[Chunk]:
     """Measure the real embedding text; a chunk that still overflows (tokenizers that merge
     across spaces) is cut at the last word boundary that fits. Nothing is ever truncated silently."""
-    counts = count_tokens([c.embedding_text() for c in chunks]) if chunks else []
+    counts = counted([c.embedding_text() for c in chunks], count_tokens)
     out: list[Chunk] = []
     for chunk, n in zip(chunks, counts):
         if n <= max_tokens:

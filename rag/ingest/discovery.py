@@ -34,6 +34,9 @@ def discover(paths: list[Path], max_bytes: int) -> tuple[list[FoundFile], list[F
             errors.append(FileError(display_path(str(given)), "unreadable", "cannot be read (permission denied); check its permissions"))
             continue
         root = given.resolve()
+        if given.is_dir() and is_index_folder(given):
+            errors.append(FileError(display_path(str(given)), "rag-index", _INDEX_DETAIL))
+            continue
         if given.is_dir():
             candidates: Iterator[tuple[Path, str]] = _walk(given, root, errors)
         else:
@@ -69,6 +72,14 @@ def path_state(path: Path) -> str:
     return "present"
 
 
+_INDEX_DETAIL = "a rag index (its manifest, keyword index and store), never a document; index the folders it was built from"
+
+
+def is_index_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a rag index: its manifest beside its keyword index or store."""
+    return (folder / "manifest.json").is_file() and ((folder / "bm25").is_dir() or (folder / "chroma").is_dir())
+
+
 def display_path(text: str) -> str:
     """A path as text that can always be printed and stored (undecodable bytes become �)."""
     return os.fsencode(text).decode("utf-8", errors="replace")
@@ -81,18 +92,40 @@ def _walk(folder: Path, root: Path, errors: list[FileError]) -> Iterator[tuple[P
 
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False, onerror=unreadable):
         kept = []
-        for d in sorted(d for d in dirnames if not d.startswith(".")):
-            error = _check_linked_folder(Path(dirpath) / d, folder, root)
+        for d in sorted(dirnames):
+            path = Path(dirpath) / d
+            error = _not_walked(path, path.relative_to(folder)) or _check_linked_folder(path, folder, root)
             if error is not None:
                 errors.append(error)
-            elif not (Path(dirpath) / d).is_symlink():
+            elif not path.is_symlink():
                 kept.append(d)  # a link to a folder inside the root is indexed where it really is
         dirnames[:] = kept
         for name in sorted(filenames):
-            if name.startswith((".", "~$")):  # hidden files; Office's lock files ("~$report.docx") are not documents
-                continue
             path = Path(dirpath) / name
+            error = _not_a_document(name, display_path(str(path.relative_to(folder))))
+            if error is not None:
+                errors.append(error)
+                continue
             yield path, str(path.relative_to(folder))
+
+
+def _not_walked(path: Path, relative: Path) -> FileError | None:
+    """Why a folder met in a walk is not searched: hidden, or a rag index (its own files are not documents)."""
+    display = display_path(str(relative))
+    if relative.name.startswith("."):
+        return FileError(display, "hidden", "a hidden folder; its files are not indexed (pass it by name to index it)")
+    if is_index_folder(path):
+        return FileError(display, "rag-index", _INDEX_DETAIL)
+    return None
+
+
+def _not_a_document(name: str, display: str) -> FileError | None:
+    """Why a file met in a walk is not a document: hidden, or an Office lock file ("~$report.docx")."""
+    if name.startswith("~$"):
+        return FileError(display, "lock-file", "an Office lock file (the document is open in an editor), not a document")
+    if name.startswith("."):
+        return FileError(display, "hidden", "a hidden file; not indexed (pass it by name to index it)")
+    return None
 
 
 def _check_linked_folder(path: Path, folder: Path, root: Path) -> FileError | None:

@@ -277,11 +277,22 @@ def _most_common(counts: Counter[str]) -> str | None:
     return counts.most_common(1)[0][0] if counts else None
 
 
-def remove(index: Index, sources: list[str]) -> int:
-    """Remove files from the index (their chunks and manifest entries); returns chunks removed."""
+def remove(index: Index, paths: list[str]) -> tuple[list[str], int]:
+    """Remove files from the index (their chunks and manifest entries): each path is an indexed
+    file, or a folder whose indexed files all go. A removed path is no longer a recorded root, so
+    ``rag ingest --rebuild`` does not bring it back. Returns the files and the chunks removed."""
     with index.writing() as writer:
+        sources = _indexed_under(writer.sources(), paths)
         _, removed = writer.remove_files(sources)
-    return removed
+        roots = [r for r in writer.manifest.roots if not any(_under(Path(r), Path(p)) for p in paths)]
+        if roots != writer.manifest.roots:
+            writer.set_roots(roots)
+    return sources, removed
+
+
+def _indexed_under(sources: list[str], paths: list[str]) -> list[str]:
+    """The indexed sources that are one of ``paths`` or lie in a folder among them."""
+    return [s for s in sources if any(s == p or _under(Path(s), Path(p)) for p in paths)]
 
 
 def _under(path: Path, root: Path) -> bool:

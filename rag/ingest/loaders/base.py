@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rag.schema import Document, PageSpan
 
@@ -55,19 +57,48 @@ MAX_ZIP_RATIO = 200  # real documents compress far less than this
 
 
 def check_zip(path: Path, kind: str) -> None:
-    """Refuse a zip-based document (.docx, .xlsx, .pptx, .epub) that is not a zip, or that would
-    unpack to far more than any real document: a zip bomb is never opened."""
+    """Refuse a zip-based document (.docx, .xlsx, .pptx, .epub) that is not a zip, that would
+    unpack to far more than any real document (a zip bomb), or whose XML declares entities (no
+    such document needs them; a billion-laughs bomb or a link to an outside file does)."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
+            unpacked = sum(m.file_size for m in members)
+            packed = sum(m.compress_size for m in members) or 1
+            if unpacked > MAX_UNPACKED or (unpacked / packed > MAX_ZIP_RATIO and unpacked > 10_000_000):
+                raise LoadError(
+                    "zip-bomb", f"the .{kind} would unpack to {unpacked / 1e6:.0f} MB ({unpacked / packed:.0f}x its size); not opened"
+                )
+            declaring = next((m.filename for m in members if _declares_entities(archive, m)), None)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
         raise LoadError(f"corrupt-{kind}", f"not a readable .{kind} ({type(err).__name__}: {err})") from None
-    unpacked = sum(m.file_size for m in members)
-    packed = sum(m.compress_size for m in members) or 1
-    if unpacked > MAX_UNPACKED or (unpacked / packed > MAX_ZIP_RATIO and unpacked > 10_000_000):
-        raise LoadError("zip-bomb", f"the .{kind} would unpack to {unpacked / 1e6:.0f} MB ({unpacked / packed:.0f}x its size); not opened")
+    if declaring is not None:
+        raise LoadError(
+            "xml-bomb", f"{declaring} in the .{kind} declares XML entities (an entity bomb or a link to an outside file); not opened"
+        )
+
+
+_ELEMENT = re.compile(rb"<[A-Za-z_]")  # the root element's start: no DTD can follow it
+
+
+def _declares_entities(archive: Any, member: Any) -> bool:
+    """Whether an XML member's prolog (where a DTD must stand, before the root element) declares
+    entities; read up to the root element, however much padding comes before it."""
+    if not member.filename.endswith((".xml", ".rels", ".opf", ".xhtml", ".ncx")):
+        return False
+    prolog = b""
+    with archive.open(member) as handle:
+        while part := handle.read(65536):
+            prolog += part
+            root = _ELEMENT.search(prolog)
+            if b"<!ENTITY" in (prolog[: root.start()] if root else prolog):
+                return True
+            if root is not None:
+                return False
+            prolog = prolog[-16:]  # a declaration split across reads is still seen
+    return False
 
 
 def read_text(path: Path) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 from rag.ingest.loaders.base import Loader, LoadError, LoadOptions, check_zip, read_text
 from rag.ingest.loaders.tables import render_table
@@ -24,12 +25,19 @@ def _load_xlsx(path: Path, _: LoadOptions) -> Document:
     except (KeyError, ValueError, OSError) as err:
         raise LoadError("corrupt-xlsx", f"not a readable .xlsx ({type(err).__name__}: {err})") from None
     try:
-        sheets = [(sheet.title, render_table(list(sheet.iter_rows(values_only=True)))) for sheet in workbook.worksheets]
+        sheets = [(sheet.title, render_table(_used_rows(sheet))) for sheet in workbook.worksheets]
         title = workbook.properties.title or ""
     finally:
         workbook.close()
     text = "\n\n".join(f"## {name}\n\n{rows}" for name, rows in sheets if rows)
     return Document(source=str(path), text=text, title=title)
+
+
+def _used_rows(sheet: Any) -> list[tuple[object, ...]]:
+    """The rows that hold a value, read from the cells the file has: a sheet whose declared size
+    (``<dimension ref="A1:WNX1000000">``) is a billion cells but holds one is read as one cell."""
+    sheet.reset_dimensions()  # the declared range is the file's claim, not its content
+    return [row for row in sheet.iter_rows(values_only=True) if any(v is not None for v in row)]
 
 
 def _load_csv(path: Path, _: LoadOptions) -> Document:
