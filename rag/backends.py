@@ -35,7 +35,6 @@ def _sentence_transformers(settings: Settings) -> Embedder:
     return SentenceTransformerEmbedder(
         settings.embedder,
         batch_size=settings.embed_batch_size,
-        downloads_allowed=settings.downloads_allowed,
         query_prompt=settings.query_prompt,
         document_prompt=settings.document_prompt,
         backend=embedder_runtime(settings),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import threading
 from collections.abc import Iterator, Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,11 @@ class Rag:
         self._llm = llm
         self._reranker = reranker
         self._index = index
+        self._prompts: Prompts | None = None
+        self._answerer: QuestionAnswerer | None = None
+        # the lazy parts open once, whichever thread asks first: two threads opening the store at
+        # once broke chromadb ('RustBindingsAPI' object has no attribute 'bindings')
+        self._opening = threading.RLock()
 
     def replica(self, *, threads: int) -> Rag:
         """Another assistant over the same index, embedder and reranker, with its own copy of the
@@ -52,26 +57,36 @@ class Rag:
         llm = LlamaCppLLM(resolve_model(self.settings.model, self.settings), self.settings, threads=threads)
         return Rag(self.settings, embedder=self.embedder, llm=llm, reranker=self.reranker, index=self.index)
 
-    @cached_property
+    @property
     def prompts(self) -> Prompts:
-        return Prompts.load(self.settings.prompts_dir)
+        if self._prompts is None:
+            with self._opening:
+                if self._prompts is None:
+                    self._prompts = Prompts.load(self.settings.prompts_dir)
+        return self._prompts
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = open_embedder(self.settings)
+            with self._opening:
+                if self._embedder is None:
+                    self._embedder = open_embedder(self.settings)
         return self._embedder
 
     def llm(self) -> LLM:
         if self._llm is None:
-            self._llm = open_llm(self.settings)
+            with self._opening:
+                if self._llm is None:
+                    self._llm = open_llm(self.settings)
         return self._llm
 
     @property
     def index(self) -> Index:
         if self._index is None:
-            s = self.settings
-            self._index = Index(s.index_dir, self.embedder, chroma_url=s.chroma_url, collection=s.chroma_collection)
+            with self._opening:
+                if self._index is None:
+                    s = self.settings
+                    self._index = Index(s.index_dir, self.embedder, chroma_url=s.chroma_url, collection=s.chroma_collection)
         return self._index
 
     def ingest(self, paths: list[Path], *, rebuild: bool = False, progress: ProgressCallback | None = None) -> IngestReport:
@@ -138,7 +153,9 @@ class Rag:
     @property
     def reranker(self) -> Reranker | None:
         if self._reranker is None and self.settings.reranker:
-            self._reranker = CrossEncoderReranker(self.settings.reranker, downloads_allowed=self.settings.downloads_allowed)
+            with self._opening:
+                if self._reranker is None:
+                    self._reranker = CrossEncoderReranker(self.settings.reranker, downloads_allowed=self.settings.downloads_allowed)
         return self._reranker
 
     def retriever(self, settings: Settings | None = None) -> Retriever:
@@ -155,8 +172,15 @@ class Rag:
         """Indexed files: source path → display name."""
         return self.index.files() if self._indexed() else {}
 
-    @cached_property
+    @property
     def answerer(self) -> QuestionAnswerer:
+        if self._answerer is None:
+            with self._opening:
+                if self._answerer is None:
+                    self._answerer = self._open_answerer()
+        return self._answerer
+
+    def _open_answerer(self) -> QuestionAnswerer:
         entailment = None
         if self.settings.verifier:
             from rag.answer.verify import CrossEncoderEntailment
@@ -170,14 +194,16 @@ class Rag:
 
     def use_model(self, model: str) -> None:
         """Answer with another model from now on (the next question loads it)."""
-        self.settings = self.settings.model_copy(update={"model": model})
-        self._llm = None
-        self.__dict__.pop("answerer", None)
+        with self._opening:
+            self.settings = self.settings.model_copy(update={"model": model})
+            self._llm = None
+            self._answerer = None
 
-    def remove(self, sources: list[str]) -> int:
+    def remove(self, paths: list[str]) -> tuple[list[str], int]:
+        """Take files, or every file under folders, out of the index: (files, passages) removed."""
         from rag.ingest.pipeline import remove
 
-        return remove(self.index, sources)
+        return remove(self.index, paths)
 
     def resolve(self, question: str, earlier: Sequence[str]) -> FollowUp:
         """``question`` as a standalone question after the ``earlier`` standalone questions."""

@@ -99,7 +99,7 @@ def main() -> None:
 
 
 def _embedder(backend: str, exports: Path) -> SentenceTransformerEmbedder:
-    embedder = SentenceTransformerEmbedder(Settings().embedder, backend=backend, cache_dir=exports, downloads_allowed=False)
+    embedder = SentenceTransformerEmbedder(Settings().embedder, backend=backend, cache_dir=exports)
     embedder.embed_documents(["warm-up", "a second, longer warm-up text"])
     return embedder
 

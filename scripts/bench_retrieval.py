@@ -87,7 +87,7 @@ def measure(directory: Path, n_queries: int) -> dict[str, object]:
     """Runs in a fresh process so that opening the index is measured cold-ish (page cache aside)."""
     from rag.answer.retrieval import HybridRetriever
 
-    embedder = SentenceTransformerEmbedder(Settings().embedder, downloads_allowed=False)
+    embedder = SentenceTransformerEmbedder(Settings().embedder)
     embedder.embed_queries(["warm up"])
     started = time.perf_counter()
     index = Index(directory, embedder)
@@ -154,7 +154,7 @@ def main() -> None:
         return
     report: dict[str, object] = {"chunks": args.chunks, "queries": args.queries, "cpu_count": os.cpu_count()}
     if not (args.reuse and (args.dir / "manifest.json").exists()):
-        embedder = SentenceTransformerEmbedder(Settings().embedder, downloads_allowed=False)
+        embedder = SentenceTransformerEmbedder(Settings().embedder)
         report |= build(args.dir, args.chunks, embedder)
     report["disk_mb"] = round(_size(args.dir) / 1e6, 1)
     report["disk_mb_bm25"] = round(_size(args.dir / "bm25") / 1e6, 1)

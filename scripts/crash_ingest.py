@@ -114,7 +114,7 @@ def main() -> None:
         "ANONYMIZED_TELEMETRY": "False",
     }
     settings = Settings(index_dir=index_dir, chunk_tokens=64, chunk_overlap=8)
-    embedder = SentenceTransformerEmbedder(settings.embedder, downloads_allowed=False)
+    embedder = SentenceTransformerEmbedder(settings.embedder)
 
     started = time.perf_counter()
     first = rag("ingest", str(corpus), env=env)

@@ -47,7 +47,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, embedder_expo
 def embedder():
     from rag.index.embeddings import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", downloads_allowed=False)
+    return SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2")
 
 
 @pytest.fixture(scope="session")

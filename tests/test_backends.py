@@ -78,7 +78,7 @@ def test_loading_a_model_leaves_the_process_logging_as_it_was() -> None:
     before = hf_logging.get_verbosity()
     hf_logging.set_verbosity_info()
     try:
-        SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", downloads_allowed=False)
+        SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2")
         assert hf_logging.get_verbosity() == hf_logging.INFO
         assert hf_logging.is_progress_bar_enabled()
     finally:

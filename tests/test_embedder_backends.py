@@ -28,7 +28,7 @@ def test_export_is_made_offline_once_and_gives_the_models_vectors(
     backend: str, closest: float, tmp_path: Path, embedder, no_egress, monkeypatch
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    made = SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend=backend, cache_dir=tmp_path / "exports", downloads_allowed=False)
+    made = SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend=backend, cache_dir=tmp_path / "exports")
     exports = list((tmp_path / "exports").glob("*.onnx"))
     assert len(exports) == 1 and made.name == f"sentence-transformers/all-MiniLM-L6-v2 [{backend}]"
     cosines = np.sum(made.embed_documents(TEXTS) * embedder.embed_documents(TEXTS), axis=1)
@@ -38,7 +38,7 @@ def test_export_is_made_offline_once_and_gives_the_models_vectors(
 
     stamp = exports[0].stat().st_mtime_ns
     monkeypatch.setattr(onnx_backend, "_export", lambda *a, **k: pytest.fail("exported again"))
-    SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend=backend, cache_dir=tmp_path / "exports", downloads_allowed=False)
+    SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend=backend, cache_dir=tmp_path / "exports")
     assert exports[0].stat().st_mtime_ns == stamp
     assert not no_egress.attempts
 
@@ -55,11 +55,11 @@ def test_a_changed_model_is_exported_again(tmp_path: Path) -> None:
 
 def test_a_damaged_export_says_how_to_fix_it(tmp_path: Path) -> None:
     exports = tmp_path / "exports"
-    SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend="onnx", cache_dir=exports, downloads_allowed=False)
+    SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend="onnx", cache_dir=exports)
     (export,) = exports.glob("*.onnx")
     export.write_bytes(b"not a model")
     with pytest.raises(ModelError) as info:
-        SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend="onnx", cache_dir=exports, downloads_allowed=False)
+        SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend="onnx", cache_dir=exports)
     assert "delete that file" in info.value.hint and "--embedder-backend torch" in info.value.hint
 
 
@@ -72,7 +72,7 @@ def test_an_unwritable_export_folder_is_a_clear_error(tmp_path: Path) -> None:
         exports = tmp_path / "locked"
         exports.mkdir(mode=0o500)
     with pytest.raises(ModelError) as info:
-        SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend="onnx", cache_dir=exports, downloads_allowed=False)
+        SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend="onnx", cache_dir=exports)
     assert "--embedder-backend torch" in info.value.hint
 
 
@@ -122,7 +122,7 @@ def test_exports_are_kept_beside_the_index_by_default(tmp_path: Path, monkeypatc
 def test_openvino_runs_without_its_telemetry(tmp_path: Path, no_egress) -> None:
     """Importing openvino starts its converter's usage telemetry (Google Analytics) unless its
     telemetry package is missing: rag hides it, so the converter takes its do-nothing stub."""
-    SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend="openvino", cache_dir=tmp_path, downloads_allowed=False)
+    SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend="openvino", cache_dir=tmp_path)
     from openvino.tools.ovc import telemetry_utils
 
     assert telemetry_utils.tm.__name__ == "openvino.tools.ovc.telemetry_stub"
@@ -132,7 +132,7 @@ def test_openvino_runs_without_its_telemetry(tmp_path: Path, no_egress) -> None:
 @pytest.mark.parametrize("backend", ["openvino", "onnx-int8"])
 def test_one_embedder_serves_several_threads_at_once(backend: str, tmp_path: Path, embedder) -> None:
     """rag batch --concurrency and the servers embed questions from several threads."""
-    made = SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend=backend, cache_dir=tmp_path, downloads_allowed=False)
+    made = SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", backend=backend, cache_dir=tmp_path)
     expected = made.embed_queries(TEXTS)
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda n: made.embed_queries(TEXTS), range(16)))

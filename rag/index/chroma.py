@@ -6,6 +6,7 @@ Chroma's columnar results become ``Chunk`` objects here; nothing above sees them
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ from rag.index.store import COLLECTION
 from rag.schema import Chunk
 
 LAYOUT_VERSION = 1
+
+# chromadb keeps one system per path in a process-wide cache (SharedSystemClient) and builds it
+# without a lock: two threads opening the same store at once get a half-built one
+# ("'RustBindingsAPI' object has no attribute 'bindings'", "KeyError: '…/chroma'")
+_CLIENTS_LOCK = threading.Lock()
 
 
 def _chroma_settings() -> Any:
@@ -50,7 +56,8 @@ def chroma_client(url: str | None, index_dir: Path) -> Any:
         host, port, ssl = server_address(url)
         return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=_chroma_settings())
     (index_dir / "chroma").mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=_chroma_settings())
+    with _CLIENTS_LOCK:
+        return chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=_chroma_settings())
 
 
 def discard(index_dir: Path, url: str | None, collection: str) -> None:
@@ -65,7 +72,8 @@ def discard(index_dir: Path, url: str | None, collection: str) -> None:
     shutil.rmtree(index_dir / "chroma", ignore_errors=True)
     from chromadb.api.client import SharedSystemClient
 
-    SharedSystemClient.clear_system_cache()  # forget the client that failed on the old store
+    with _CLIENTS_LOCK:
+        SharedSystemClient.clear_system_cache()  # forget the client that failed on the old store
 
 
 class _NoEmbedding:

@@ -135,6 +135,7 @@ def resolve_embedder(spec: str) -> tuple[str, ModelSource]:
                 "pass the folder that holds the model's modules.json, or a Hugging Face model name",
             )
         return f"local:{source.name}", source
+    model_folder(source)  # embedders are never downloaded on the way: a name must be installed
     return spec, source
 
 
@@ -146,9 +147,11 @@ def model_folder(source: ModelSource) -> Path:
 
     try:
         return Path(snapshot_download(source.target, local_files_only=True))
-    except Exception as err:  # any failure means: not in the cache
+    except Exception:  # any failure means: not in the cache
         raise ModelError(
-            f"cannot find the files of '{source.target}' in the Hugging Face cache ({err})", "pass a local model folder"
+            f"the embedder '{source.target}' is not installed: it is not a model folder here, and not in the Hugging Face cache",
+            f"check the name; pass a sentence-transformers model folder, or {BUNDLED_EMBEDDER} / bundled:multilingual-e5-small; "
+            f"to fetch a Hugging Face model once: hf download {source.target} (then pass the same name)",
         ) from None
 
 
@@ -160,7 +163,6 @@ class SentenceTransformerEmbedder:
         spec: str,
         *,
         batch_size: int = 32,
-        downloads_allowed: bool = True,
         device: str | None = None,
         query_prompt: str | None = None,
         document_prompt: str | None = None,
@@ -175,7 +177,7 @@ class SentenceTransformerEmbedder:
             source,
             kind="embedder",
             spec=spec,
-            downloads_allowed=downloads_allowed,
+            downloads_allowed=False,  # installed (resolve_embedder checked): no hub request on the way
             hint="check the name, your network, or pass a local model folder",
             device=device,
         )

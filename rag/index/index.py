@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rag import __version__
-from rag.errors import IndexLockedError, IndexMismatchError, InputError, RagError
+from rag.errors import IndexLockedError, IndexMismatchError, InputError, RagError, storage_error
 from rag.index.bm25 import BM25Index
 from rag.index.embeddings import Embedder, split_backend
 from rag.index.manifest import FileEntry, Manifest, WriterLock, atomic_write, rebuild_hint
@@ -109,7 +109,10 @@ class Index:
             return open_store(self.dir, self.embedder.name, self.embedder.dimension, url=chroma_url, collection=collection)
         except RagError:
             raise
-        except Exception as err:  # a store another chromadb wrote, or a damaged one
+        except Exception as err:  # a full disk, a store another chromadb wrote, or a damaged one
+            disk = storage_error(err, self.dir)
+            if disk is not None:
+                raise disk from None
             writer = self.manifest.written_by
             raise IndexMismatchError(
                 f"the vector store of the index at {self.dir} cannot be opened by chromadb {store_version()} "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -134,6 +136,22 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def make_private(folder: Path) -> None:
+    """Make the index private to its owner: the folder and every folder in it 0700, every file
+    0600 (chromadb and SQLite create theirs by the umask, often world-readable)."""
+    with contextlib.suppress(OSError):
+        _private(folder, 0o700)
+    for path in folder.rglob("*") if folder.is_dir() else []:
+        with contextlib.suppress(OSError):
+            _private(path, 0o700 if path.is_dir() and not path.is_symlink() else 0o600)
+
+
+def _private(path: Path, mode: int) -> None:
+    st = path.lstat()
+    if not stat.S_ISLNK(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != mode:
+        path.chmod(mode)
+
+
 class WriterLock:
     """An exclusive, non-blocking lock on the index; released by the OS if the holder dies."""
 
@@ -145,7 +163,7 @@ class WriterLock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -162,6 +180,7 @@ class WriterLock:
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
+            make_private(self.path.parent)  # whatever the writer (or chromadb under it) created
             os.ftruncate(self._fd, 0)
             os.close(self._fd)
             self._fd = None
