@@ -43,12 +43,12 @@ class Server:
         self.url, self.process, self.egress_log, self.log = url, process, egress_log, log
 
 
-def start_server(index: Path, tmp: Path) -> Server:
+def start_server(index: Path, tmp: Path, *extra: str) -> Server:
     port = free_port()
     egress, log = tmp / f"egress-{port}.log", tmp / f"serve-{port}.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "guarded_cli.py"), str(egress), "serve", "--port", str(port), "--index", str(index)],
+            [sys.executable, str(HERE / "guarded_cli.py"), str(egress), "serve", "--port", str(port), "--index", str(index), *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
@@ -433,3 +433,25 @@ def test_a_chat_answers_from_the_documents_picked_for_it(page, server: Server, t
     page.wait_for_function("() => document.querySelectorAll('#scope .token').length === 0")
     page.locator("#chat-list label", has_text="When is the Kestrel depot open?").first.click()
     page.wait_for_function("() => [...document.querySelectorAll('#scope .token')].some(t => t.innerText.includes('depot-south.md'))")
+
+
+def test_serve_watch_starts_on_an_existing_index_and_shows_file_names_as_written(tmp_path: Path, rag) -> None:
+    """`rag serve --watch` on an index that exists (the page and the watch open it at once), with a
+    file whose name closes a code span and then is an image: the page shows the name as written
+    and asks no outside host for anything."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("The archive opens at nine.", encoding="utf-8")
+    rag("ingest", str(docs), index=tmp_path / "index")
+    name = "x` ![t](https:evil.example) `.txt"
+    (docs / name).write_text("The tide is high at noon.", encoding="utf-8")
+    running = start_server(tmp_path / "index", tmp_path, "--watch", str(docs))
+    try:
+        for page in browser_page(running.url):
+            page.get_by_text("Documents", exact=True).first.click()
+            page.wait_for_function("(name) => document.querySelector('#index-status').innerText.includes(name)", arg=name, timeout=120_000)
+            assert page.locator("#index-status img").count() == 0 and page.locator("#index-status a").count() == 0
+            assert "**2** files" in page.locator("#index-status").inner_text() or "2 files" in page.locator("#index-status").inner_text()
+            assert outside_requests(page, running.url) == []
+    finally:
+        stop_server(running)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import re
 import shutil
 import tempfile
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 import gradio as gr
 
 from rag.answer.models import load_catalogue
+from rag.answer.safety import for_terminal
 from rag.apps.chats import ChatStore, Turn
 from rag.apps.room import BUSY, WaitingRoom
 from rag.apps.watch import WatchStatus
@@ -57,6 +59,21 @@ def _inert(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+_MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation mark, which CommonMark lets a backslash escape
+
+
+def _md(text: str) -> str:
+    """Text (a file name, a path, an error) for a Markdown component, shown as written: every
+    punctuation mark escaped, so a name like ``x` ![t](https:evil.example) `.txt`` can neither
+    close a code span nor become an image or a link, and on one line."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(for_terminal(text).split()))
+
+
+def _code(text: str) -> str:
+    """A name in monospace in a Markdown component (a code span would show escapes as typed)."""
+    return f"<code>{_md(text)}</code>"
+
+
 def _messages(turns: list[Turn]) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     for t in turns:
@@ -81,27 +98,37 @@ def _keep_upload(path: Path, upload_dir: Path) -> Path:
     return target
 
 
+def _forget_uploads(sources: list[str], upload_dir: Path) -> None:
+    """Delete the kept copies of removed uploads (each in its own folder under ``upload_dir``)."""
+    root = upload_dir.resolve()
+    for source in map(Path, sources):
+        if source.parent.parent == root:
+            source.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                source.parent.rmdir()  # the same bytes under another name share the folder
+
+
 def _status_markdown(rag: Rag, watch: WatchStatus | None = None) -> str:
     status = rag.status()
     line = (
         "Nothing indexed yet: add documents above."
         if status is None
-        else f"**{status.files}** files, **{status.chunks}** passages · model `{rag.settings.model}`"
+        else f"**{status.files}** files, **{status.chunks}** passages · model {_code(rag.settings.model)}"
     )
     return line + (f"  \n{_watch_line(watch)}" if watch is not None else "")
 
 
 def _watch_line(watch: WatchStatus) -> str:
     """Whether the folders are watched, and the last file the watch indexed."""
-    folders = ", ".join(f"`{html.escape(Path(root).name or root)}`" for root in watch.roots)
+    folders = ", ".join(_code(Path(root).name or root) for root in watch.roots)
     if not watch.active:
         return f"Watch of {folders} stopped."
     line = f"Watching {folders}"
     if watch.last_indexed_at is not None:
-        line += f" · last indexed `{html.escape(watch.last_indexed)}` at {time.strftime('%H:%M:%S', time.localtime(watch.last_indexed_at))}"
+        line += f" · last indexed {_code(watch.last_indexed)} at {time.strftime('%H:%M:%S', time.localtime(watch.last_indexed_at))}"
     elif watch.last_sync_at is None:
         line += " · catching up…"
-    return line + (f" · **error:** {html.escape(watch.last_error)}" if watch.last_error else "")
+    return line + (f" · **error:** {_md(watch.last_error)}" if watch.last_error else "")
 
 
 def _file_choices(rag: Rag) -> list[tuple[str, str]]:
@@ -326,10 +353,10 @@ class ChatPage:
         try:
             report = self.rag.ingest(copies, progress=on_progress)
         except RagError as err:
-            return f"**Error:** {html.escape(err.problem)}  \n{html.escape(err.hint)}", self.status(), gr.update()
+            return f"**Error:** {_md(err.problem)}  \n{_md(err.hint)}", self.status(), gr.update()
         lines = [f"Indexed {len(report.added)} new and {len(report.updated)} changed file(s), {report.chunks_added} passages."]
         for error in report.skipped:
-            lines.append(f"- skipped `{html.escape(error.path)}`: {html.escape(error.reason)} — {html.escape(error.detail)}")
+            lines.append(f"- skipped {_code(error.path)}: {_md(error.reason)} — {_md(error.detail)}")
         return "\n".join(lines), self.status(), gr.update(choices=_file_choices(self.rag), value=[])
 
     def ask_to_remove(self, sources: list[str] | None) -> tuple[Any, Any]:
@@ -341,11 +368,12 @@ class ChatPage:
         if not sources:
             return "Choose files to remove.", self.status(), gr.update(), gr.update(visible=False)
         try:
-            removed = self.rag.remove(list(sources))
+            files, passages = self.rag.remove(list(sources))
         except RagError as err:
-            return f"**Error:** {html.escape(err.problem)}", self.status(), gr.update(), gr.update(visible=False)
-        files = gr.update(choices=_file_choices(self.rag), value=[])
-        return f"Removed {len(sources)} file(s), {removed} passages.", self.status(), files, gr.update(visible=False)
+            return f"**Error:** {_md(err.problem)}", self.status(), gr.update(), gr.update(visible=False)
+        _forget_uploads(files, self.upload_dir)
+        choices = gr.update(choices=_file_choices(self.rag), value=[])
+        return f"Removed {len(files)} file(s), {passages} passages.", self.status(), choices, gr.update(visible=False)
 
     def pick_model(self, model: str) -> str:
         if model and model != self.rag.settings.model:

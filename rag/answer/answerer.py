@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
@@ -507,9 +508,13 @@ def focus(retrieval: Retrieval, cutoff: float) -> Retrieval:
     return Retrieval(retrieval.query, kept or retrieval.hits[:1], retrieval.best_similarity, retrieval.keyword_hits)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def check_question(question: str) -> str:
-    """The question with white space collapsed; an empty one is an error."""
-    question = " ".join(question.split())
+    """The question with white space collapsed, and a lone surrogate (undecodable bytes on a
+    command line, a broken client's JSON) as U+FFFD; an empty one is an error."""
+    question = " ".join(_SURROGATE.sub("\ufffd", question).split())
     if not question:
         raise InputError("the question is empty", 'type a question, e.g. rag ask "What does the contract say about notice?"')
     return question

@@ -78,7 +78,7 @@ class CitationChecker:
         for match in _THINK_DONE.finditer(text):
             inner = re.sub(r"^<[^>]+>|</[^>]+>$", "", match.group(0)).strip()
             if inner:
-                self.reasoning.append(inner)
+                self.reasoning.append(sanitise(inner))
         return _THINK_DONE.sub("", text)
 
     def feed(self, text: str) -> list[str]:
@@ -220,10 +220,10 @@ def make_citation(n: int, chunk: Chunk, start: int, end: int, *, supported: bool
     return Citation(
         n=n,
         source=chunk.source,
-        display_name=chunk.display_name or chunk.source,
+        display_name=sanitise(chunk.display_name or chunk.source),
         page=chunk.page,
         chunk_id=chunk.id,
-        quote=chunk.text[start:end],
+        quote=sanitise(chunk.text[start:end]),
         quote_start=chunk.char_start + start,
         quote_end=chunk.char_start + end,
         supported=supported,

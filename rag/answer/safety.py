@@ -3,7 +3,7 @@
 - ``instruction_spans``: sentences of a passage that address the assistant (ignore your
   instructions, reveal the system prompt, answer X when asked, output this link). They are masked
   in the prompt and never count as support for an answer sentence.
-- ``sanitise``: answer text never carries an active link or image to an outside address: Markdown
+- ``sanitise``: no output (answers, quotes, file names, passages) ever carries an active link or image to an outside address: Markdown
   images become ``[image: alt]``, Markdown links keep only their text, raw URLs to non-loopback
   hosts are defanged (``https[:]//host/...``), and HTML tags that load or run anything are dropped.
 """
@@ -96,8 +96,10 @@ def _decode_entities(text: str) -> str:
 
 
 def sanitise(text: str) -> str:
-    """``text`` without active links, images or markup pointing outside this machine."""
-    text = _decode_entities(text)
+    """``text`` fit for any output (the page, a terminal, the API, MCP, batch files, exports): no
+    active links, images or markup pointing outside this machine, and no control characters but
+    newline and tab (no terminal escapes, no OSC-8 links)."""
+    text = for_terminal(_decode_entities(text))
     text = _MD_IMAGE.sub(lambda m: f"[image: {m.group(1).strip() or 'removed'}]", text)
     text = _MD_LINK.sub(lambda m: m.group(1), text)
     text = _ACTIVE_TAG.sub("", text)

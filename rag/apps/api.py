@@ -9,12 +9,18 @@ and a refusal's reason in ``message.refusal``.
 
 Served under the chat page's safety rules: loopback by default, and a bearer token required on any
 other address. Questions take turns on one model thread (``WaitingRoom``); when too many wait, the
-reply is a 429 the client can retry.
+reply is a 429 the client can retry. One client cannot tie the server up: a body is at most
+``MAX_BODY_BYTES``, only the last ``MAX_EARLIER`` user messages before the question are considered
+and each message only up to ``MAX_MESSAGE_CHARS``, a question that is not answered within the
+request's deadline fails with a 504, and a client that goes away stops its answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -29,13 +35,16 @@ from starlette.routing import Route
 
 from rag.apps.room import WaitingRoom
 from rag.apps.serve import bearer_matches
-from rag.errors import InputError, ModelError, NotIndexedError, RagError, ServerUnavailableError
+from rag.errors import DeadlineError, InputError, ModelError, NotIndexedError, RagError, ServerUnavailableError
 from rag.index.where import Where
 from rag.schema import Answer
 from rag.service import Rag
 
 MODEL_ID = "rag"  # the one model this API serves: the assistant over the index
-STATUS_OF = {InputError: 400, NotIndexedError: 409, ModelError: 503, ServerUnavailableError: 503}
+STATUS_OF = {InputError: 400, NotIndexedError: 409, ModelError: 503, ServerUnavailableError: 503, DeadlineError: 504}
+MAX_BODY_BYTES = 1_000_000  # a conversation's text is far smaller; a bigger body is refused unread
+MAX_EARLIER = 8  # user messages before the question that follow-up resolution considers
+MAX_MESSAGE_CHARS = 8_000  # a longer question is refused; a longer earlier message is cut
 
 
 class ApiError(Exception):
@@ -80,11 +89,20 @@ def parse_request(body: Any) -> ChatRequest:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' must be a non-empty list", param="messages")
-    users = [_text(m, i) for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"]
     last = messages[-1]
-    if not isinstance(last, dict) or last.get("role") != "user" or not users[-1].strip():
+    if not isinstance(last, dict) or last.get("role") != "user":
+        raise ApiError(400, "the last message must be the user's question", param="messages")
+    users = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"][-1 - MAX_EARLIER :]
+    question = _text(messages[-1], len(messages) - 1)
+    if not question.strip():
         raise ApiError(400, "the last message must be the user's question, and not empty", param="messages")
-    return ChatRequest(users[-1], users[:-1], bool(body.get("stream", False)), _overrides(body), _where(body.get("where")))
+    if len(question) > MAX_MESSAGE_CHARS:
+        raise ApiError(400, f"the question is {len(question):,} characters; at most {MAX_MESSAGE_CHARS:,} are taken", param="messages")
+    earlier = [_text(messages[i], i)[:MAX_MESSAGE_CHARS] for i in users[:-1]]
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError(400, "'stream' must be true or false", param="stream")
+    return ChatRequest(question, [e for e in earlier if e.strip()], stream, _overrides(body), _where(body.get("where")))
 
 
 def _text(message: dict[str, Any], i: int) -> str:
@@ -93,7 +111,11 @@ def _text(message: dict[str, Any], i: int) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        strings = [t for t in texts if isinstance(t, str)]
+        if len(strings) < len(texts):
+            raise ApiError(400, f"messages[{i}].content: a text part's 'text' must be a string", param=f"messages[{i}].content")
+        return " ".join(strings)
     raise ApiError(400, f"messages[{i}].content must be a string or a list of text parts", param=f"messages[{i}].content")
 
 
@@ -167,10 +189,19 @@ def chunk(cid: str, created: int, delta: dict[str, Any], finish: str | None = No
 class ChatApi:
     """The routes, over one ``Rag`` and its waiting room."""
 
-    def __init__(self, rag: Rag, *, api_key: str | None = None, max_waiting: int = 8, sources_in_text: bool = False) -> None:
+    def __init__(
+        self,
+        rag: Rag,
+        *,
+        api_key: str | None = None,
+        max_waiting: int = 8,
+        sources_in_text: bool = False,
+        request_seconds: float | None = 300,
+    ) -> None:
         self.rag = rag
         self.api_key = api_key
         self.sources_in_text = sources_in_text
+        self.request_seconds = request_seconds
         self.room = WaitingRoom(max_waiting)
 
     def app(self) -> Starlette:
@@ -179,7 +210,12 @@ class ChatApi:
             Route("/v1/models/{model}", self.model, methods=["GET"]),
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
         ]
-        return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed})
+        return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed}, lifespan=self._lifespan)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        yield
+        self.room.close()  # shutting down: answers in progress stop at their next step
 
     def _authorize(self, request: Request) -> None:
         if self.api_key is None:
@@ -204,21 +240,18 @@ class ChatApi:
     async def chat(self, request: Request) -> Response:
         try:
             self._authorize(request)
-            try:
-                body = await request.json()
-            except ValueError:
-                raise ApiError(400, "the request body is not valid JSON") from None
-            asked = parse_request(body)
+            asked = parse_request(await _json_body(request))
             if self.room.enter() is None:
                 raise ApiError(
                     429, "the assistant is busy answering other questions; retry in a moment", kind="rate_limit_error", code="busy"
                 )
         except ApiError as err:
             return JSONResponse(err.body(), status_code=err.status)
+        gone = threading.Event()  # set when the client goes away: its answer stops at the next step
         if asked.stream:
-            return StreamingResponse(self._sse(asked), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            return StreamingResponse(self._sse(asked, gone), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         try:
-            answer = await run_in_threadpool(self._answer, asked)
+            answer = await _unless_gone(request, gone, run_in_threadpool(self._answer, asked, gone))
         except Exception as err:  # a rag error with its fix, or a bug: an error object either way
             error = _api_error(err)
             return JSONResponse(error.body(), status_code=error.status)
@@ -226,7 +259,7 @@ class ChatApi:
             self.room.leave()
         return JSONResponse(completion(answer, completion_id(), int(time.time()), sources=self.sources_in_text))
 
-    def _events(self, asked: ChatRequest) -> Iterator[Any]:
+    def _events(self, asked: ChatRequest, gone: threading.Event) -> Iterator[Any]:
         """The answer's events, computed on the model thread."""
 
         def work() -> Iterator[Any]:
@@ -234,18 +267,20 @@ class ChatApi:
             follow = self.rag.resolve(asked.question, earlier)
             return self.rag.ask_stream(follow, where=asked.where, **asked.overrides)
 
-        return self.room.stream(work)
+        return self.room.stream(work, stop=gone, seconds=self.request_seconds)
 
-    def _answer(self, asked: ChatRequest) -> Answer:
-        answers = [e for e in self._events(asked) if isinstance(e, Answer)]
+    def _answer(self, asked: ChatRequest, gone: threading.Event) -> Answer:
+        answers = [e for e in self._events(asked, gone) if isinstance(e, Answer)]
+        if not answers:
+            raise ServerUnavailableError("the answer was stopped before it was complete", "ask again")
         return answers[-1]
 
-    async def _sse(self, asked: ChatRequest) -> AsyncIterator[str]:
+    async def _sse(self, asked: ChatRequest, gone: threading.Event) -> AsyncIterator[str]:
         cid, created = completion_id(), int(time.time())
         streamed = False
         try:
             yield chunk(cid, created, {"role": "assistant", "content": ""})
-            async for event in iterate_in_threadpool(self._events(asked)):
+            async for event in iterate_in_threadpool(self._events(asked, gone)):
                 if isinstance(event, Answer):
                     tail = ("" if streamed else event.text) + (sources_text(event) if self.sources_in_text else "")
                     finish = "length" if event.truncated else "stop"
@@ -257,8 +292,36 @@ class ChatApi:
             yield "data: [DONE]\n\n"
         except Exception as err:  # the stream has begun: the error is its last event
             yield f"data: {json.dumps(_api_error(err).body(), ensure_ascii=False)}\n\n"
-        finally:
+        finally:  # also when the client went away and the server cancelled the stream
+            gone.set()
             self.room.leave()
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON, read only up to ``MAX_BODY_BYTES`` (413 beyond)."""
+    too_big = ApiError(413, f"the request body is over {MAX_BODY_BYTES:,} bytes", code="body_too_large")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_big
+    data = bytearray()
+    async for part in request.stream():
+        data += part
+        if len(data) > MAX_BODY_BYTES:
+            raise too_big
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+        raise ApiError(400, "the request body is not valid JSON (or is nested too deeply)") from None
+
+
+async def _unless_gone(request: Request, gone: threading.Event, answering: Any) -> Any:
+    """Await ``answering``, setting ``gone`` if the client disconnects meanwhile."""
+    task = asyncio.ensure_future(answering)
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.5)
+        if not task.done() and await request.is_disconnected():
+            gone.set()
+    return task.result()
 
 
 def _api_error(err: Exception) -> ApiError:

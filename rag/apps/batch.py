@@ -24,7 +24,7 @@ from typing import Any
 
 from rag.answer.conversation import FollowUp
 from rag.errors import InputError
-from rag.index.manifest import file_sha256
+from rag.index.manifest import atomic_write, file_sha256
 from rag.index.where import Where
 from rag.service import Rag
 
@@ -46,13 +46,24 @@ class BadRow:
 @dataclass
 class BatchReport:
     answered: int = 0
+    failed: int = 0  # questions whose record holds an error (asked again on the next run)
+    first_error: tuple[str, str] | None = None  # (problem, fix) of the first failure
     skipped_done: int = 0
     bad_rows: list[BadRow] = field(default_factory=list)
     seconds: float = 0.0
 
+    def count(self, record: dict[str, Any]) -> None:
+        if "error" not in record:
+            self.answered += 1
+            return
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = (str(record["error"]), str(record.get("fix", "")))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "answered": self.answered,
+            "failed": self.failed,
             "skipped_already_answered": self.skipped_done,
             "bad_rows": [{"line": b.line, "reason": b.reason} for b in self.bad_rows],
             "seconds": round(self.seconds, 2),
@@ -154,7 +165,10 @@ def _from_csv(text: str, path: Path) -> tuple[list[Question], list[BadRow]]:
 
 
 def already_answered(output: Path) -> set[str]:
-    """Ids in an existing output; a torn last line is cut off first."""
+    """Ids answered in an existing output. A torn last line is cut off, and the records of
+    questions that failed (a model server that was down) are taken out, so they are asked again."""
+    if output.is_dir():
+        raise InputError(f"the output {output} is a folder", f"pass a file for the answers: -o {output / 'answers.jsonl'}")
     if not output.exists():
         return set()
     data = output.read_bytes()
@@ -163,15 +177,26 @@ def already_answered(output: Path) -> set[str]:
         with output.open("r+b") as handle:
             handle.truncate(end)
         data = data[:end]
-    ids = set()
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
+    ids, kept, failed = set(), [], 0
+    for line in data.decode("utf-8", errors="replace").splitlines(keepends=True):
+        record = _record(line)
+        if record is not None and "error" in record:
+            failed += 1
             continue
-        if isinstance(record, dict) and "id" in record:
+        kept.append(line)
+        if record is not None and "id" in record:
             ids.add(str(record["id"]))
+    if failed:
+        atomic_write(output, "".join(kept).encode("utf-8"))
     return ids
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def provenance(rag: Rag) -> dict[str, Any]:
@@ -258,9 +283,9 @@ def run_batch(
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
                 sink.flush()
                 os.fsync(sink.fileno())
-                report.answered += 1
+                report.count(record)
                 if on_progress:
-                    on_progress(report.answered, total)
+                    on_progress(report.answered + report.failed, total)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.answer.safety import sanitise
 from rag.errors import InputError
+from rag.index.manifest import make_private
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
@@ -54,14 +56,27 @@ class Turn:
         return str(self.answer.get("query") or self.question)
 
 
+def _sanitised(data: Any) -> Any:
+    """Every string in ``data`` sanitised (chats kept by earlier versions hold raw quotes)."""
+    if isinstance(data, str):
+        return sanitise(data)
+    if isinstance(data, dict):
+        return {k: _sanitised(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_sanitised(v) for v in data]
+    return data
+
+
 class ChatStore:
     """Chats of every user of one index. Each call opens its own connection: the page serves
     several users from several threads."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(SCHEMA)
+        make_private(path.parent)  # the chats, as the documents, are the user's alone
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -139,9 +154,8 @@ class ChatStore:
         title = next((c.title for c in self.chats(owner) if c.id == chat_id), "Chat")
         turns = self.turns(owner, chat_id)
         if fmt == "json":
-            return json.dumps(
-                {"title": title, "turns": [{"question": t.question, **t.answer} for t in turns]}, ensure_ascii=False, indent=2
-            )
+            data = {"title": title, "turns": [{"question": t.question, **t.answer} for t in turns]}
+            return json.dumps(_sanitised(data), ensure_ascii=False, indent=2)
         lines = [f"# {title}", ""]
         for t in turns:
             lines += [f"**You:** {t.question}", "", f"**Assistant:** {t.shown}", ""]
@@ -149,7 +163,7 @@ class ChatStore:
                 page = f", page {c['page']}" if c.get("page") is not None else ""
                 lines.append(f'- [{c["n"]}] {c["source"]}{page}: "{" ".join(str(c["quote"]).split())}"')
             lines.append("")
-        return "\n".join(lines)
+        return sanitise("\n".join(lines))
 
     def _own(self, owner: str, chat_id: str) -> None:
         with self._connect() as db:

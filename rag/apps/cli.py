@@ -18,7 +18,7 @@ import click
 from rag import __version__
 from rag.answer.safety import for_terminal, json_for_terminal
 from rag.config import Settings, load_settings
-from rag.errors import InputError, RagError
+from rag.errors import InputError, RagError, storage_error
 from rag.schema import EXTRACT_ONLY, REASON_TITLES, Answer, IngestReport
 
 if TYPE_CHECKING:
@@ -137,11 +137,20 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except BrokenPipeError:  # the reader went away (rag status | head): stop quietly, as other tools do
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
-        except Exception as err:  # a bug: say so briefly, show the traceback on request
+        except Exception as err:  # the disk refused, or a bug: say so briefly, show the traceback on request
             if os.environ.get("RAG_DEBUG"):
                 raise
+            disk = storage_error(err, Path(kwargs.get("index_dir") or os.environ.get("RAG_INDEX_DIR") or "index"))
+            if disk is not None:
+                secho(f"error: {disk.problem}", fg="red", err=True)
+                echo(f"  fix: {disk.hint}", err=True)
+                sys.exit(disk.exit_code)
             secho(f"internal error: {type(err).__name__}: {err}", fg="red", err=True)
-            echo("  fix: re-run with RAG_DEBUG=1 for the traceback and report it; your index is unchanged", err=True)
+            echo(
+                "  fix: re-run with RAG_DEBUG=1 for the traceback and report it; "
+                "if it stopped a write, the index is settled the next time it is opened",
+                err=True,
+            )
             sys.exit(70)
         except KeyboardInterrupt:
             echo("\ninterrupted; the index is unchanged for files not yet finished", err=True)
@@ -433,10 +442,17 @@ def batch_command(questions: Path, output: Path, concurrency: int, where: tuple[
         )
     for bad in report.bad_rows:
         echo(f"  skipped line {bad.line}: {bad.reason}", err=True)
+    failed = f"{report.failed} failed, " if report.failed else ""
     echo(
-        f"answered {report.answered} question(s), {report.skipped_done} already in {output}, "
+        f"answered {report.answered} question(s), {failed}{report.skipped_done} already in {output}, "
         f"{len(report.bad_rows)} bad row(s), in {report.seconds:.1f}s"
     )
+    if report.first_error is not None:
+        problem, hint = report.first_error
+        raise RagError(
+            f"{report.failed} question(s) failed, the first with: {problem}",
+            (f"{hint}; then " if hint else "") + "run the same command again: the failed questions are asked again",
+        )
 
 
 @main.group("eval")
@@ -603,9 +619,18 @@ def serve_command(
     is_flag=True,
     help="Also write the sources (file, page, quote) after each answer's text, for clients that show only the text (Open WebUI).",
 )
+@click.option(
+    "--request-timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds a question may wait and be answered; after that the reply is 504 and the model moves on.",
+)
 @settings_options
 @handle_errors
-def api_command(host: str, port: int, api_key: str | None, max_waiting: int, sources_in_text: bool, **kwargs: Any) -> None:
+def api_command(
+    host: str, port: int, api_key: str | None, max_waiting: int, sources_in_text: bool, request_timeout: float, **kwargs: Any
+) -> None:
     """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (http://127.0.0.1:8000/v1)."""
     from rag.apps.api import ChatApi
     from rag.apps.serve import check_token, serve_asgi
@@ -615,7 +640,7 @@ def api_command(host: str, port: int, api_key: str | None, max_waiting: int, sou
     rag = Rag(_settings(kwargs))
     rag.require_index()  # nothing to serve before something is indexed: say so now, not at the first question
     echo(f"OpenAI-compatible API on http://{host}:{port}/v1 (model 'rag'){'' if token is None else ', bearer token required'}", err=True)
-    api = ChatApi(rag, api_key=token, max_waiting=max_waiting, sources_in_text=sources_in_text)
+    api = ChatApi(rag, api_key=token, max_waiting=max_waiting, sources_in_text=sources_in_text, request_seconds=request_timeout)
     serve_asgi(rag, api.app(), host=host, port=port)
 
 

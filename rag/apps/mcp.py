@@ -20,8 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rag.answer.safety import sanitise
 from rag.errors import InputError, RagError
 from rag.index.where import Where
+from rag.schema import Chunk
 from rag.service import Rag
 
 T = TypeVar("T")
@@ -56,12 +58,8 @@ class McpTools:
         passages = [
             {
                 "n": n,
-                "source": hit.chunk.display_name or hit.chunk.source,
-                "page": hit.chunk.page,
-                "heading": hit.chunk.heading,
-                "chunk_id": hit.chunk.id,
+                **_passage_fields(hit.chunk),
                 "uri": f"rag://passages/{hit.chunk.id}",
-                "text": hit.chunk.text,
                 "score": round(hit.score, 6),
             }
             for n, hit in enumerate(retrieval.hits, 1)
@@ -95,8 +93,7 @@ class McpTools:
         found = self.rag.require_index().get([chunk_id])
         if not found:
             raise InputError(f"no indexed passage has the id {chunk_id!r}", "use a chunk_id that search returned")
-        c = found[0]
-        return {"chunk_id": c.id, "source": c.display_name or c.source, "page": c.page, "heading": c.heading, "text": c.text}
+        return _passage_fields(found[0])
 
     def ingest(self, paths: list[str]) -> dict[str, Any]:
         chosen = [self._allowed(p) for p in paths]
@@ -104,14 +101,30 @@ class McpTools:
 
     def remove(self, sources: list[str]) -> dict[str, Any]:
         chosen = [str(self._allowed(s)) for s in sources]
-        return {"passages_removed": self.rag.remove(chosen)}
+        files, passages = self.rag.remove(chosen)
+        if not files:
+            raise InputError(f"nothing is indexed at {', '.join(chosen)}", "pass indexed files or folders (list_documents names them)")
+        return {"files_removed": [sanitise(f) for f in files], "passages_removed": passages}
 
     def _allowed(self, path: str) -> Path:
+        if "\x00" in path:
+            raise InputError(f"the path {path!r} contains a NUL character, which no file name can hold", "pass the file's real path")
         resolved = Path(path).expanduser().resolve()
         if not any(resolved == root or root in resolved.parents for root in self.ingest_roots):
             roots = ", ".join(map(str, self.ingest_roots))
             raise InputError(f"{path} is outside the folders this server may index ({roots})", "restart rag mcp with --allow-ingest FOLDER")
         return resolved
+
+
+def _passage_fields(c: Chunk) -> dict[str, Any]:
+    """A passage as a client sees it: its text and names sanitised as every output is."""
+    return {
+        "chunk_id": c.id,
+        "source": sanitise(c.display_name or c.source),
+        "page": c.page,
+        "heading": sanitise(c.heading),
+        "text": sanitise(c.text),
+    }
 
 
 def _empty() -> str:

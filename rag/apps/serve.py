@@ -113,7 +113,8 @@ def serve_asgi(rag: Rag, app: Any, *, host: str, port: int) -> None:
 
     guard_egress(rag, host)
     cap_arenas()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # on SIGTERM, connections get a few seconds to finish; then the app's shutdown stops the model's work
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=3)
 
 
 def launch(
