@@ -91,11 +91,18 @@ def storage_error(err: BaseException, folder: Path) -> StorageError | None:
             "free some space (or move the index with --index DIR) and run the command again; "
             "a write the full disk interrupted is settled the next time the index is opened",
         )
-    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) and _under(getattr(err, "filename", None), folder):
         return StorageError(
             f"the disk refused to write under {folder} ({os.strerror(code)})", "check the folder's permissions, or pass another --index DIR"
         )
     return None
+
+
+def _under(filename: object, folder: Path) -> bool:
+    """Whether a failed operation's file lies in ``folder`` (a document it could not read does not)."""
+    if not isinstance(filename, str | bytes | os.PathLike):
+        return False
+    return Path(os.fsdecode(filename)).absolute().is_relative_to(folder.absolute())
 
 
 def _free_bytes(folder: Path) -> int | None:

@@ -27,16 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from load_chat import percentile
 from servers import free_port, wait_for
 
 from rag.sample import QUESTIONS, sample_dir
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
 def memory_kb(pid: int, field: str) -> int | None:

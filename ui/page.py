@@ -59,13 +59,15 @@ def _inert(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-_MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation mark, which CommonMark lets a backslash escape
+# the marks that mean something inside a line (code, emphasis, links, images, HTML, entities, tables,
+# strike-through, maths, autolinks); the text is never at a line's start, where "-", "+", "." and "#" would
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]()<>!&|~$:{}])")
 
 
 def _md(text: str) -> str:
-    """Text (a file name, a path, an error) for a Markdown component, shown as written: every
-    punctuation mark escaped, so a name like ``x` ![t](https:evil.example) `.txt`` can neither
-    close a code span nor become an image or a link, and on one line."""
+    """Text (a file name, a path, an error) for a Markdown component, shown as written, within a
+    line: the marks that mean something there escaped, so a name like ``x` ![t](https:evil.example) `.txt``
+    can neither close a code span nor become an image or a link; on one line."""
     return _MD_SPECIAL.sub(r"\\\1", " ".join(for_terminal(text).split()))
 
 

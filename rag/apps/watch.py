@@ -26,6 +26,9 @@ QUIET_S = 1.0  # no event for this long: the burst is over
 RETRY_S = 2.0  # a busy writer is asked again after this long
 
 
+QUIET_SKIPS = {"hidden", "lock-file"}  # skipped as ingest reports them, but no news in a watched folder
+
+
 @dataclass
 class WatchStatus:
     """What the chat page shows about a watch."""
@@ -149,7 +152,8 @@ class FolderWatch:
             self.status.last_indexed, self.status.last_indexed_at = changed[-1], now
         self.status.last_sync_at, self.status.last_error = now, ""
         self.status.syncs += 1
-        self.status.skipped = [f"{e.path}: {e.reason}" for e in report.skipped]
+        # what the page shows: files that need the user, not the swap and lock files editors come and go with
+        self.status.skipped = [f"{e.path}: {e.reason}" for e in report.skipped if e.reason not in QUIET_SKIPS]
         self.on_sync(report)
 
 

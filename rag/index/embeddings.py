@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +189,9 @@ class SentenceTransformerEmbedder:
         # counting (ingest's parsing thread) gets a tokenizer of its own: a fast tokenizer's padding
         # and truncation are state that two threads must not share ("Already borrowed")
         self._counter = copy.deepcopy(self._model.tokenizer)
+        # one encode at a time: a watch's ingest and the page's questions share this model, and its
+        # fast tokenizer's padding state cannot be borrowed by two threads at once
+        self._encoding = threading.Lock()
         specials = len(self._model.tokenizer("", add_special_tokens=True)["input_ids"])
         self.max_tokens = int(self._model.max_seq_length or 512) - specials
         own = getattr(self._model, "prompts", None) or {}
@@ -234,12 +238,13 @@ class SentenceTransformerEmbedder:
         encode = self._model.encode_query if query else self._model.encode_document
         prompt = self.query_prompt if query else self.document_prompt
         extra = {"prompt": prompt} if prompt else {}
-        vectors = encode(
-            list(texts),
-            **extra,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._encoding:
+            vectors = encode(
+                list(texts),
+                **extra,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)

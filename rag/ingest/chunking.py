@@ -146,22 +146,21 @@ def _word_groups(text: str, start: int, end: int, longest: int, size: int) -> It
     """Spans of ``size`` consecutive words of ``text[start:end]`` (fewer at the end); a word longer
     than ``longest`` characters is cut into pieces of that length, each a group of its own (a line
     of base64, or of text without spaces, is not one word)."""
-    first = last = None
-    count = 0
+    group: list[tuple[int, int]] = []
     for match in _WORD.finditer(text, start, end):
         a, b = match.span()
         if b - a > longest:
-            if first is not None:
-                yield first, last
-                first, count = None, 0
+            if group:
+                yield group[0][0], group[-1][1]
+                group = []
             yield from ((cut, min(b, cut + longest)) for cut in range(a, b, longest))
             continue
-        first, last, count = a if first is None else first, b, count + 1
-        if count == size:
-            yield first, last
-            first, count = None, 0
-    if first is not None:
-        yield first, last
+        group.append((a, b))
+        if len(group) == size:
+            yield group[0][0], group[-1][1]
+            group = []
+    if group:
+        yield group[0][0], group[-1][1]
 
 
 def _split_long_units(text: str, units: list[_Unit], budget: int, count_tokens: TokenCounter) -> list[_Unit]:

@@ -76,8 +76,12 @@ _INDEX_DETAIL = "a rag index (its manifest, keyword index and store), never a do
 
 
 def is_index_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds a rag index: its manifest beside its keyword index or store."""
-    return (folder / "manifest.json").is_file() and ((folder / "bm25").is_dir() or (folder / "chroma").is_dir())
+    """Whether ``folder`` holds a rag index: its manifest beside its keyword index or store (a
+    folder that cannot be searched is reported as unreadable, not here)."""
+    try:
+        return (folder / "manifest.json").is_file() and ((folder / "bm25").is_dir() or (folder / "chroma").is_dir())
+    except OSError:
+        return False
 
 
 def display_path(text: str) -> str:
