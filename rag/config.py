@@ -81,9 +81,9 @@ class Settings(BaseSettings):
     )
     unverified: Literal["auto", "quote", "refuse"] = Field(
         "auto",
-        description="When no sentence the model wrote is supported by the sources (or the model finds no answer): "
-        "quote the best evidence sentence, or refuse and show it as related. auto: quote for a model the catalogue "
-        "marks as a weak reader (the bundled SmolLM2), refuse for any other.",
+        description="When the answer judge keeps no sentence the model wrote (or the model finds no answer) but finds one "
+        "in the sources that answers: quote it (auto, quote), or refuse and show it as related (refuse). auto also tells "
+        "a model the catalogue marks as a weak reader (the bundled SmolLM2) to say when the sources lack the answer.",
     )
     n_ctx: int = Field(4096, ge=512, le=262144, description="LLM context window in tokens.")
     max_tokens: int = Field(200, ge=16, le=32768, description="Longest answer in tokens.")
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     )
     rerank_candidates: int = Field(30, ge=1, le=200, description="Fused hits the reranker re-scores.")
     min_similarity: float = Field(
-        # a floor only: the evidence check (min_answerability) judges what passes it. On squad-dev8
+        # a floor only: the answer judge decides what passes it. On squad-dev8
         # (scripts/calibrate_refusal.py) 0.2 refuses 0.5% of answerable questions and 44.5% of those
         # about an article not indexed; 0.3 refused 2% and 86%, but with only the gold paragraph
         # removed it turned away 5-7 of 200 answerable questions the evidence check answers (3 samples)
@@ -116,26 +116,12 @@ class Settings(BaseSettings):
         le=1.0,
         description="Refuse without calling the model when no retrieved passage is at least this similar (cosine) to the question.",
     )
-    # verification (scripts/calibrate_verification.py on squad-dev8, 300 questions: support precision
-    # 0.959 / recall 0.93 on 900 labelled pairs; answerability 0.467: 7.7% false refusals, 76% refusals
-    # when the gold passage is removed)
-    support_lexical: float = Field(0.5, ge=0.0, le=1.0, description="Share of a sentence's content words its passage must contain.")
-    support_novel: float = Field(
-        0.67, ge=0.0, le=1.0, description="Share of the words a sentence adds beyond the question that its passage must contain."
-    )
-    support_semantic: float = Field(0.3, ge=-1.0, le=1.0, description="Cosine similarity to the passage's closest sentence.")
-    relevance_margin: float = Field(
-        0.1,
-        ge=0.0,
-        le=2.0,
-        description="A sentence counts as sourced only when its supporting span answers the question nearly as well "
-        "(within this margin of evidence score) as the best evidence sentence.",
-    )
-    min_answerability: float = Field(
-        0.467,
+    judge_threshold: float | None = Field(
+        None,
         ge=0.0,
         le=1.0,
-        description="Refuse, showing related passages, when the best evidence sentence answers the question less well than this.",
+        description="The answer judge's probability a sentence needs to be kept, and the best evidence sentence to answer "
+        "at all (default: the judge's operating point, set by scripts/train_judge.py).",
     )
     verifier: str | None = Field(
         None, description="Optional NLI cross-encoder (folder or Hugging Face name) that must also find each sentence entailed."

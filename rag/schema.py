@@ -98,7 +98,11 @@ REASON_TITLES = {
     "unsupported": "Not supported by your documents",
     "off-topic": "Supported by your documents, but not an answer to this question",
     "restates-question": "Only restates the question",
-    "contradicted": "Contradicted by your documents",
+    "wrong-number": "A number, amount or unit in it is not the one in your documents",
+    "added-negation": "Adds a negation or restriction your documents do not make",
+    "unsourced-word": "Names something your documents never mention",
+    "wrong-cell": "Gives a table cell under the wrong column",
+    "not-entailed": "Contradicted by your documents",
     "over-limit": "Supported, but left out to keep the answer short",
 }
 
@@ -110,12 +114,12 @@ class Claim:
     text: str  # the sentence, without citation markers
     sources: list[int]  # citation numbers that support it (empty when unsupported)
     supported: bool
-    support: float  # weakest verification signal against its best passage, 0..1
+    support: float  # the answer judge's probability that it answers the question from its best passage, 0..1
     quote: str = ""  # best-supporting span in the first supporting source
     quote_start: int | None = None  # offsets of ``quote`` in the source document
     quote_end: int | None = None
-    # "supported", or why it was left out: "unsupported", "off-topic", "restates-question",
-    # "contradicted" (an NLI verifier disagreed) or "over-limit" (the answer had enough sentences)
+    # "supported", or why it was left out: "unsupported", "off-topic", "restates-question", a fact
+    # check's reason (rag.answer.facts), "not-entailed" (an NLI verifier disagreed) or "over-limit"
     reason: str = "supported"
     passage: int | None = None  # the source that supports it best, even when it was left out
 

@@ -5,6 +5,9 @@ python tests/guarded_cli.py ATTEMPTS_FILE rag-args...
 
 from __future__ import annotations
 
+import atexit
+import os
+import resource
 import socket
 import sys
 
@@ -48,6 +51,19 @@ def _getaddrinfo(host, *args, **kwargs):
 socket.socket.connect = _connect  # type: ignore[method-assign]
 socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign]
 socket.getaddrinfo = _getaddrinfo
+
+
+
+def _record_peak(path: str) -> None:
+    """The peak RSS in MB of this process and of the parse workers it waited for, for memory checks
+    that must not see other tests' processes (RUSAGE_CHILDREN in pytest spans the whole session)."""
+    peak_kb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    with open(path, "w") as handle:
+        handle.write(str(peak_kb / 1024))
+
+
+if os.environ.get("RAG_TEST_PEAK_FILE"):
+    atexit.register(_record_peak, os.environ["RAG_TEST_PEAK_FILE"])
 
 from rag.apps.cli import main  # noqa: E402
 

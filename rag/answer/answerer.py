@@ -18,7 +18,8 @@ from rag.answer.models import quotes_unverified
 from rag.answer.prompts import Prompts
 from rag.answer.retrieval import Retrieval, Retriever
 from rag.answer.safety import mask_instructions, sanitise
-from rag.answer.verify import EntailmentModel, Evidence, Thresholds, Verifier
+from rag.answer.judge import JudgeModel
+from rag.answer.verify import EntailmentModel, Evidence, Verifier
 from rag.config import Settings
 from rag.errors import InputError
 from rag.index.where import Where
@@ -63,12 +64,14 @@ class QuestionAnswerer:
         prompts: Prompts,
         settings: Settings,
         entailment: EntailmentModel | None = None,
+        judge: JudgeModel | None = None,
     ) -> None:
         self.retriever = retriever
         self._llm_factory = llm
         self.prompts = prompts
         self.settings = settings
         self._entailment = entailment
+        self.judge = judge or JudgeModel.load()
 
     def ask(self, question: str | FollowUp, **overrides: Any) -> Answer:
         answer = None
@@ -153,23 +156,20 @@ class QuestionAnswerer:
     ) -> Iterator[str | Draft | Answer]:
         """A model's answer: its checked sentences as they pass, then the ``Answer``."""
         question, packed, verifier = follow.query, grounded.packed, grounded.verifier
-        weak = quotes_unverified(self.settings, llm.name)
-        checker = CitationChecker(
-            packed.hits, question, verifier=verifier, weak_reader=weak, focus=follow.own_words, refusals=self.prompts.refusals()
-        )
+        checker = CitationChecker(packed.hits, question, verifier=verifier, refusals=self.prompts.refusals())
         written = yield from self._write(checker, llm, packed.messages, temperature, max_tokens, stopped)
         if written.stopped:  # the user stopped it: the answer is what was verified so far
             yield self._stopped(question, checker, verifier, packed, llm.name, started)
             return
         text, citations, removed = checker.result()
         if not citations:
-            answer = self._unsupported(question, grounded, checker, llm.name, weak, removed, started)
+            answer = self._unsupported(question, grounded, checker, llm.name, removed, started)
             answer.truncated = not answer.refused and written.finish == "length"
             yield ("\n\n" if written.shown else "") + answer.text
             yield answer
             return
         claims = checker.claims
-        for e in verifier.unanswered_parts(checker.kept_support):
+        for e in verifier.unanswered_parts(checker.kept_verdicts):
             # the model's sentences do not answer (a part of) the question directly: quote its evidence
             addition, more, quoted = self._other_part(verifier, e, language(question))
             yield " " + addition
@@ -222,21 +222,17 @@ class QuestionAnswerer:
         return written
 
     def _unsupported(
-        self, question: str, grounded: Grounding, checker: CitationChecker, model: str, weak: bool, removed: list[str], started: float
+        self, question: str, grounded: Grounding, checker: CitationChecker, model: str, removed: list[str], started: float
     ) -> Answer:
-        """The answer when no sentence of the model's is supported: a model that can read found no
-        answer (a refusal); a small one gets the evidence quoted, when it answers well enough."""
-        packed, verifier, evidence = grounded.packed, grounded.verifier, grounded.evidence
-        if not weak:
-            said = (
-                "found no answer in the sources"
-                if checker.model_refused
-                else f"wrote no sentence its sources support ({len(checker.claims)} left out)"
-            )
-            answer = self._refusal(question, started, f"the model {said}", verifier, evidence, packed)
-            answer.model, answer.claims, answer.removed_sentences = model, checker.claims, removed
+        """The answer when the model refused or none of its sentences was kept: the judge found an
+        answering sentence in the passages (else the question was refused before the model ran),
+        so that sentence is quoted, whichever model wrote (unless ``unverified`` is "refuse")."""
+        if self.settings.unverified == "refuse":
+            said = "found no answer in the sources" if checker.model_refused else f"wrote no sentence the judge keeps ({len(checker.claims)} left out)"
+            answer = self._refusal(question, started, f"the model {said}", grounded.verifier, grounded.evidence, grounded.packed)
+            answer.model, answer.claims, answer.removed_sentences = model, list(checker.claims), removed
         else:
-            answer = self._extractive(question, verifier, evidence, started, model, packed, removed)
+            answer = self._extractive(question, grounded.verifier, grounded.evidence, started, model, grounded.packed, removed)
             answer.claims = checker.claims + answer.claims
         answer.model_refused, answer.reasoning = checker.model_refused, "\n\n".join(checker.reasoning)
         return answer
@@ -276,13 +272,21 @@ class QuestionAnswerer:
         focused = focus(retrieval, self.settings.relative_cutoff)
         packed = self.pack(llm, question, focused, max_tokens) if llm is not None else PackedPrompt([], focused.hits, 0, 0)
         retriever = self.retriever
-        verifier = Verifier(packed.hits, question, retriever.embedder, self.thresholds, self._entailment, retriever.idf)
+        verifier = Verifier(
+            packed.hits,
+            question,
+            retriever.embedder,
+            self.judge,
+            threshold=self.settings.judge_threshold,
+            entailment=self._entailment,
+            term_weight=retriever.idf,
+        )
         evidence = verifier.evidence(3)
         answerability = verifier.answerability()
-        if answerability < self.settings.min_answerability:
-            reason = f"no retrieved sentence answers the question (answerability {answerability:.2f} < {self.settings.min_answerability})"
+        if answerability < verifier.threshold:
+            reason = f"no retrieved sentence answers the question (the judge's best {answerability:.2f} < {verifier.threshold:.2f})"
             return self._refusal(question, started, reason, verifier, evidence, packed)
-        evidence = _about(follow.own_words, verifier, evidence, self.settings.min_answerability)
+        evidence = _about(follow.own_words, verifier, evidence, verifier.threshold)
         if not mentions_any(follow.own_words, verifier.hits[evidence[0].n - 1].chunk.embedding_text()):
             asked = ", ".join(f'"{w}"' for stem, w in content_word_forms(follow.question).items() if stem in follow.own_words)
             reason = f"no passage that answers mentions what the follow-up asks about ({asked})"
@@ -326,11 +330,6 @@ class QuestionAnswerer:
             **fields,
         )
 
-    @property
-    def thresholds(self) -> Thresholds:
-        s = self.settings
-        return Thresholds(s.support_lexical, s.support_novel, s.support_semantic, relevance_margin=s.relevance_margin)
-
     def _evidence_citations(self, verifier: Verifier, evidence: list[Evidence], *, supported: bool) -> list[Citation]:
         return [make_citation(e.n, verifier.hits[e.n - 1].chunk, e.start, e.end, supported=supported) for e in evidence]
 
@@ -344,7 +343,7 @@ class QuestionAnswerer:
         packed: PackedPrompt,
         removed: list[str],
     ) -> Answer:
-        quotes, citations, claims = _quotes(verifier, self._quoted_evidence(evidence))
+        quotes, citations, claims = _quotes(verifier, _quoted_evidence(verifier, evidence))
         return self._answer(
             question,
             started,
@@ -358,17 +357,6 @@ class QuestionAnswerer:
             mode="extractive",
             claims=claims,
         )
-
-    def _quoted_evidence(self, evidence: list[Evidence]) -> list[Evidence]:
-        """What an extractive answer quotes: the best evidence, and for a question that asks two
-        things the best evidence for each further part, when it answers nearly as well."""
-        best = evidence[0]
-        others = [e for e in evidence[1:] if e.part != best.part and e.rank >= best.rank - self.settings.relevance_margin]
-        chosen = [best]
-        for e in others:
-            if e.part not in {c.part for c in chosen} and (e.n, e.start) != (best.n, best.start):
-                chosen.append(e)
-        return chosen
 
     def resolve(self, question: str, earlier: Sequence[str]) -> FollowUp:
         """``question`` as a standalone question, given the conversation's ``earlier`` standalone
@@ -475,6 +463,16 @@ def _quotes(verifier: Verifier, evidence: list[Evidence]) -> tuple[str, list[Cit
         citations.append(citation)
         claims.append(Claim(quote, [e.n], True, 1.0, citation.quote, citation.quote_start, citation.quote_end, passage=e.n))
     return "; ".join(texts), citations, claims
+
+
+def _quoted_evidence(verifier: Verifier, evidence: list[Evidence]) -> list[Evidence]:
+    """What an extractive answer quotes: the best evidence, and for a question that asks two
+    things the best evidence for each further part that the judge says answers it."""
+    chosen = [evidence[0]]
+    for e in evidence[1:]:
+        if e.part not in {c.part for c in chosen} and e.score >= verifier.threshold:
+            chosen.append(e)
+    return chosen
 
 
 def _about(words: frozenset[str], verifier: Verifier, evidence: list[Evidence], min_score: float) -> list[Evidence]:

@@ -1,7 +1,7 @@
 """Citation checking: parse ``[n]`` markers, keep only sentences their sources support, quote spans.
 
-Support is scored by ``rag.verify``; checks run sentence by sentence so that an answer can stream
-as each sentence passes.
+Each sentence gets the judge's verdict (``Verifier.verdict``); checks run sentence by sentence so
+that an answer can stream as each sentence passes.
 """
 
 from __future__ import annotations
@@ -9,19 +9,12 @@ from __future__ import annotations
 import re
 
 from rag.answer.safety import sanitise
-from rag.answer.verify import Support, Thresholds, Verifier
-from rag.config import Settings
+from rag.answer.judge import Verdict
+from rag.answer.verify import Verifier
 from rag.schema import Chunk, Citation, Claim, Hit
 from rag.text.analysis import fold, language
 from rag.text.spans import complete_prefix, content_words, plain, sentences
 
-_FIELDS = Settings.model_fields
-DEFAULT_THRESHOLDS = Thresholds(  # the thresholds that ship, relevance margin included
-    _FIELDS["support_lexical"].default,
-    _FIELDS["support_novel"].default,
-    _FIELDS["support_semantic"].default,
-    relevance_margin=_FIELDS["relevance_margin"].default,
-)
 MAX_SENTENCES = 3  # longer answers from a small model are mostly repetition
 
 _ECHO = re.compile(r"^\s*(source|passage)\s*\[?\d+\]?\s*:\s*$", re.IGNORECASE | re.MULTILINE)
@@ -39,35 +32,29 @@ class CitationChecker:
     """Checks an answer sentence by sentence, as it streams in.
 
     ``feed`` takes raw model text and returns the sentences accepted so far, each ending with the
-    numbers of the sources that support it. Each sentence is verified (``rag.verify``) against the
-    passages it cites; a citation to a passage that does not support it (or none) moves to the
-    passage that does, or the sentence is kept out of the answer text with its reason. The passage
-    that supports it must answer the question (``Verifier.answers_question``). Every sentence
-    becomes a ``Claim`` (kept or not, with its reason) for the outputs.
+    number of the source that supports it. The judge's verdict (``Verifier.verdict``) keeps a
+    sentence on the passage where it answers the question best (a citation the model got wrong
+    moves there), or keeps it out of the answer text with its reason. Every sentence becomes a
+    ``Claim`` (kept or not, with its reason) for the outputs.
     """
 
     def __init__(
         self,
         hits: list[Hit],
         question: str,
-        verifier: Verifier | None = None,
+        verifier: Verifier,
         *,
-        weak_reader: bool = False,
-        focus: frozenset[str] = frozenset(),
         refusals: tuple[str, ...] = (),
     ) -> None:
         self.hits = hits
         self.lang = language(question)  # the answer is written in the question's language
         self.refusals = tuple(_folded(r) for r in refusals)  # the refusal in every language the prompts have
-        self.weak_reader = weak_reader
-        self.focus = focus  # a follow-up's own words: a weak reader's opening must mention one
-        self.verifier = verifier or Verifier(hits, question, None, DEFAULT_THRESHOLDS)
-        self.question_words = content_words(question)
+        self.verifier = verifier
         self.kept: list[str] = []
         self.removed: list[str] = []
         self.claims: list[Claim] = []
         self.spans: dict[int, tuple[int, int]] = {}  # source number → span of the first claim it supports
-        self.kept_support: list[Support] = []  # the passage span behind each kept sentence
+        self.kept_verdicts: list[Verdict] = []  # the passage span behind each kept sentence
         self.reasoning: list[str] = []
         self.model_refused = False
         self._seen: set[str] = set()
@@ -132,70 +119,43 @@ class CitationChecker:
         if REFUSAL.search(bare) or any(_folded(bare).startswith(r) for r in self.refusals):  # the model found no answer
             self.model_refused = True
             return None
-        words = content_words(bare)
-        if not words or bare.lower() in self._seen:  # nothing to check, or a repetition
+        if not content_words(bare) or bare.lower() in self._seen:  # nothing to check, or a repetition
             return None
         self._seen.add(bare.lower())
-        supports, best = self.verifier.check(bare, numbers_cited)
-        if supports and not self.kept and not self._opens_answer(bare, words, supports[0]):
-            supports = []  # the answer starts with a sentence that answers; context may follow it
-        if not supports or len(self.kept) >= MAX_SENTENCES:
-            reason = "over-limit" if supports else self.verifier.reason(bare, best)
+        if bare.endswith(":"):  # a lead-in ("we define the following complexities:") announces an answer, it is none
+            self.claims.append(Claim(sanitise(bare), [], False, 0.0, reason="unsupported"))
+            self.removed.append(sanitise(bare))
+            return None
+        verdict = self.verifier.verdict(bare, numbers_cited)
+        if not verdict.kept or len(self.kept) >= MAX_SENTENCES:
+            reason = "over-limit" if verdict.kept else verdict.reason
             if reason != "over-limit":
                 self.removed.append(sanitise(bare))
-            self.claims.append(self._rejected(sanitise(bare), best, reason))
+            self.claims.append(self._claim(sanitise(bare), verdict, reason))
             return None
-        numbers = [s.n for s in supports]
-        first = supports[0]
-        chunk = self.hits[first.n - 1].chunk
-        for s in supports:
-            self.spans.setdefault(s.n, (s.start, s.end))
-        self.kept_support.append(first)
-        self.claims.append(
-            Claim(
-                sanitise(bare),
-                numbers,
-                True,
-                max(s.score for s in supports),
-                chunk.text[first.start : first.end],
-                chunk.char_start + first.start,
-                chunk.char_start + first.end,
-                passage=first.n,
-            )
-        )
-        sentence = sanitise(_with_markers(bare, numbers))
+        self.spans.setdefault(verdict.passage, (verdict.start, verdict.end))
+        self.kept_verdicts.append(verdict)
+        self.claims.append(self._claim(sanitise(bare), verdict))
+        sentence = sanitise(_with_markers(bare, [verdict.passage]))
         self.kept.append(sentence)
         return sentence
 
-    def _opens_answer(self, text: str, words: set[str], support: Support) -> bool:
-        """Whether a supported sentence may open the answer. A weak reader copies the first sentence
-        of a passage, or half of the evidence sentence ("Warsaw was defended until September 27"
-        for "When did Germany invade Poland?"): its opening must itself answer (its span ranks near
-        the best evidence) and name something the question asks about; else the evidence is quoted.
-        A model that reads is not second-guessed so: on squad-dev8 that rule rejected its correct
-        answers whose span ranked 0.14 below the best evidence."""
-        if text.endswith(":"):
-            return False  # a lead-in ("we define the following complexities:") announces an answer, it is none
-        if not self.weak_reader:
-            return True  # a model that reads is trusted to open with its answer; its passage must answer (``check``)
-        on_topic = bool(words & self.focus) if self.focus else True  # "Does it renew?" is not answered by when the lease begins
-        return self.verifier.answers_directly(support) and bool(words & self.question_words) and on_topic
-
-    def _rejected(self, text: str, best: Support | None, reason: str) -> Claim:
-        """A sentence left out, with why and the passage span that came closest to supporting it."""
-        if best is None:
+    def _claim(self, text: str, verdict: Verdict, reason: str = "") -> Claim:
+        """A sentence with its verdict: kept on its passage span, or left out with why, and the
+        passage span that came closest."""
+        if verdict.passage == 0:
             return Claim(text, [], False, 0.0, reason=reason)
-        chunk = self.hits[best.n - 1].chunk
+        chunk = self.hits[verdict.passage - 1].chunk
         return Claim(
             text,
-            [],
-            False,
-            best.score,
-            chunk.text[best.start : best.end],
-            chunk.char_start + best.start,
-            chunk.char_start + best.end,
-            reason=reason,
-            passage=best.n,
+            [verdict.passage] if not reason else [],
+            not reason,
+            round(verdict.probability, 3),
+            chunk.text[verdict.start : verdict.end],
+            chunk.char_start + verdict.start,
+            chunk.char_start + verdict.end,
+            reason=reason or "supported",
+            passage=verdict.passage,
         )
 
     def result(self) -> tuple[str, list[Citation], list[str]]:
@@ -205,14 +165,6 @@ class CitationChecker:
             start, end = self.spans[n]
             citations.append(make_citation(n, chunk, start, end, supported=True))
         return " ".join(self.kept), citations, self.removed
-
-
-def cite(raw: str, hits: list[Hit], question: str) -> tuple[str, list[Citation], list[str]]:
-    """Check a whole answer at once (see ``CitationChecker``)."""
-    checker = CitationChecker(hits, question)
-    checker.feed(raw)
-    checker.close()
-    return checker.result()
 
 
 def make_citation(n: int, chunk: Chunk, start: int, end: int, *, supported: bool) -> Citation:
