@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import tempfile
 import time
@@ -184,7 +183,9 @@ def _slice(sentence: str, size: int, rng: random.Random) -> str:
     return _join(tokens[at : at + size], sentence)
 
 
-def _written(question: str, gold_sentence: str, answer: str, others: list[str], elsewhere: list[tuple[str, str]], rng: random.Random) -> tuple[list[str], list[str]]:
+def _written(
+    question: str, gold_sentence: str, answer: str, others: list[str], elsewhere: list[tuple[str, str]], rng: random.Random
+) -> tuple[list[str], list[str]]:
     """(sentences a reader might write that answer, and ones that do not). ``elsewhere`` holds
     (gold sentence, answer) pairs of other questions: their words are not in these passages."""
     positives, negatives = [], []
@@ -207,7 +208,9 @@ def _written(question: str, gold_sentence: str, answer: str, others: list[str], 
     return positives, negatives
 
 
-def collect(rows: Rows, folder: Path, embedder_name: str, lang: str, held_articles: set[str], limit: int | None, seed: int, work: Path) -> int:
+def collect(
+    rows: Rows, folder: Path, embedder_name: str, lang: str, held_articles: set[str], limit: int | None, seed: int, work: Path
+) -> int:
     """Add the rows of one QA folder's questions; returns how many questions were used."""
     settings = Settings(index_dir=work / lang, embedder=embedder_name, offline=True, answer_mode="extract")
     eval_rag, sources = corpus_index(folder, settings, Rag(settings))
@@ -298,7 +301,7 @@ def _pr(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
     tp = float((kept & (y == 1)).sum())
     precision = tp / max(kept.sum(), 1)
     recall = tp / max((y == 1).sum(), 1)
-    return {"precision": round(precision, 3), "recall": round(recall, 3), "positives": int((y == 1).sum()), "rows": int(len(y))}
+    return {"precision": round(precision, 3), "recall": round(recall, 3), "positives": int((y == 1).sum()), "rows": len(y)}
 
 
 def _auc(p: np.ndarray, y: np.ndarray) -> float:
@@ -345,7 +348,7 @@ def figures_at(p: np.ndarray, rows: Rows, mask: np.ndarray, threshold: float) ->
         "passage": _pr(p[sentences & (kind == "passage")], y[sentences & (kind == "passage")], threshold),
         "false_refusals": round(float((answerable < threshold).mean()), 3) if len(answerable) else None,
         "refusals_gold_removed": round(float((removed < threshold).mean()), 3) if len(removed) else None,
-        "questions": int(len(answerable)),
+        "questions": len(answerable),
     }
 
 
@@ -374,7 +377,11 @@ def main() -> None:
     rows = Rows()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        questions = {"squad": collect(rows, eval_root / "squad-dev8", BUNDLED_EMBEDDER, "squad-en", held_articles, 200 if args.quick else None, args.seed, work)}
+        questions = {
+            "squad": collect(
+                rows, eval_root / "squad-dev8", BUNDLED_EMBEDDER, "squad-en", held_articles, 200 if args.quick else None, args.seed, work
+            )
+        }
         for lang in QUICK_LANGUAGES if args.quick else LANGUAGES:
             folder = eval_root / "xquad-dev8" / lang
             questions[lang] = collect(rows, folder, BUNDLED_MULTILINGUAL_EMBEDDER, lang, held_articles, None, args.seed, work)
@@ -399,7 +406,14 @@ def main() -> None:
     }
     out = args.out if args.out is not None else (None if args.quick else JUDGE_FILE)
     if out is not None:
-        document = {"version": VERSION, "features": list(FEATURES), "threshold": round(threshold, 4), "baseline": baseline, "trained_on": figures, "trees": trees}
+        document = {
+            "version": VERSION,
+            "features": list(FEATURES),
+            "threshold": round(threshold, 4),
+            "baseline": baseline,
+            "trained_on": figures,
+            "trees": trees,
+        }
         out.write_text(json.dumps(document, separators=(",", ":")) + "\n", encoding="utf-8")
     print(json.dumps(figures, indent=1))
 

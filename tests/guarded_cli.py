@@ -53,7 +53,6 @@ socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign]
 socket.getaddrinfo = _getaddrinfo
 
 
-
 def _record_peak(path: str) -> None:
     """The peak RSS in MB of this process and of the parse workers it waited for, for memory checks
     that must not see other tests' processes (RUSAGE_CHILDREN in pytest spans the whole session)."""

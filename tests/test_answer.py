@@ -2,50 +2,20 @@
 
 from __future__ import annotations
 
-import functools
-import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 
-import numpy as np
 import pytest
+from judging import cite, make_checker, make_verifier, minilm
 
 from rag.answer.answerer import QuestionAnswerer
-from rag.answer.citations import CitationChecker
-from rag.answer.judge import JudgeModel
-from rag.answer.verify import Verifier
 from rag.answer.llm import GenerationChunk, Message
 from rag.answer.prompts import Prompts
 from rag.answer.retrieval import Retrieval, rrf
 from rag.config import Settings
 from rag.errors import InputError
 from rag.index.bm25 import BM25Index
-from rag.index.embeddings import REFERENCE_SCALE
 from rag.schema import Answer, Chunk, Hit
-
-
-@functools.cache
-def minilm():
-    """The bundled embedder, loaded once: the judge reads real similarities."""
-    from rag.index.embeddings import SentenceTransformerEmbedder
-
-    return SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2")
-
-
-def make_verifier(hits: list[Hit], question: str, **options: object) -> Verifier:
-    return Verifier(hits, question, minilm(), JudgeModel.load(), **options)  # type: ignore[arg-type]
-
-
-def make_checker(hits: list[Hit], question: str) -> CitationChecker:
-    return CitationChecker(hits, question, make_verifier(hits, question))
-
-
-def cite(raw: str, hits: list[Hit], question: str) -> tuple[str, list, list[str]]:
-    """Check a whole answer at once."""
-    check = make_checker(hits, question)
-    check.feed(raw)
-    check.close()
-    return check.result()
 
 
 def hit(n: int, text: str, source: str = "doc.txt", page: int | None = None) -> Hit:
@@ -214,7 +184,6 @@ def test_truncated_answer_is_flagged() -> None:
 
 
 def test_streaming_checker_releases_only_finished_supported_sentences() -> None:
-    from rag.answer.citations import CitationChecker
 
     checker = make_checker(HITS, "When are dogs allowed, and how big is the jar?")
     pieces = ["<think>dogs? jar?", "</think>Dogs are all", "owed on Fridays. [2] The jar holds 1.5 li", "tres [1]. Cats rule"]
@@ -317,7 +286,6 @@ def test_a_stopped_generation_frees_the_model_at_once_not_at_garbage_collection(
 
 
 def test_every_sentence_becomes_a_claim_with_its_support() -> None:
-    from rag.answer.citations import CitationChecker
 
     checker = make_checker(HITS, "When are dogs allowed in the office?")
     checker.feed("Dogs are allowed in the office on Fridays [1]. Dogs are allowed in the office on Mondays [2]. ")
@@ -483,7 +451,6 @@ def test_a_supported_sentence_without_a_marker_is_kept_and_attributed() -> None:
 
 
 def test_a_sentence_of_the_answering_passage_is_kept_whatever_words_it_shares() -> None:
-    from rag.answer.citations import CitationChecker
 
     checker = make_checker(CANTEEN, "Who runs the staff canteen?")
     checker.feed("It is run by Marlowe Catering [1]. Lunch costs 4 euros [2]. Visitors sign in at the north gate [2].")
@@ -496,7 +463,6 @@ def test_a_sentence_of_the_answering_passage_is_kept_whatever_words_it_shares() 
 
 
 def test_rejected_sentences_carry_a_reason_and_their_closest_passage() -> None:
-    from rag.answer.citations import CitationChecker
 
     checker = make_checker(CANTEEN, "Who runs the staff canteen?")
     checker.feed("The canteen is run by Harbour Foods [1]. Who runs the staff canteen? ")
@@ -590,7 +556,11 @@ def test_a_spelled_number_is_checked_in_the_documents_language() -> None:
     question = content_words("Wie lang ist die Kündigungsfrist?")
     assert wrong_number("Die Kündigungsfrist beträgt vier Monate zum Monatsende.", lease, lease, question) == "wrong-number"
     assert wrong_number("Die Kündigungsfrist beträgt 3 Monate zum Monatsende.", lease, lease, question) is None
-    text, _, removed = cite("Die Kündigungsfrist beträgt vier Monate zum Monatsende [1].", [hit(1, lease, "mietvertrag.md")], "Wie lang ist die Kündigungsfrist?")
+    text, _, removed = cite(
+        "Die Kündigungsfrist beträgt vier Monate zum Monatsende [1].",
+        [hit(1, lease, "mietvertrag.md")],
+        "Wie lang ist die Kündigungsfrist?",
+    )
     assert text == "" and removed
 
 
@@ -623,7 +593,11 @@ def test_when_no_sentence_of_the_model_is_kept_the_judges_answering_sentence_is_
     assert "do not say" in weak.calls[0][1]["content"]
     refusing = answerer(FakeLLM(4096, reply="Bananas grow on the moon [1]."), HITS, model="bundled:qwen2.5-1.5b", unverified="refuse")
     refused = refusing.ask(question)
-    assert refused.refused and refused.evidence[0].quote == "Dogs are allowed in the office on Fridays only." and not refused.evidence[0].supported
+    assert (
+        refused.refused
+        and refused.evidence[0].quote == "Dogs are allowed in the office on Fridays only."
+        and not refused.evidence[0].supported
+    )
 
 
 def test_a_part_of_the_question_the_model_left_unanswered_gets_its_evidence_quoted() -> None:

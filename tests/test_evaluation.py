@@ -126,3 +126,22 @@ def test_unanswerable_mode_counts_questions_another_document_answers(tmp_path: P
     assert report["refusal_rate_unanswerable"] == 0.5
     assert blind["refusal_rate_without_those"] == 1.0
     assert "answered_with_gold" not in report
+
+
+def test_each_miss_is_put_down_to_one_stage() -> None:
+    from rag.apps.evaluation import miss_stage
+    from rag.schema import Answer, Claim
+
+    def answer(text: str, mode: str = "generated", claims: tuple[str, ...] = (), kept: bool = True, refused: bool = False) -> Answer:
+        said = [Claim(c, [1] if kept else [], kept, 0.5) for c in claims]
+        return Answer("q", text, [], refused, False, "m.gguf", "e", "v", 0.1, mode=mode, claims=said)
+
+    golds = ["three months"]
+    assert miss_stage(answer("It is three months [1].", claims=("It is three months.",)), golds, True) is None
+    assert miss_stage(answer("It is two weeks [1].", claims=("It is two weeks.",)), golds, False) == "retrieval"
+    assert miss_stage(answer("It is two weeks [1].", claims=("It is two weeks.",)), golds, True) == "model"
+    left_out = answer("The documents do not say.", mode="refusal", claims=("It is three months.",), kept=False, refused=True)
+    assert miss_stage(left_out, golds, True) == "judge"  # written, then left out
+    assert miss_stage(answer("The documents do not say.", mode="refusal", refused=True), golds, True) == "judge"  # retrieved, refused
+    assert miss_stage(answer("It is three months [1]."), golds, False, answerable=False) == "judge"  # the gold passage was removed
+    assert miss_stage(answer("The documents do not say.", mode="refusal", refused=True), golds, False, answerable=False) is None

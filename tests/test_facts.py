@@ -41,6 +41,10 @@ def test_no_word_of_the_question_the_passage_lacks_is_asserted() -> None:
     words = content_words(POLICY + " Travel policy")
     assert unsourced_word("The travel policy pays 45p per mile for business trips by motorcycle.", question, words) == "unsourced-word"
     assert unsourced_word("Business trips by car are reimbursed at 45p per mile.", question, words) is None
+    assert (
+        unsourced_word("Cats rule the office.", content_words("When are dogs allowed?"), content_words("Dogs are allowed on Fridays."))
+        == "unsourced-word"
+    )
 
 
 def test_a_claim_naming_a_column_gives_that_columns_value() -> None:

@@ -3,7 +3,8 @@ never carries an active link or image to an outside address."""
 
 from __future__ import annotations
 
-from rag.answer.citations import cite
+from judging import cite
+
 from rag.answer.safety import instruction_spans, mask_instructions, sanitise
 from rag.schema import Chunk, Hit
 

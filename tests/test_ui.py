@@ -455,3 +455,28 @@ def test_serve_watch_starts_on_an_existing_index_and_shows_file_names_as_written
             assert outside_requests(page, running.url) == []
     finally:
         stop_server(running)
+
+
+HOME_OFFICE = """# Home office policy
+
+Staff of the Hamburg office may work from home up to three days a week. A monthly allowance of 30 euros
+covers internet costs. Home-office days are agreed with the team lead one week in advance.
+"""
+
+
+def test_a_topic_change_in_a_chat_is_not_answered_from_the_last_topic(page, server: Server, tmp_path: Path) -> None:
+    """Found in the chat page: the dress-code question after a home-office question was answered
+    from the home-office policy (the documents say nothing about a dress code); asked alone, it is refused."""
+    (tmp_path / "home-office.md").write_text(HOME_OFFICE, encoding="utf-8")
+    upload(page, tmp_path / "home-office.md")
+    page.locator("#new-chat").click()
+    page.wait_for_function("() => document.querySelectorAll('#chat .bot').length === 0")
+    ask(page, "How many days a week may staff of the Hamburg office work from home?")
+    assert "three days" in page.locator("#chat .bot").last.inner_text()
+    ask(page, "What is the dress code at the Hamburg office?")
+    changed = page.locator("#chat .bot").last.inner_text()
+    assert "Not answered" in changed and "home" not in changed.lower(), changed
+    ask(page, "And how much is the internet allowance?")  # back on the first topic
+    assert "30 euros" in page.locator("#chat .bot").last.inner_text()
+    page.screenshot(path=str(tmp_path / "topic-change.png"), full_page=True)
+    assert outside_requests(page, server.url) == []

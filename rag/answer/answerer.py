@@ -13,12 +13,12 @@ import numpy as np
 
 from rag.answer.citations import CitationChecker, make_citation
 from rag.answer.conversation import FollowUp, mentions_any, resolve
+from rag.answer.judge import JudgeModel
 from rag.answer.llm import LLM, Message
 from rag.answer.models import quotes_unverified
 from rag.answer.prompts import Prompts
 from rag.answer.retrieval import Retrieval, Retriever
 from rag.answer.safety import mask_instructions, sanitise
-from rag.answer.judge import JudgeModel
 from rag.answer.verify import EntailmentModel, Evidence, Verifier
 from rag.config import Settings
 from rag.errors import InputError
@@ -228,7 +228,11 @@ class QuestionAnswerer:
         answering sentence in the passages (else the question was refused before the model ran),
         so that sentence is quoted, whichever model wrote (unless ``unverified`` is "refuse")."""
         if self.settings.unverified == "refuse":
-            said = "found no answer in the sources" if checker.model_refused else f"wrote no sentence the judge keeps ({len(checker.claims)} left out)"
+            said = (
+                "found no answer in the sources"
+                if checker.model_refused
+                else f"wrote no sentence the judge keeps ({len(checker.claims)} left out)"
+            )
             answer = self._refusal(question, started, f"the model {said}", grounded.verifier, grounded.evidence, grounded.packed)
             answer.model, answer.claims, answer.removed_sentences = model, list(checker.claims), removed
         else:

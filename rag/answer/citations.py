@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from rag.answer.safety import sanitise
 from rag.answer.judge import Verdict
+from rag.answer.safety import sanitise
 from rag.answer.verify import Verifier
 from rag.schema import Chunk, Citation, Claim, Hit
 from rag.text.analysis import fold, language

@@ -122,8 +122,8 @@ def resolve(question: str, earlier: Sequence[str], rewriter: Rewriter | None = N
     own = _new_words(question, recent)
     if not recent:
         return FollowUp(question, question, "as-is")
-    if not needs_context(question):
-        return FollowUp(question, question, "as-is", alternative=FollowUp(question, complete(question, recent), "completed", own))
+    if not needs_context(question):  # it stands alone: a topic change is never answered from the last topic
+        return FollowUp(question, question, "as-is")
     typed = FollowUp(question, question, "as-is", own)
     if rewriter is not None:
         rewrite = " ".join(rewriter(question, recent).split()).strip("\"'“”")

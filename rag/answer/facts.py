@@ -11,7 +11,8 @@ the user), and None when it does:
 - ``added_negation``: the claim adds no negation or restriction ("not", "only", "unless"), and
   does not state what the span negates;
 - ``unsourced_word``: no word of the question that the passage lacks is asserted ("… by
-  motorcycle" from a policy that never mentions motorcycles);
+  motorcycle" from a policy that never mentions motorcycles), and most of the claim's other words
+  are the passage's;
 - ``wrong_cell``: a claim that names a column of a table row gives that column's value.
 """
 
@@ -124,8 +125,13 @@ def _negated(text: str) -> list[set[str]]:
 
 
 def unsourced_word(claim: str, question_words: set[str], passage_words: set[str]) -> str | None:
-    """``claim`` asserts no word of the question that the passage (with its heading) lacks."""
-    return "unsourced-word" if (content_words(claim) & question_words) - passage_words else None
+    """``claim`` asserts no word of the question that the passage (with its heading) lacks, and
+    most of the other words it says are the passage's ("Cats rule" is in no passage about dogs)."""
+    words = content_words(claim)
+    added = words - question_words
+    if (words & question_words) - passage_words or len(added - passage_words) > len(added) / 2:
+        return "unsourced-word"
+    return None
 
 
 _CELL = re.compile(r"^\s*([^:|]{1,60}):\s*(.+?)\s*$")
@@ -148,11 +154,14 @@ def wrong_cell(claim: str, span: str) -> str | None:
     return None
 
 
-def first_failure(claim: str, span: str, passage: str, question_words: set[str], passage_words: set[str]) -> str | None:
-    """The first fact check ``claim`` fails against its ``span`` and ``passage``, or None."""
+def first_failure(
+    claim: str, span: str, passage: str, question_words: set[str], passage_words: set[str], *, across: bool = False
+) -> str | None:
+    """The first fact check ``claim`` fails against its ``span`` and ``passage``, or None. A
+    passage in another language than the claim (``across``) shares no words with it to check."""
     return (
         wrong_number(claim, span, passage, question_words)
-        or added_negation(claim, span, passage)
-        or unsourced_word(claim, question_words, passage_words)
+        or (None if across else added_negation(claim, span, passage))
+        or (None if across else unsourced_word(claim, question_words, passage_words))
         or wrong_cell(claim, span)
     )

@@ -106,7 +106,7 @@ class JudgeModel:
             column("right", np.int64) + shift,
             column("leaf", bool),
             column("value", np.float64),
-            max(max(t["depth"]) for t in trees) + 1,
+            int(max(max(t["depth"]) for t in trees)) + 1,
             threshold,
             version,
         )

@@ -107,8 +107,6 @@ def question_weights(question: str, term_weight: Callable[[str], float | None] |
     return {stem: (fallback if w is None else w) for stem, w in weights.items()}
 
 
-
-
 def _short_words(text: str) -> set[str]:
     """Words of one or two letters that are not stop words ("P", "UK", "EU"), lower-cased."""
     return {w for w in (m.lower() for m in _WORD.findall(text)) if len(w) <= 2 and not is_stopword(w)}
@@ -315,7 +313,11 @@ class Verifier:
             if hit_index != i:
                 continue
             lexical_j = overlap(words, self._span_words[j])
-            sim = self._similarity(float(self._span_vectors[j] @ vector), i) if self._span_vectors is not None and vector is not None else lexical_j
+            sim = (
+                self._similarity(float(self._span_vectors[j] @ vector), i)
+                if self._span_vectors is not None and vector is not None
+                else lexical_j
+            )
             if sim + lexical_j > best_key:
                 best_j, best_sim, best_key = j, sim, sim + lexical_j
         if best_j < 0:
@@ -358,7 +360,7 @@ class Verifier:
         for j, (i, start, end) in enumerate(self.spans):
             probs = self._span_probabilities[j]
             part = int(np.argmax(probs))
-            own, blended, _ = self._span_parts[j][part]
+            _, blended, _ = self._span_parts[j][part]
             score = round(float(probs[part]), 4)
             scored.append(Evidence(i + 1, start, end, score, round(blended, 4), round(self._question_span[j], 4), score, part))
         scored.sort(key=lambda e: (-e.rank, e.n, e.start))
@@ -387,7 +389,11 @@ class Verifier:
     def best_mentioning(self, words: frozenset[str], min_score: float) -> Evidence | None:
         """The best sentence, scoring at least ``min_score``, that mentions one of ``words``."""
         return next(
-            (e for e in self._scored_spans if e.score >= min_score and words & content_words(self.hits[e.n - 1].chunk.text[e.start : e.end])),
+            (
+                e
+                for e in self._scored_spans
+                if e.score >= min_score and words & content_words(self.hits[e.n - 1].chunk.text[e.start : e.end])
+            ),
             None,
         )
 
@@ -425,11 +431,17 @@ class Verifier:
         _, start, end = self.spans[j]
         span = self.hits[i].chunk.text[start:end]
         probability = float(self.judge.probability(rows).max())
-        fact = facts.first_failure(sentence, span, self.evidence_text[i], self.question_words, self.passage_words[i])
+        fact = facts.first_failure(
+            sentence, span, self.evidence_text[i], self.question_words, self.passage_words[i], across=self._across[i]
+        )
         entailment = self._entailment.entailment([(self.hits[i].chunk.text, sentence)])[0] if self._entailment is not None else None
         if fact is None and entailment is not None and entailment < 0.5:
             fact = "not-entailed"
-        lexical, semantic, restates = float(rows[0][FEATURES.index("lexical")]), float(rows[0][FEATURES.index("sentence_span")]), bool(rows[0][FEATURES.index("restates")])
+        lexical, semantic, restates = (
+            float(rows[0][FEATURES.index("lexical")]),
+            float(rows[0][FEATURES.index("sentence_span")]),
+            bool(rows[0][FEATURES.index("restates")]),
+        )
         return Support(n, start, end, round(probability, 4), round(lexical, 4), round(semantic, 4), fact, entailment, restates)
 
     def kept(self, support: Support) -> bool:
@@ -465,6 +477,7 @@ class Verifier:
 
 _WORD = re.compile(r"[^\W_]+")
 _WH = frozenset({"what", "which", "who", "whom", "whose", "when", "where", "why", "how"})
+
 
 class CrossEncoderEntailment:
     """An NLI cross-encoder (e.g. cross-encoder/nli-deberta-v3-small) by name or path."""

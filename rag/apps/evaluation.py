@@ -24,7 +24,7 @@ from typing import IO, Any
 from rag.answer.retrieval import MODES, Retriever
 from rag.config import Settings
 from rag.errors import InputError
-from rag.schema import Answer
+from rag.schema import EXTRACT_ONLY, Answer
 from rag.service import Rag
 
 
@@ -210,10 +210,41 @@ def _qa_metrics(
         retrieved = {doc_of.get(h.chunk.source) for h in retriever.retrieve(item["question"]).hits} if gold_docs else set()
         for key, count in _qa_counts(item, answer, doc_of, gold_docs, retrieved).items():
             totals[key] += count
+        stage = miss_stage(answer, _golds(item), bool(retrieved & gold_docs), answerable=setting != "unanswerable")
+        if stage is not None:
+            totals[f"miss_{stage}"] += 1
         if sink is not None:
-            sink.write(json.dumps(_qa_detail(item, answer, doc_of, gold_docs, setting), ensure_ascii=False) + "\n")
+            sink.write(json.dumps(_qa_detail(item, answer, doc_of, gold_docs, setting) | {"miss": stage}, ensure_ascii=False) + "\n")
             sink.flush()
     return _qa_summary(totals, len(items), latencies, eval_rag.settings.top_k)
+
+
+STAGES = ("retrieval", "judge", "model", "resolution")
+
+
+def _holds(text: str, golds: list[str]) -> bool:
+    norm = normalise_answer(text)
+    return any(normalise_answer(g) and normalise_answer(g) in norm for g in golds)
+
+
+def miss_stage(answer: Answer, golds: list[str], gold_retrieved: bool, *, answerable: bool = True) -> str | None:
+    """The one stage a missed question is put down to (None when it was not missed):
+
+    - retrieval: the gold passage is not among the passages given;
+    - judge: a sentence holding the answer was written but left out, the quote or refusal missed
+      the retrieved answer; and, with the gold passage removed, any answer at all;
+    - model: the answer is the model's own sentences, and it wrote none holding the answer.
+    (A follow-up resolved wrongly is ``resolution``: ``evaluate_conversations`` tells it.)"""
+    if not answerable:
+        return None if answer.refused else "judge"
+    if not answer.refused and _holds(answer.text, golds):
+        return None
+    if not gold_retrieved:
+        return "retrieval"
+    written = _model_claims(answer) if answer.model != EXTRACT_ONLY else []
+    if any(_holds(c.text, golds) for c in written):
+        return "judge"  # the model wrote it; it was left out, or something else was kept
+    return "model" if answer.mode == "generated" else "judge"
 
 
 def _golds(item: dict[str, Any]) -> list[str]:
@@ -289,6 +320,8 @@ def _qa_summary(c: dict[str, float], n_items: int, latencies: list[float], top_k
         "generated_share": _share(c["generated"], answered) if answered > 0 else None,
         f"retrieval_recall@{top_k}": _share(c["recall_hits"], c["recall_total"]),
         "refusal_rate": round(c["refused"] / n, 4),
+        # each missed question put down to one stage (miss_stage), as a share of all the questions
+        "misses_by_stage": {stage: round(c[f"miss_{stage}"] / n, 4) for stage in STAGES if c[f"miss_{stage}"]},
         "answered_with_gold": int(c["answered_with_gold"]),
         "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "latency_p95_s": round(sorted(latencies)[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3) if latencies else None,
@@ -318,9 +351,12 @@ def evaluate_conversations(
             answer = eval_rag.ask(follow)
             earlier.append(answer.query)
             standalone = eval_rag.ask(str(turn.get("standalone") or turn["question"]))
+            golds = [str(a) for a in turn.get("answers", [])]
             for setting, got in (("in_conversation", answer), ("standalone", standalone)):
-                verdict = _verdict(got, [str(a) for a in turn.get("answers", [])])
-                tallies[setting].update({verdict: 1, f"query_{got.query_method}": 1})
+                verdict = _verdict(got, golds)
+                missed_alone = _verdict(standalone, golds) not in ("correct_answer", "correct_refusal")
+                resolved_wrong = setting == "in_conversation" and verdict not in ("correct_answer", "correct_refusal") and not missed_alone
+                tallies[setting].update({verdict: 1, f"query_{got.query_method}": 1} | ({"miss_resolution": 1} if resolved_wrong else {}))
                 if sink is not None:
                     sink.write(
                         json.dumps(
