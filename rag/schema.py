@@ -99,7 +99,7 @@ REASON_TITLES = {
     "off-topic": "Supported by your documents, but not an answer to this question",
     "restates-question": "Only restates the question",
     "wrong-number": "A number, amount or unit in it is not the one in your documents",
-    "added-negation": "Adds a negation or restriction your documents do not make",
+    "added-negation": "Adds, drops or turns round a negation or restriction of your documents",
     "unsourced-word": "Names something your documents never mention",
     "wrong-cell": "Gives a table cell under the wrong column",
     "not-entailed": "Contradicted by your documents",

@@ -48,6 +48,9 @@ from rag.text.spans import content_word_forms  # noqa: E402
 
 LANGUAGES = ("en", "de", "es", "zh", "ru", "ar", "hi", "vi", "tr")
 QUICK_LANGUAGES = ("de", "zh", "ar")
+# questions asked across languages: (the question's language, the documents')
+ACROSS = (("en", "de"), ("en", "zh"), ("de", "en"), ("zh", "en"), ("en", "ar"), ("es", "ru"))
+QUICK_ACROSS = (("en", "de"),)
 # signals whose direction is known: more support or coverage never lowers the probability, a span
 # further below the best evidence never raises it (the trees then hold where the data is thin)
 MONOTONIC = {
@@ -209,14 +212,28 @@ def _written(
 
 
 def collect(
-    rows: Rows, folder: Path, embedder_name: str, lang: str, held_articles: set[str], limit: int | None, seed: int, work: Path
+    rows: Rows,
+    folder: Path,
+    embedder_name: str,
+    lang: str,
+    held_articles: set[str],
+    limit: int | None,
+    seed: int,
+    work: Path,
+    asked_in: Path | None = None,
 ) -> int:
-    """Add the rows of one QA folder's questions; returns how many questions were used."""
-    settings = Settings(index_dir=work / lang, embedder=embedder_name, offline=True, answer_mode="extract")
+    """Add the rows of one QA folder's questions; returns how many questions were used. With
+    ``asked_in`` (another language's folder of the same questions) the questions are that folder's
+    and the documents this one's: a question asked across languages, judged on passage rows only
+    (the gold answers are this folder's, in the documents' language)."""
+    settings = Settings(index_dir=work / folder.name, embedder=embedder_name, offline=True, answer_mode="extract")
     eval_rag, sources = corpus_index(folder, settings, Rag(settings))
     retriever = eval_rag.retriever()
     embedder = CachedEmbedder(retriever.embedder)
     items = read_jsonl(folder, "qa.jsonl")
+    if asked_in is not None:
+        asked = {str(q["id"]): str(q["question"]) for q in read_jsonl(asked_in, "qa.jsonl")}
+        items = [item | {"question": asked[str(item["id"])]} for item in items if str(item["id"]) in asked]
     rng = random.Random(seed)
     if limit:
         items = rng.sample(items, min(limit, len(items)))
@@ -236,7 +253,7 @@ def collect(
         if without:  # the same question of an index without its gold passage: nothing answers
             unanswerable = focus(replace(found, hits=without), settings.relative_cutoff).hits
             _passage_rows(rows, Verifier(unanswerable, question, embedder, NO_JUDGE, term_weight=retriever.idf), [], golds, tag, "removed")  # type: ignore[arg-type]
-        if gold_sentence is not None:
+        if gold_sentence is not None and asked_in is None:
             answer = next((g for g in golds if g in gold_sentence), golds[0])
             retrieved = {sources.get(h.chunk.source) for h in found.hits}
             far = [(sentence, said) for doc, sentence, said in elsewhere[-50:] if doc not in retrieved]
@@ -382,9 +399,14 @@ def main() -> None:
                 rows, eval_root / "squad-dev8", BUNDLED_EMBEDDER, "squad-en", held_articles, 200 if args.quick else None, args.seed, work
             )
         }
+        xquad = eval_root / "xquad-dev8"
         for lang in QUICK_LANGUAGES if args.quick else LANGUAGES:
-            folder = eval_root / "xquad-dev8" / lang
-            questions[lang] = collect(rows, folder, BUNDLED_MULTILINGUAL_EMBEDDER, lang, held_articles, None, args.seed, work)
+            questions[lang] = collect(rows, xquad / lang, BUNDLED_MULTILINGUAL_EMBEDDER, lang, held_articles, None, args.seed, work)
+        for asked, documents in QUICK_ACROSS if args.quick else ACROSS:  # a question in one language, documents in another
+            name = f"{asked}>{documents}"
+            questions[name] = collect(
+                rows, xquad / documents, BUNDLED_MULTILINGUAL_EMBEDDER, name, held_articles, None, args.seed, work, asked_in=xquad / asked
+            )
     x, y, held = np.asarray(rows.x), np.asarray(rows.y), rows.column("held_out")
     if args.rows is not None:
         np.savez(args.rows, x=x, y=y, held=held, lang=rows.column("lang"), kind=np.asarray(rows.kind), question=rows.column("question"))

@@ -470,12 +470,13 @@ def _quotes(verifier: Verifier, evidence: list[Evidence]) -> tuple[str, list[Cit
 
 
 def _quoted_evidence(verifier: Verifier, evidence: list[Evidence]) -> list[Evidence]:
-    """What an extractive answer quotes: the best evidence, and for a question that asks two
-    things the best evidence for each further part that the judge says answers it."""
-    chosen = [evidence[0]]
+    """What an extractive answer quotes: the best evidence (with a sentence the judge rates as well),
+    and for a question that asks two things the best evidence for each further part that the judge
+    says answers it."""
+    chosen = [evidence[0], *verifier.ties(evidence[0])]
     for e in evidence[1:]:
         if e.part not in {c.part for c in chosen} and e.score >= verifier.threshold:
-            chosen.append(e)
+            chosen += [e, *verifier.ties(e)]
     return chosen
 
 

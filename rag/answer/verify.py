@@ -32,6 +32,7 @@ from rag.text.question import QuestionPart, how_words, kind_fit, parts
 from rag.text.spans import content_word_forms, content_words, overlap, plain, sentences, weighted_overlap
 
 _QUESTION_MARKS = ("?", "？", "؟")
+TIE = 0.05  # judge probabilities this close for one part of a question are a tie: both sentences are quoted
 
 
 class EntailmentModel(Protocol):
@@ -379,12 +380,19 @@ class Verifier:
             if best is not None and best not in chosen:
                 chosen.append(best)
         chosen.sort(key=lambda e: -e.rank)
+        chosen = [t for e in chosen for t in [e, *self.ties(e)]]
         passages = {e.n for e in chosen}
         for e in self._scored_spans:
             if e.n not in passages:
                 passages.add(e.n)
                 chosen.append(e)
         return chosen
+
+    def ties(self, best: Evidence, margin: float = TIE) -> list[Evidence]:
+        """The next sentence for the same part of the question, when the judge rates it within
+        ``margin`` of ``best``: a tie it cannot break ("covered for 6 years" and "elements are
+        covered for 1 year" for "How long is the warranty?"), so both are shown."""
+        return [e for e in self._scored_spans if e.part == best.part and e != best and e.score >= best.score - margin][:1]
 
     def best_mentioning(self, words: frozenset[str], min_score: float) -> Evidence | None:
         """The best sentence, scoring at least ``min_score``, that mentions one of ``words``."""
