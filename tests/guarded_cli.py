@@ -54,11 +54,12 @@ socket.getaddrinfo = _getaddrinfo
 
 
 def _record_peak(path: str) -> None:
-    """The peak RSS in MB of this process and of the parse workers it waited for, for memory checks
-    that must not see other tests' processes (RUSAGE_CHILDREN in pytest spans the whole session)."""
-    peak_kb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    """The peak RSS in MB of this process and, apart, of the largest parse worker it waited for, as
+    JSON, for memory checks that must not see other tests' processes (RUSAGE_CHILDREN in pytest
+    spans the whole session)."""
+    own, workers = (resource.getrusage(who).ru_maxrss / 1024 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     with open(path, "w") as handle:
-        handle.write(str(peak_kb / 1024))
+        handle.write(f'{{"own": {own}, "workers": {workers}}}')
 
 
 if os.environ.get("RAG_TEST_PEAK_FILE"):
