@@ -18,6 +18,7 @@ the user), and None when it does:
 
 from __future__ import annotations
 
+import functools
 import re
 
 from rag.text.analysis import NUMBER_WORDS, is_stopword
@@ -58,9 +59,21 @@ def _numbers_of(text: str) -> set[str]:
     return set(_NUMBER.findall(text)) | numbers(text)
 
 
+@functools.lru_cache(maxsize=256)
+def _passage_numbers(passage: str) -> tuple[frozenset[str], tuple[tuple[frozenset[str], frozenset[str]], ...]]:
+    """(every number of ``passage``, and the content words and numbers of each of its lines that
+    holds one), read once per passage however many sentences are checked against it."""
+    lines = tuple(
+        (frozenset(content_words(plain(p))), frozenset(held))
+        for start, end in sentences(passage)
+        if (held := _numbers_of(p := passage[start:end]))
+    )
+    return frozenset(_numbers_of(passage)), lines
+
+
 def wrong_number(claim: str, span: str, passage: str, question_words: set[str]) -> str | None:
     """Every number of ``claim`` stands in ``passage``, beside what it is about, in the same unit."""
-    if not _numbers_of(claim) <= _numbers_of(passage):
+    if not _numbers_of(claim) <= _passage_numbers(passage)[0]:
         return "wrong-number"
     if not _placed(claim, passage, question_words):
         return "wrong-number"
@@ -78,11 +91,11 @@ def _placed(claim: str, passage: str, question_words: set[str]) -> bool:
     """Each number of ``claim`` stands on a line (a sentence or a table row) of ``passage`` that
     names what the claim or the question says it is about: "Paris, €52" is wrong when €52 is on
     Berlin's row."""
-    units = [(content_words(plain(p)), held) for start, end in sentences(passage) if (held := _numbers_of(p := passage[start:end]))]
+    units = _passage_numbers(passage)[1]
     subject = {w for w in content_words(claim) | question_words if not w.isdigit() and w not in NUMBER_WORDS}
     if len(units) < 2 or not subject:
         return True
-    common = set.intersection(*(u for u, _ in units))  # what every number-bearing line says ("per day")
+    common = frozenset.intersection(*(u for u, _ in units))  # what every number-bearing line says ("per day")
     return all(any(n in held and (u - common) & subject for u, held in units) for n in _numbers_of(claim))
 
 
